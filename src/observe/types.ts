@@ -1,0 +1,65 @@
+import type { NodeAddr } from "../redis/node-key.js";
+import type { NodeFlag, OpenSlot } from "../redis/cluster-nodes.js";
+import type { SlotRange } from "../slots.js";
+
+export type Role = "master" | "replica";
+
+/** What one node says about another (a line of its CLUSTER NODES). */
+export interface ViewEntry {
+  id: string;
+  addr: NodeAddr;
+  role: Role;
+  masterId: string | null;
+  flags: Exclude<NodeFlag, "myself">[];
+  linkConnected: boolean;
+  slots: SlotRange[];
+}
+
+export interface ObservedNode {
+  id: string;
+  addr: NodeAddr;
+  role: Role;
+  masterId: string | null;
+  /** Flags as the node reports itself, or as its peers do when it is unreachable. */
+  flags: Exclude<NodeFlag, "myself">[];
+  configEpoch: number;
+  /** Slots this master claims (its own view). */
+  slots: SlotRange[];
+  /** Slots this node is moving out (it is the source). */
+  migrating: OpenSlot[];
+  /** Slots this node is receiving (it is the target). */
+  importing: OpenSlot[];
+  reachable: boolean;
+  unreachableReason?: string;
+  clusterState?: "ok" | "fail";
+  currentEpoch?: number;
+  knownNodes?: number;
+  keys?: number;
+  /** For replicas: whether the link to the master is up. */
+  masterLinkUp?: boolean;
+  /** Its own CLUSTER NODES, every line but its own. */
+  view?: ViewEntry[];
+}
+
+/** A node named in the spec that is not a member of the observed cluster. */
+export interface Outsider {
+  addr: NodeAddr;
+  id?: string;
+  /** empty: a fresh node that can join; has-keys / other-cluster: refused unless reset is allowed */
+  state: "empty" | "has-keys" | "other-cluster" | "unreachable";
+  keys?: number;
+  knownNodes?: number;
+  detail?: string;
+}
+
+export interface ObservedCluster {
+  kind: "shardform-snapshot";
+  formatVersion: 1;
+  /** Members, sorted by address. */
+  nodes: ObservedNode[];
+  outsiders: Outsider[];
+  /** Every way in which members' views differ, in words. */
+  disagreements: string[];
+}
+
+export const SNAPSHOT_FORMAT_VERSION = 1;

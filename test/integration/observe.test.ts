@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { observeCluster } from "../../src/observe/observe.js";
+import { fingerprint } from "../../src/observe/fingerprint.js";
+import { populate } from "../../src/testdata/populate.js";
+import { countSlots } from "../../src/slots.js";
+import { createCluster, startNodes, type TestSandbox } from "../helpers/cluster.js";
+
+// Ports 21000-21007 (bus 31000-31007): this file's own range.
+const BASE = 21000;
+let sb: TestSandbox;
+
+beforeAll(async () => {
+  sb = await startNodes(BASE, 8);
+  await createCluster(sb.addrs.slice(0, 6), 1);
+});
+afterAll(async () => {
+  await sb?.stop();
+});
+
+describe("observe on a real cluster", () => {
+  it("discovers every member from one seed, with roles, slots and key counts", async () => {
+    const o0 = await observeCluster({ seeds: [sb.addrs[0]!] });
+    await populate(o0, { keys: 5000 });
+    const o = await observeCluster({ seeds: [sb.addrs[0]!], probe: sb.addrs });
+    expect(o.nodes).toHaveLength(6);
+    const masters = o.nodes.filter((n) => n.role === "master");
+    const replicas = o.nodes.filter((n) => n.role === "replica");
+    expect(masters).toHaveLength(3);
+    expect(replicas).toHaveLength(3);
+    expect(masters.reduce((s, m) => s + countSlots(m.slots), 0)).toBe(16384);
+    for (const r of replicas) expect(masters.map((m) => m.id)).toContain(r.masterId);
+    expect(masters.reduce((s, m) => s + (m.keys ?? 0), 0)).toBe(5000);
+    for (const n of o.nodes) {
+      expect(n.reachable).toBe(true);
+      expect(n.clusterState).toBe("ok");
+      expect(n.view).toHaveLength(5);
+    }
+    expect(o.disagreements).toEqual([]);
+    // the two spare nodes are probed as empty outsiders
+    expect(o.outsiders.map((x) => [x.addr, x.state])).toEqual([
+      [sb.addrs[6], "empty"],
+      [sb.addrs[7], "empty"],
+    ]);
+    // Same cluster, same fingerprint, whichever seed is used; key counts do not count.
+    const again = await observeCluster({ seeds: [sb.addrs[4]!], probe: sb.addrs });
+    expect(fingerprint(again)).toBe(fingerprint(o));
+  });
+
+  it("shows an open slot left by an interrupted move, on both sides", async () => {
+    const o = await observeCluster({ seeds: [sb.addrs[0]!] });
+    const [a, b] = o.nodes.filter((n) => n.role === "master");
+    const slot = a!.slots[0]![0];
+    const { NodeClient } = await import("../../src/redis/connect.js");
+    const ca = await NodeClient.connect(a!.addr);
+    const cb = await NodeClient.connect(b!.addr);
+    try {
+      await cb.call("cluster", "setslot", slot, "importing", a!.id);
+      await ca.call("cluster", "setslot", slot, "migrating", b!.id);
+      const o2 = await observeCluster({ seeds: [sb.addrs[0]!] });
+      const a2 = o2.nodes.find((n) => n.id === a!.id)!;
+      const b2 = o2.nodes.find((n) => n.id === b!.id)!;
+      expect(a2.migrating).toEqual([{ slot, peerId: b!.id }]);
+      expect(b2.importing).toEqual([{ slot, peerId: a!.id }]);
+      expect(fingerprint(o2)).not.toBe(fingerprint(o));
+    } finally {
+      await cb.call("cluster", "setslot", slot, "stable");
+      await ca.call("cluster", "setslot", slot, "stable");
+      await ca.close();
+      await cb.close();
+    }
+  });
+
+  it("reports a member that cannot be reached instead of failing", async () => {
+    await expect(observeCluster({ seeds: ["127.0.0.1:21099"] })).rejects.toThrow(/cannot reach 127.0.0.1:21099/);
+  });
+});
