@@ -1,0 +1,72 @@
+/** Builders for observed topologies and specs, for pure planner tests. */
+import { createHash } from "node:crypto";
+import type { ObservedCluster, ObservedNode, Outsider } from "../../src/observe/types.js";
+import type { ClusterSpec, ShardSpec } from "../../src/spec/types.js";
+import { parseRange, type SlotRange } from "../../src/slots.js";
+
+export function idOf(addr: string): string {
+  return createHash("sha1").update(addr).digest("hex");
+}
+
+export const A = (port: number): string => `127.0.0.1:${port}`;
+
+export interface MasterDesc {
+  addr: string;
+  slots?: string[];
+  keys?: number;
+  replicas?: string[];
+  migrating?: [number, string][];
+  importing?: [number, string][];
+}
+
+export function observed(masters: MasterDesc[], outsiders: (string | Partial<Outsider> & { addr: string })[] = []): ObservedCluster {
+  const nodes: ObservedNode[] = [];
+  for (const m of masters) {
+    nodes.push({
+      id: idOf(m.addr),
+      addr: m.addr,
+      role: "master",
+      masterId: null,
+      flags: [],
+      configEpoch: 1,
+      slots: (m.slots ?? []).map((r) => parseRange(r) as SlotRange),
+      migrating: (m.migrating ?? []).map(([slot, peer]) => ({ slot, peerId: idOf(peer) })),
+      importing: (m.importing ?? []).map(([slot, peer]) => ({ slot, peerId: idOf(peer) })),
+      reachable: true,
+      keys: m.keys ?? 0,
+    });
+    for (const r of m.replicas ?? []) {
+      nodes.push({
+        id: idOf(r),
+        addr: r,
+        role: "replica",
+        masterId: idOf(m.addr),
+        flags: [],
+        configEpoch: 1,
+        slots: [],
+        migrating: [],
+        importing: [],
+        reachable: true,
+        keys: m.keys ?? 0,
+      });
+    }
+  }
+  nodes.sort((a, b) => a.addr.localeCompare(b.addr));
+  return {
+    kind: "shardform-snapshot",
+    formatVersion: 1,
+    nodes,
+    outsiders: outsiders.map((o) => (typeof o === "string" ? { addr: o, id: idOf(o), state: "empty", keys: 0, knownNodes: 1 } : { id: idOf(o.addr), state: "empty", ...o })),
+    disagreements: [],
+  };
+}
+
+export function spec(shards: (Partial<ShardSpec> & { master: string })[], extra: Partial<ClusterSpec> = {}): ClusterSpec {
+  return {
+    seeds: [shards[0]!.master],
+    threshold: 2,
+    allowReset: [],
+    shards: shards.map((s) => ({ replicas: [], weight: 1, ...s })),
+    ...extra,
+  };
+}

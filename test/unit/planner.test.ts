@@ -1,0 +1,236 @@
+import { describe, expect, it } from "vitest";
+import { planSteps } from "../../src/planner/plan.js";
+import { simulate } from "../../src/plan/simulate.js";
+import { PlanningError } from "../../src/errors.js";
+import type { Step } from "../../src/plan/types.js";
+import { A, idOf, observed, spec } from "../helpers/build.js";
+
+const kinds = (steps: Step[]): Record<string, number> =>
+  steps.reduce<Record<string, number>>((acc, s) => ((acc[s.kind] = (acc[s.kind] ?? 0) + 1), acc), {});
+
+const three = () =>
+  observed([
+    { addr: A(7000), slots: ["0-5460"], keys: 5461 * 6, replicas: [A(7003)] },
+    { addr: A(7001), slots: ["5461-10922"], keys: 5462 * 6, replicas: [A(7004)] },
+    { addr: A(7002), slots: ["10923-16383"], keys: 5461 * 6, replicas: [A(7005)] },
+  ]);
+const threeSpec = () =>
+  spec([
+    { master: A(7000), replicas: [A(7003)] },
+    { master: A(7001), replicas: [A(7004)] },
+    { master: A(7002), replicas: [A(7005)] },
+  ]);
+
+interface Case {
+  name: string;
+  observed: ReturnType<typeof observed>;
+  spec: ReturnType<typeof spec>;
+  kinds: Record<string, number>;
+  check?: (steps: Step[]) => void;
+}
+
+const cases: Case[] = [
+  {
+    name: "no changes when the spec matches the cluster",
+    observed: three(),
+    spec: threeSpec(),
+    kinds: {},
+  },
+  {
+    name: "creates a cluster from empty nodes",
+    observed: observed([{ addr: A(7000) }], [A(7001), A(7002), A(7003), A(7004), A(7005)]),
+    spec: threeSpec(),
+    kinds: { meet: 5, "add-slots": 3, replicate: 3 },
+    check: (steps) => {
+      const add = steps.filter((s) => s.kind === "add-slots");
+      expect(add.map((s) => s.kind === "add-slots" && s.ranges)).toEqual([[[0, 5461]], [[5462, 10922]], [[10923, 16383]]]);
+      // every meet comes before any slot is assigned
+      const lastMeet = steps.findLastIndex((s) => s.kind === "meet");
+      expect(steps.findIndex((s) => s.kind === "add-slots")).toBeGreaterThan(lastMeet);
+    },
+  },
+  {
+    name: "adds a shard: meets first, then its replica, then ~4096 slot moves",
+    observed: observed(three().nodes.length ? [
+      { addr: A(7000), slots: ["0-5460"], keys: 5461 * 6, replicas: [A(7003)] },
+      { addr: A(7001), slots: ["5461-10922"], keys: 5462 * 6, replicas: [A(7004)] },
+      { addr: A(7002), slots: ["10923-16383"], keys: 5461 * 6, replicas: [A(7005)] },
+    ] : [], [A(7006), A(7007)]),
+    spec: spec([...threeSpec().shards, { master: A(7006), replicas: [A(7007)] }]),
+    kinds: { meet: 2, replicate: 1, "migrate-slot": 4096 },
+    check: (steps) => {
+      expect(steps.slice(0, 3).map((s) => s.kind)).toEqual(["meet", "meet", "replicate"]);
+      const moves = steps.filter((s) => s.kind === "migrate-slot");
+      expect(moves.every((s) => s.kind === "migrate-slot" && s.to.addr === A(7006))).toBe(true);
+      expect(moves.every((s) => s.kind === "migrate-slot" && s.estKeys === 6)).toBe(true);
+    },
+  },
+  {
+    name: "removes a shard: drains it, then forgets its replica before its master",
+    observed: three(),
+    spec: spec(threeSpec().shards.slice(0, 2)),
+    kinds: { "migrate-slot": 5461, "forget-node": 2 },
+    check: (steps) => {
+      const forgets = steps.filter((s) => s.kind === "forget-node");
+      expect(forgets.map((s) => s.kind === "forget-node" && s.node.addr)).toEqual([A(7005), A(7002)]);
+      expect(steps.findIndex((s) => s.kind === "forget-node")).toBeGreaterThan(steps.findLastIndex((s) => s.kind === "migrate-slot"));
+      expect(forgets.every((s) => s.kind === "forget-node" && s.destructive)).toBe(true);
+    },
+  },
+  {
+    name: "removes a shard but keeps its replica under another master",
+    observed: three(),
+    spec: spec([{ master: A(7000), replicas: [A(7003), A(7005)] }, { master: A(7001), replicas: [A(7004)] }]),
+    kinds: { replicate: 1, "migrate-slot": 5461, "forget-node": 1 },
+    check: (steps) => expect(steps[0]).toMatchObject({ kind: "replicate", replica: { addr: A(7005) }, master: { addr: A(7000) } }),
+  },
+  {
+    name: "adds a replica",
+    observed: observed(three().nodes.length ? [
+      { addr: A(7000), slots: ["0-5460"], replicas: [A(7003)] },
+      { addr: A(7001), slots: ["5461-10922"], replicas: [A(7004)] },
+      { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005)] },
+    ] : [], [A(7006)]),
+    spec: spec([{ master: A(7000), replicas: [A(7003), A(7006)] }, ...threeSpec().shards.slice(1)]),
+    kinds: { meet: 1, replicate: 1 },
+  },
+  {
+    name: "removes a replica",
+    observed: three(),
+    spec: spec([{ master: A(7000) }, ...threeSpec().shards.slice(1)]),
+    kinds: { "forget-node": 1 },
+  },
+  {
+    name: "moves a replica to another master",
+    observed: three(),
+    spec: spec([{ master: A(7000) }, { master: A(7001), replicas: [A(7004), A(7003)] }, threeSpec().shards[2]!]),
+    kinds: { replicate: 1 },
+  },
+  {
+    name: "fails over when the spec master is live a replica",
+    observed: three(),
+    spec: spec([{ master: A(7003), replicas: [A(7000)] }, ...threeSpec().shards.slice(1)]),
+    kinds: { failover: 1 },
+    check: (steps) => expect(steps[0]).toMatchObject({ kind: "failover", replica: { addr: A(7003) }, master: { addr: A(7000) } }),
+  },
+  {
+    name: "balances by weight",
+    observed: three(),
+    spec: spec([{ master: A(7000), replicas: [A(7003)], weight: 2 }, ...threeSpec().shards.slice(1)]),
+    kinds: { "migrate-slot": 8192 - 5461 },
+  },
+  {
+    name: "leaves a distribution inside the threshold alone",
+    observed: observed([
+      { addr: A(7000), slots: ["0-5500"] },
+      { addr: A(7001), slots: ["5501-10922"] },
+      { addr: A(7002), slots: ["10923-16383"] },
+    ]),
+    spec: spec([{ master: A(7000) }, { master: A(7001) }, { master: A(7002) }]),
+    kinds: {},
+  },
+  {
+    name: "rebalances a distribution outside the threshold",
+    observed: observed([
+      { addr: A(7000), slots: ["0-6000"] },
+      { addr: A(7001), slots: ["6001-10922"] },
+      { addr: A(7002), slots: ["10923-16383"] },
+    ]),
+    spec: spec([{ master: A(7000) }, { master: A(7001) }, { master: A(7002) }]),
+    kinds: { "migrate-slot": 6001 - 5462 },
+  },
+  {
+    name: "honours pinned slots",
+    observed: three(),
+    spec: spec([{ master: A(7000), replicas: [A(7003)], slots: [[0, 99]] }, ...threeSpec().shards.slice(1)]),
+    kinds: { "migrate-slot": 5361 },
+    check: (steps) => {
+      const m = simulate(three(), steps);
+      expect(m.owner.filter((o) => o === idOf(A(7000)))).toHaveLength(100);
+      expect(m.owner.slice(0, 100).every((o) => o === idOf(A(7000)))).toBe(true);
+    },
+  },
+  {
+    name: "finishes a slot move left open, toward the importing node, before anything else",
+    observed: observed([
+      { addr: A(7000), slots: ["0-5460"], migrating: [[5443, A(7001)]] },
+      { addr: A(7001), slots: ["5461-10922"], importing: [[5443, A(7000)]] },
+      { addr: A(7002), slots: ["10923-16383"] },
+    ]),
+    spec: spec([{ master: A(7000) }, { master: A(7001) }, { master: A(7002) }]),
+    kinds: { "migrate-slot": 1 },
+    check: (steps) =>
+      expect(steps[0]).toMatchObject({ kind: "migrate-slot", slot: 5443, from: { addr: A(7000) }, to: { addr: A(7001) }, reason: expect.stringMatching(/interrupted/) }),
+  },
+  {
+    name: "demotes a master to a replica after draining it",
+    observed: three(),
+    spec: spec([{ master: A(7000), replicas: [A(7003), A(7002)] }, { master: A(7001), replicas: [A(7004)] }, ]),
+    kinds: { "migrate-slot": 5461, replicate: 1, "forget-node": 1 },
+    check: (steps) => {
+      expect(steps.at(-2)).toMatchObject({ kind: "forget-node", node: { addr: A(7005) } });
+      expect(steps.at(-1)).toMatchObject({ kind: "replicate", replica: { addr: A(7002) }, master: { addr: A(7000) } });
+    },
+  },
+  {
+    name: "resets a node with keys only when the spec allows it, and shows it",
+    observed: observed(three().nodes.length ? [
+      { addr: A(7000), slots: ["0-5460"], replicas: [A(7003)] },
+      { addr: A(7001), slots: ["5461-10922"], replicas: [A(7004)] },
+      { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005)] },
+    ] : [], [{ addr: A(7006), state: "has-keys", keys: 12, detail: "holds 12 key(s)" }]),
+    spec: spec([{ master: A(7000), replicas: [A(7003), A(7006)] }, ...threeSpec().shards.slice(1)], { allowReset: [A(7006)] }),
+    kinds: { "reset-node": 1, meet: 1, replicate: 1 },
+    check: (steps) => expect(steps[0]).toMatchObject({ kind: "reset-node", destructive: true, keys: 12 }),
+  },
+];
+
+describe("planner situations", () => {
+  it.each(cases)("$name", (c) => {
+    const { steps } = planSteps(c.spec, c.observed);
+    const expected = Object.fromEntries(Object.entries(c.kinds).filter(([, n]) => n > 0));
+    expect(kinds(steps)).toEqual(expected);
+    // every step is valid in order (the simulator throws otherwise)
+    simulate(c.observed, steps);
+    expect(new Set(steps.map((s) => s.id)).size).toBe(steps.length);
+    c.check?.(steps);
+  });
+});
+
+describe("planner refusals", () => {
+  const base = () =>
+    observed(
+      [
+        { addr: A(7000), slots: ["0-5460"] },
+        { addr: A(7001), slots: ["5461-10922"] },
+        { addr: A(7002), slots: ["10923-16383"] },
+      ],
+      [
+        { addr: A(7006), state: "has-keys", keys: 3, detail: "holds 3 key(s)" },
+        { addr: A(7007), state: "other-cluster", detail: "knows 2 other node(s) and owns 1 slot range(s)" },
+        { addr: A(7008), state: "unreachable", detail: "connect ECONNREFUSED" },
+      ],
+    );
+  const add = (addr: string) => spec([{ master: A(7000) }, { master: A(7001) }, { master: A(7002), replicas: [addr] }]);
+  it.each([
+    [A(7006), /holds 3 key\(s\): shardform never resets a node on its own.*allowReset/],
+    [A(7007), /knows 2 other node.*never resets/],
+    [A(7008), /cannot be reached \(connect ECONNREFUSED\)/],
+    [A(7009), /was not observed/],
+  ])("refuses to add %s", (addr, msg) => {
+    expect(() => planSteps(add(addr), base())).toThrow(PlanningError);
+    expect(() => planSteps(add(addr), base())).toThrow(msg);
+  });
+  it("refuses to reset a live member", () => {
+    const s = spec([{ master: A(7000) }, { master: A(7001) }, { master: A(7002) }], { allowReset: [A(7001)] });
+    expect(() => planSteps(s, base())).toThrow(/live member/);
+  });
+  it("refuses when members disagree about slot owners", () => {
+    const o = base();
+    o.nodes[0]!.view = [{ id: o.nodes[1]!.id, addr: o.nodes[1]!.addr, role: "master", masterId: null, flags: [], linkConnected: true, slots: [[5461, 10000]] }];
+    expect(() => planSteps(spec([{ master: A(7000) }, { master: A(7001) }, { master: A(7002) }]), o)).toThrow(/disagree/);
+  });
+  it("refuses to swap masters between shards", () => {
+    expect(() => planSteps(spec([{ master: A(7000) }, { master: A(7003) }, { master: A(7001) }, { master: A(7002) }]), three())).toThrow(/replica of 127.0.0.1:7000, which the spec also keeps as a master/);
+  });
+});
