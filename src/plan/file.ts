@@ -1,13 +1,11 @@
 /** The plan file: stable bytes on write; format, digest and step kinds checked on read. */
 import { readFileSync, writeFileSync } from "node:fs";
-import stableStringify from "json-stable-stringify";
 import { PlanFormatError, PlanTamperedError, InputError } from "../errors.js";
 import { planDigest } from "./make.js";
+import { serializePlan } from "./serialize.js";
 import { PLAN_FORMAT_VERSION, STEP_KINDS, type Plan } from "./types.js";
 
-export function serializePlan(plan: Plan): string {
-  return stableStringify(plan, { space: 2 }) + "\n";
-}
+export { serializePlan };
 
 export function writePlan(file: string, plan: Plan): void {
   writeFileSync(file, serializePlan(plan));

@@ -26,6 +26,7 @@ export function makePlan(args: {
   specFile: string;
   observed: ObservedCluster;
   steps: Step[];
+  notes?: string[];
   toolVersion: string;
 }): Plan {
   const body: Omit<Plan, "digest"> = {
@@ -37,6 +38,7 @@ export function makePlan(args: {
     observed: { fingerprint: fingerprint(args.observed), snapshot: args.observed },
     steps: args.steps,
     summary: summarize(args.steps),
+    notes: args.notes ?? [],
   };
   return { ...body, digest: planDigest(body) };
 }

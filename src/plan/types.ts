@@ -52,6 +52,8 @@ export interface Plan {
   observed: { fingerprint: string; snapshot: ObservedCluster };
   steps: Step[];
   summary: PlanSummary;
+  /** Display only: remarks from the planner (e.g. "balanced within the threshold"). */
+  notes: string[];
   /** sha256 over everything above; detects a hand-edited plan. */
   digest: string;
 }

@@ -137,7 +137,10 @@ export function parseSpec(text: string, file: string): ClusterSpec {
       const { message, key } = schemaMessage(e, path);
       const p = loc.at(path, message, key);
       const k = `${p.line}:${p.col}:${p.message}`;
-      if (!seen.has(k)) problems.push(p), seen.add(k);
+      if (!seen.has(k)) {
+        problems.push(p);
+        seen.add(k);
+      }
     }
     throw new SpecValidationError(sortProblems(problems));
   }

@@ -1,0 +1,125 @@
+/** The health report of `shardform check`, computed from an observed topology. Pure. */
+import { imbalancePercent, weightedCounts } from "../planner/distribute.js";
+import type { ObservedCluster } from "../observe/types.js";
+import { SLOT_COUNT, countSlots, formatRanges } from "../slots.js";
+
+export type Band = "excellent" | "good" | "acceptable" | "needs rebalancing";
+
+export interface HealthReport {
+  healthy: boolean;
+  overview: {
+    nodes: number;
+    masters: number;
+    replicas: number;
+    slotsCovered: number;
+    keys: number;
+    clusterState: "ok" | "fail" | "mixed";
+    currentEpoch: number;
+  };
+  nodes: {
+    addr: string;
+    id: string;
+    role: "master" | "replica";
+    slots: number;
+    ranges: string;
+    master: string | null;
+    keys: number | null;
+    flags: string[];
+    reachable: boolean;
+  }[];
+  imbalance: { percent: number; band: Band };
+  openSlots: string[];
+  disagreements: string[];
+  problems: string[];
+}
+
+export function band(percent: number): Band {
+  if (percent <= 2) return "excellent";
+  if (percent <= 5) return "good";
+  if (percent <= 10) return "acceptable";
+  return "needs rebalancing";
+}
+
+export function healthReport(o: ObservedCluster): HealthReport {
+  const byId = new Map(o.nodes.map((n) => [n.id, n]));
+  const masters = o.nodes.filter((n) => n.role === "master");
+  const owners = new Uint16Array(SLOT_COUNT);
+  for (const m of masters) for (const [a, b] of m.slots) for (let s = a; s <= b; s++) owners[s]! += 1;
+  let covered = 0;
+  let doubled = 0;
+  for (let s = 0; s < SLOT_COUNT; s++) {
+    if (owners[s]! > 0) covered++;
+    if (owners[s]! > 1) doubled++;
+  }
+  const states = new Set(o.nodes.filter((n) => n.reachable).map((n) => n.clusterState));
+  const withSlots = masters;
+  const counts = withSlots.map((m) => countSlots(m.slots));
+  const percent = withSlots.length === 0 ? 0 : imbalancePercent(counts, weightedCounts(SLOT_COUNT, withSlots.map(() => 1)));
+  const openSlots: string[] = [];
+  for (const n of o.nodes) {
+    for (const m of n.migrating) openSlots.push(`slot ${m.slot}: MIGRATING on ${n.addr} to ${byId.get(m.peerId)?.addr ?? m.peerId.slice(0, 8)}`);
+    for (const i of n.importing) openSlots.push(`slot ${i.slot}: IMPORTING on ${n.addr} from ${byId.get(i.peerId)?.addr ?? i.peerId.slice(0, 8)}`);
+  }
+  const problems: string[] = [];
+  if (covered < SLOT_COUNT) problems.push(`only ${covered}/${SLOT_COUNT} slots are covered`);
+  if (doubled > 0) problems.push(`${doubled} slot(s) are claimed by more than one master`);
+  if (states.has("fail")) problems.push(`cluster_state is fail on ${o.nodes.filter((n) => n.clusterState === "fail").map((n) => n.addr).join(", ")}`);
+  for (const n of o.nodes) {
+    if (!n.reachable) problems.push(`${n.addr} cannot be reached (${n.unreachableReason ?? "unreachable"})`);
+    if (n.flags.includes("fail")) problems.push(`${n.addr} is flagged as failed`);
+    if (n.role === "replica" && n.reachable && n.masterLinkUp === false) problems.push(`${n.addr}: replication link to its master is down`);
+  }
+  if (openSlots.length > 0) problems.push(`${openSlots.length} open slot(s): an interrupted move; \`shardform plan\` finishes it`);
+  if (o.disagreements.length > 0) problems.push(`${o.disagreements.length} disagreement(s) between members' views`);
+  const epochs = o.nodes.map((n) => n.currentEpoch ?? 0);
+  return {
+    healthy: problems.length === 0,
+    overview: {
+      nodes: o.nodes.length,
+      masters: masters.length,
+      replicas: o.nodes.length - masters.length,
+      slotsCovered: covered,
+      keys: masters.reduce((s, m) => s + (m.keys ?? 0), 0),
+      clusterState: states.size === 1 ? ([...states][0] ?? "fail") : "mixed",
+      currentEpoch: Math.max(0, ...epochs),
+    },
+    nodes: o.nodes.map((n) => ({
+      addr: n.addr,
+      id: n.id,
+      role: n.role,
+      slots: countSlots(n.slots),
+      ranges: n.role === "master" ? formatRanges(n.slots) : "",
+      master: n.masterId ? (byId.get(n.masterId)?.addr ?? n.masterId) : null,
+      keys: n.keys ?? null,
+      flags: n.flags,
+      reachable: n.reachable,
+    })),
+    imbalance: { percent: Number.isFinite(percent) ? Math.round(percent * 10) / 10 : 100, band: band(percent) },
+    openSlots,
+    disagreements: o.disagreements,
+    problems,
+  };
+}
+
+export function renderHealth(r: HealthReport, color: boolean): string {
+  const paint = (code: string, s: string): string => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
+  const o = r.overview;
+  const out: string[] = [];
+  out.push(
+    `Cluster: ${o.nodes} nodes (${o.masters} masters, ${o.replicas} replicas), slots ${o.slotsCovered}/${SLOT_COUNT}, ~${o.keys} keys, cluster_state ${o.clusterState}, epoch ${o.currentEpoch}`,
+  );
+  out.push(`Imbalance: ${r.imbalance.percent}% (${r.imbalance.band})`);
+  out.push("");
+  for (const n of r.nodes) {
+    const role = n.role === "master" ? `master  ${String(n.slots).padStart(5)} slots  ${n.ranges}` : `replica of ${n.master ?? "-"}`;
+    const flags = n.flags.length ? `  [${n.flags.join(",")}]` : "";
+    const keys = n.keys === null ? "" : `  keys ${n.keys}`;
+    out.push(`  ${n.addr.padEnd(21)} ${n.id.slice(0, 8)}  ${role}${keys}${flags}${n.reachable ? "" : "  UNREACHABLE"}`);
+  }
+  out.push("");
+  if (r.openSlots.length) out.push("Open slots:", ...r.openSlots.map((s) => `  ${s}`), "");
+  if (r.disagreements.length) out.push("Disagreements:", ...r.disagreements.map((s) => `  ${s}`), "");
+  if (r.healthy) out.push(paint("32", "[OK] all slots covered, every node agrees, no open slot."));
+  else out.push(paint("31", "[ERR] unhealthy:"), ...r.problems.map((p) => paint("31", `  - ${p}`)));
+  return out.join("\n") + "\n";
+}

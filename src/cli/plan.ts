@@ -1,0 +1,60 @@
+import { Command, Option, UsageError } from "clipanion";
+import { ClusterCommand, addrOption } from "./base.js";
+import { loadTopology } from "./observe-input.js";
+import { loadSpec } from "../spec/load.js";
+import { planSteps } from "../planner/plan.js";
+import { makePlan } from "../plan/make.js";
+import { writePlan } from "../plan/file.js";
+import { renderHuman } from "../plan/render/human.js";
+import { renderJson } from "../plan/render/json.js";
+import { renderMarkdown } from "../plan/render/markdown.js";
+import { TOOL_VERSION } from "../version.js";
+
+export class PlanCommand extends ClusterCommand {
+  static override paths = [["plan"]];
+  static override usage = Command.Usage({
+    description: "compute the steps that take the cluster to the spec",
+    details: `
+      Reads the live cluster (or a snapshot with --observed), diffs it against SPEC and prints the plan.
+      Nothing on the cluster is changed: every connection is read-only.
+
+      Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, 2 changes present (only with --detailed-exitcode).
+    `,
+    examples: [
+      ["Show what it would take to reach the spec", "$0 plan cluster.yaml"],
+      ["Save the plan for review and apply", "$0 plan cluster.yaml --out plan.json"],
+      ["Post as a PR comment; fail CI on drift", "$0 plan cluster.yaml --markdown --detailed-exitcode > plan.md"],
+      ["Plan from a saved snapshot, no cluster needed", "$0 plan cluster.yaml --observed snapshot.json"],
+    ],
+  });
+  spec = Option.String({ name: "SPEC" });
+  outFile = Option.String("--out", { description: "Write the plan (JSON) to this file for `shardform show` and `apply`" });
+  json = Option.Boolean("--json", false, { description: "Print the plan as JSON (the plan file's content)" });
+  markdown = Option.Boolean("--markdown", false, { description: "Print Markdown for a pull-request comment" });
+  detailedExitcode = Option.Boolean("--detailed-exitcode", false, { description: "Exit 2 when the plan has changes, 0 when none" });
+  observed = Option.String("--observed", { description: "Plan from a snapshot file (from `shardform snapshot`) instead of the live cluster" });
+  seed = Option.Array("--seed", { description: "Reach the cluster through this HOST:PORT instead of the spec's seeds (repeatable)" });
+
+  async run(): Promise<number> {
+    if (this.json && this.markdown) throw new UsageError("--json and --markdown cannot be used together: pick one");
+    const { spec } = loadSpec(this.spec);
+    const credentials = this.observed ? {} : this.credentials(spec.auth, this.spec);
+    const observed = await loadTopology({
+      observedFile: this.observed,
+      seeds: this.seed?.length ? this.seed.map((s) => addrOption(s, "--seed")) : spec.seeds,
+      probe: spec.shards.flatMap((s) => [s.master, ...s.replicas]),
+      credentials,
+      status: (m) => this.status(m),
+    });
+    const { steps, notes } = planSteps(spec, observed);
+    const plan = makePlan({ spec, specFile: this.spec, observed, steps, notes, toolVersion: TOOL_VERSION });
+    if (this.outFile) {
+      writePlan(this.outFile, plan);
+      this.status(`Plan saved to ${this.outFile}; review it with \`shardform show ${this.outFile}\`.`);
+    }
+    if (this.json) this.out(renderJson(plan));
+    else if (this.markdown) this.out(renderMarkdown(plan));
+    else this.out(renderHuman(plan, { color: this.useColor() }));
+    return this.detailedExitcode && plan.summary.changes ? 2 : 0;
+  }
+}

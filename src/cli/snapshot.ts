@@ -1,0 +1,34 @@
+import { Command, Option } from "clipanion";
+import { ClusterCommand, addrOption } from "./base.js";
+import { observeCluster } from "../observe/observe.js";
+import { writeSnapshot, serializeSnapshot } from "../observe/snapshot.js";
+import { loadSpec } from "../spec/load.js";
+
+export class SnapshotCommand extends ClusterCommand {
+  static override paths = [["snapshot"]];
+  static override usage = Command.Usage({
+    description: "save the observed topology to a file",
+    details: "Reads every member's own view (read-only) and saves it, so that `plan --observed FILE` can plan with no cluster reachable, e.g. in CI. With --spec, the spec's new nodes are probed too.",
+    examples: [
+      ["Save a snapshot", "$0 snapshot --seed 127.0.0.1:7000 --out snapshot.json"],
+      ["Include the nodes a spec would add", "$0 snapshot --seed 127.0.0.1:7000 --spec cluster.yaml --out snapshot.json"],
+    ],
+  });
+  seed = Option.Array("--seed", { required: true, description: "A reachable member, HOST:PORT (repeatable)" });
+  outFile = Option.String("--out", { description: "Write here instead of stdout" });
+  spec = Option.String("--spec", { description: "Also probe the nodes this spec lists" });
+
+  async run(): Promise<number> {
+    const spec = this.spec ? loadSpec(this.spec).spec : undefined;
+    const observed = await observeCluster({
+      seeds: this.seed.map((s) => addrOption(s, "--seed")),
+      probe: spec ? spec.shards.flatMap((s) => [s.master, ...s.replicas]) : [],
+      credentials: this.credentials(spec?.auth, this.spec),
+    });
+    if (this.outFile) {
+      writeSnapshot(this.outFile, observed);
+      this.status(`Saved ${observed.nodes.length} member(s) to ${this.outFile}.`);
+    } else this.out(serializeSnapshot(observed));
+    return 0;
+  }
+}

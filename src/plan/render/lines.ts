@@ -1,0 +1,106 @@
+/**
+ * Turns steps into display lines, shared by the terminal and Markdown renderers.
+ * Consecutive migrate-slot steps with the same source and target become one line.
+ */
+import { countSlots, formatRanges, toRanges } from "../../slots.js";
+import type { NodeRef, Plan, PlanSummary, Step } from "../types.js";
+
+export type Mark = "+" | "-" | "~" | "!" | "-/+";
+
+export interface Line {
+  mark: Mark;
+  text: string;
+  destructive: boolean;
+  /** Step ids covered, "4" or "4-1368". */
+  steps: string;
+}
+
+const short = (n: NodeRef): string => `${n.addr} (${n.id.slice(0, 8)})`;
+
+export function formatKeys(n: number): string {
+  if (n >= 1_000_000) return `${(n / 1_000_000).toFixed(n >= 10_000_000 ? 0 : 1)}M`;
+  if (n >= 1_000) return `${(n / 1_000).toFixed(n >= 10_000 ? 0 : 1)}K`;
+  return String(n);
+}
+
+function stepNumber(s: Step): number {
+  return Number(s.id.split("-")[0]);
+}
+
+export function planLines(steps: readonly Step[]): Line[] {
+  const out: Line[] = [];
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i]!;
+    const one = (mark: Mark, text: string, destructive = false): void => {
+      out.push({ mark, text: s.reason ? `${text}  # ${s.reason}` : text, destructive, steps: String(stepNumber(s)) });
+    };
+    switch (s.kind) {
+      case "reset-node":
+        one("-/+", `reset-node ${short(s.node)}: FLUSHALL and CLUSTER RESET, wiping ${s.keys} key(s)`, true);
+        break;
+      case "meet":
+        one("+", `meet ${short(s.node)} via ${s.via.addr}`);
+        break;
+      case "add-slots":
+        one("+", `add-slots ${formatRanges(s.ranges)} (${countSlots(s.ranges)} slots) to ${s.node.addr}`);
+        break;
+      case "replicate":
+        one("~", `replicate ${s.replica.addr} -> master ${s.master.addr}`);
+        break;
+      case "failover":
+        one("!", `failover ${s.replica.addr} takes over from ${s.master.addr}`);
+        break;
+      case "forget-node":
+        one("-", `forget-node ${short(s.node)} on all members`, true);
+        break;
+      case "migrate-slot": {
+        const slots = [s.slot];
+        let keys = s.estKeys;
+        let j = i + 1;
+        for (; j < steps.length; j++) {
+          const t = steps[j]!;
+          if (t.kind !== "migrate-slot" || t.from.id !== s.from.id || t.to.id !== s.to.id || t.reason !== s.reason) break;
+          slots.push(t.slot);
+          keys += t.estKeys;
+        }
+        const ranges = toRanges(slots);
+        const last = steps[j - 1]!;
+        const text =
+          slots.length === 1
+            ? `migrate-slot ${s.slot} ${s.from.addr} -> ${s.to.addr} (~${formatKeys(keys)} keys)`
+            : `migrate-slot ${formatRanges(ranges)} (${slots.length} slots, ~${formatKeys(keys)} keys) ${s.from.addr} -> ${s.to.addr}`;
+        out.push({
+          mark: "~",
+          text: s.reason ? `${text}  # ${s.reason}` : text,
+          destructive: false,
+          steps: j - 1 === i ? String(stepNumber(s)) : `${stepNumber(s)}-${stepNumber(last)}`,
+        });
+        i = j - 1;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+export function closingLine(s: PlanSummary): string {
+  if (!s.changes) return "No changes. The cluster matches the spec.";
+  const parts = [`${s.nodesToAdd} node${s.nodesToAdd === 1 ? "" : "s"} to add`, `${s.nodesToRemove} to remove`];
+  if (s.nodesToReset) parts.push(`${s.nodesToReset} to reset`);
+  if (s.replicasToChange) parts.push(`${s.replicasToChange} replica${s.replicasToChange === 1 ? "" : "s"} to change`);
+  if (s.failovers) parts.push(`${s.failovers} failover${s.failovers === 1 ? "" : "s"}`);
+  if (s.slotsToAssign) parts.push(`${s.slotsToAssign} slots to assign`);
+  parts.push(`${s.slotsToMove} slots to move (~${formatKeys(s.keysToMove)} keys)`);
+  return `Plan: ${parts.join(", ")}.`;
+}
+
+export function destructiveWarning(plan: Plan): string | null {
+  const d = plan.steps.filter((s) => s.kind === "forget-node" || s.kind === "reset-node");
+  if (d.length === 0) return null;
+  const removed = d.filter((s) => s.kind === "forget-node").map((s) => (s.kind === "forget-node" ? s.node.addr : ""));
+  const reset = d.filter((s) => s.kind === "reset-node").map((s) => (s.kind === "reset-node" ? `${s.node.addr} (${s.keys} keys wiped)` : ""));
+  const parts: string[] = [];
+  if (removed.length) parts.push(`removes ${removed.length} node(s) from the cluster: ${removed.join(", ")}`);
+  if (reset.length) parts.push(`resets ${reset.length} node(s), deleting their data: ${reset.join(", ")}`);
+  return `This plan ${parts.join("; and ")}.`;
+}

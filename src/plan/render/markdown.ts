@@ -1,0 +1,60 @@
+/** Markdown for a pull-request comment. Pure: (plan) => string. */
+import type { Plan } from "../types.js";
+import { closingLine, destructiveWarning, formatKeys, planLines } from "./lines.js";
+import { topologyDiff } from "./topology.js";
+
+export function renderMarkdown(plan: Plan): string {
+  const s = plan.summary;
+  const out: string[] = [];
+  out.push(`### shardform plan`);
+  out.push("");
+  out.push(`**${closingLine(s)}**`);
+  out.push("");
+  const warn = destructiveWarning(plan);
+  if (warn) {
+    out.push("> [!WARNING]");
+    out.push(`> **Destructive:** ${warn} Review these steps before approving.`);
+    out.push("");
+  }
+  if (s.changes) {
+    out.push("| change | count |");
+    out.push("| --- | ---: |");
+    const rows: [string, number | string][] = [
+      ["nodes to add", s.nodesToAdd],
+      ["nodes to remove", s.nodesToRemove],
+      ["nodes to reset (data wiped)", s.nodesToReset],
+      ["replicas to change", s.replicasToChange],
+      ["failovers", s.failovers],
+      ["slots to assign", s.slotsToAssign],
+      ["slots to move", s.slotsToMove],
+      ["keys to move (estimate)", `~${formatKeys(s.keysToMove)}`],
+    ];
+    for (const [k, v] of rows) if (v !== 0) out.push(`| ${k} | ${v} |`);
+    out.push("");
+  }
+  for (const n of plan.notes) out.push(`_Note: ${n}_`, "");
+  const diff = topologyDiff(plan);
+  out.push(`<details${s.changes ? " open" : ""}><summary>Topology before → after</summary>`);
+  out.push("");
+  out.push("```diff");
+  out.push(...diff);
+  out.push("```");
+  out.push("</details>");
+  out.push("");
+  if (s.changes) {
+    out.push(`<details><summary>All ${plan.steps.length} steps</summary>`);
+    out.push("");
+    out.push("```diff");
+    for (const l of planLines(plan.steps)) {
+      const mark = l.mark === "+" ? "+" : l.mark === "-" || l.mark === "-/+" ? "-" : "!";
+      out.push(`${mark} [${l.steps}] ${l.text}${l.destructive ? "  (DESTRUCTIVE)" : ""}`);
+    }
+    out.push("```");
+    out.push("</details>");
+    out.push("");
+  }
+  out.push(
+    `<sub>observed fingerprint \`${plan.observed.fingerprint.slice(0, 19)}\` · spec digest \`${plan.specDigest.slice(0, 19)}\` · plan digest \`${plan.digest.slice(0, 19)}\` · shardform ${plan.toolVersion}</sub>`,
+  );
+  return out.join("\n") + "\n";
+}
