@@ -118,7 +118,7 @@ export function parseSpec(text: string, file: string): ClusterSpec {
   if (doc.errors.length > 0) {
     throw new SpecValidationError(
       doc.errors.map((err) => {
-        const pos = err.linePos?.[0] ?? { line: 1, col: 1 };
+        const pos = lines.linePos(err.pos[0]);
         return { file, line: pos.line, col: pos.col, path: "", message: `YAML syntax: ${err.message.split("\n")[0]}` };
       }),
     );

@@ -44,6 +44,7 @@ export function checkMeaning(raw: RawSpec, loc: Locator): { spec: ClusterSpec; p
 
   const shards: ShardSpec[] = [];
   const pins: { shard: number; range: SlotRange; path: (string | number)[] }[] = [];
+  let invalidRanges = 0;
   raw.shards.forEach((s, i) => {
     const master = addr(s.master, ["shards", i, "master"]);
     claim(master, ["shards", i, "master"]);
@@ -56,15 +57,13 @@ export function checkMeaning(raw: RawSpec, loc: Locator): { spec: ClusterSpec; p
     if (s.weight !== undefined && !(s.weight > 0)) {
       problems.push(loc.at(["shards", i, "weight"], `weight ${s.weight} must be greater than 0: use 1 for an equal share, or remove the shard to drain it`));
     }
-    if (s.weight !== undefined && s.slots !== undefined) {
-      problems.push(loc.at(["shards", i, "weight"], `shard ${i} has both weight and pinned slots: pinned shards are not balanced, so remove weight`));
-    }
     let slots: SlotRange[] | undefined;
     if (s.slots !== undefined) {
       slots = [];
       s.slots.forEach((text, j) => {
         const r = parseRange(text);
         if (r === null) {
+          invalidRanges++;
           problems.push(loc.at(["shards", i, "slots", j], `"${text}" is not a slot range within 0-${SLOT_COUNT - 1}: write "A-B" with A <= B <= ${SLOT_COUNT - 1}`));
         } else {
           slots!.push(r);
@@ -88,7 +87,8 @@ export function checkMeaning(raw: RawSpec, loc: Locator): { spec: ClusterSpec; p
     }
   }
   // If every shard is pinned, the pins must cover every slot.
-  if (raw.shards.length > 0 && raw.shards.every((s) => s.slots !== undefined) && pins.length === sortedPins.length) {
+  // (Skipped when a range is invalid: that problem is reported already.)
+  if (raw.shards.length > 0 && raw.shards.every((s) => s.slots !== undefined) && invalidRanges === 0) {
     const covered = new Uint8Array(SLOT_COUNT);
     for (const p of pins) for (let x = p.range[0]; x <= p.range[1]; x++) covered[x] = 1;
     const missing: SlotRange[] = [];

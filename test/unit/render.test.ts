@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { planSteps } from "../../src/planner/plan.js";
+import { makePlan } from "../../src/plan/make.js";
+import { renderHuman } from "../../src/plan/render/human.js";
+import { renderMarkdown } from "../../src/plan/render/markdown.js";
+import { renderJson } from "../../src/plan/render/json.js";
+import { serializePlan } from "../../src/plan/file.js";
+import type { ClusterSpec } from "../../src/spec/types.js";
+import { A, observed, spec } from "../helpers/build.js";
+
+const o = observed(
+  [
+    { addr: A(7000), slots: ["0-5460"], keys: 61 * 5461, replicas: [A(7003)] },
+    { addr: A(7001), slots: ["5461-10922"], keys: 61 * 5462, replicas: [A(7004)] },
+    { addr: A(7002), slots: ["10923-16383"], keys: 61 * 5461, replicas: [A(7005)] },
+  ],
+  [A(7006), A(7007)],
+);
+const plan = (s: ClusterSpec) => {
+  const { steps, notes } = planSteps(s, o);
+  return makePlan({ spec: s, specFile: "x.yaml", observed: o, steps, notes, toolVersion: "0.0.0-test" });
+};
+const same = spec([
+  { master: A(7000), replicas: [A(7003)] },
+  { master: A(7001), replicas: [A(7004)] },
+  { master: A(7002), replicas: [A(7005)] },
+]);
+const scaleOut = spec([...same.shards, { master: A(7006), replicas: [A(7007)] }]);
+const scaleIn = spec(same.shards.slice(0, 2));
+
+describe("terminal renderer", () => {
+  it("collapses consecutive slot moves into one range line with a key estimate and closes with the totals", () => {
+    const text = renderHuman(plan(scaleOut), { color: false });
+    expect(text).toContain("+ meet 127.0.0.1:7006");
+    expect(text).toContain("~ replicate 127.0.0.1:7007 -> master 127.0.0.1:7006");
+    expect(text).toContain("[   4-1368]    ~ migrate-slot 4096-5460 (1365 slots, ~83K keys) 127.0.0.1:7000 -> 127.0.0.1:7006");
+    expect(text.trim().split("\n").at(-1)).toBe("Plan: 2 nodes to add, 0 to remove, 1 replica to change, 4096 slots to move (~250K keys).");
+    expect(text).not.toContain("\x1b[");
+  });
+  it("makes destructive steps stand out", () => {
+    const text = renderHuman(plan(scaleIn), { color: false });
+    expect(text).toMatch(/- forget-node 127\.0\.0\.1:7005 \(\w{8}\) on all members.*\(destructive\)/);
+    expect(text).toContain("Warning: This plan removes 2 node(s) from the cluster: 127.0.0.1:7005, 127.0.0.1:7002.");
+    expect(renderHuman(plan(scaleIn), { color: true })).toContain("\x1b[31;1m");
+  });
+  it("says No changes when there are none", () => {
+    expect(renderHuman(plan(same), { color: false })).toMatch(/No changes\. The cluster matches the spec\.\n$/);
+  });
+});
+
+describe("markdown renderer", () => {
+  it("puts the summary and a removal warning up top, steps in <details>, and a before/after diff", () => {
+    const md = renderMarkdown(plan(scaleIn));
+    const lines = md.split("\n");
+    expect(lines[0]).toBe("### shardform plan");
+    expect(lines[2]).toBe("**Plan: 0 nodes to add, 2 to remove, 5461 slots to move (~333K keys).**");
+    expect(lines[4]).toBe("> [!WARNING]");
+    expect(md).toContain("<details><summary>All 5463 steps</summary>");
+    expect(md).toContain("-127.0.0.1:7002 master  5461 slots  10923-16383");
+    expect(md).toContain("+127.0.0.1:7000 master  8192 slots  0-5460,10923-13653");
+    expect(md).toContain("(DESTRUCTIVE)");
+  });
+  it("has no warning for a plan that removes nothing", () => {
+    expect(renderMarkdown(plan(scaleOut))).not.toContain("WARNING");
+  });
+});
+
+describe("json renderer", () => {
+  it("is the plan file's content", () => {
+    const p = plan(scaleOut);
+    expect(renderJson(p)).toBe(serializePlan(p));
+  });
+});

@@ -1,0 +1,120 @@
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { parseSpec } from "../../src/spec/load.js";
+import { SpecValidationError } from "../../src/errors.js";
+
+const ok = `cluster:
+  seeds: ["127.0.0.1:7000"]
+shards:
+  - master: 127.0.0.1:7000
+    replicas: [127.0.0.1:7003]
+`;
+
+function problems(text: string): string[] {
+  try {
+    parseSpec(text, "c.yaml");
+  } catch (err) {
+    if (err instanceof SpecValidationError) return err.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.message}`);
+    throw err;
+  }
+  return [];
+}
+
+describe("valid specs", () => {
+  it("parses the issue's example shape, with defaults", () => {
+    const spec = parseSpec(
+      `cluster:
+  seeds: ["127.0.0.1:7000"]              # any reachable members
+  auth: { passwordEnv: REDIS_PASSWORD }  # optional; user too
+  balance: { threshold: 2 }              # percent, optional
+shards:
+  - master: 127.0.0.1:7000
+    replicas: [127.0.0.1:7003]
+    weight: 1                            # optional
+    slots: ["0-5460"]                    # optional pinning
+  - master: 127.0.0.1:7001
+`,
+      "c.yaml",
+    );
+    expect(spec).toEqual({
+      seeds: ["127.0.0.1:7000"],
+      auth: { passwordEnv: "REDIS_PASSWORD" },
+      threshold: 2,
+      allowReset: [],
+      shards: [
+        { master: "127.0.0.1:7000", replicas: ["127.0.0.1:7003"], weight: 1, slots: [[0, 5460]] },
+        { master: "127.0.0.1:7001", replicas: [], weight: 1 },
+      ],
+    });
+  });
+  it("accepts cluster.example.yaml and every spec under examples/", () => {
+    expect(() => parseSpec(readFileSync("cluster.example.yaml", "utf8"), "cluster.example.yaml")).not.toThrow();
+  });
+});
+
+// Each bad spec: its text and the exact problems expected (file:line:col: message).
+const bad: [string, string, (string | RegExp)[]][] = [
+  ["YAML syntax error", `cluster:\n  seeds: [127.0.0.1:7000\nshards: []\n`, [/^c\.yaml:3:\d+: YAML syntax:/]],
+  ["not a mapping", `- a\n- b\n`, [`c.yaml:1:1: the spec must be a mapping with "cluster" and "shards" (see cluster.example.yaml)`]],
+  ["missing shards", `cluster:\n  seeds: ["127.0.0.1:7000"]\n`, [`c.yaml:1:1: the spec is missing "shards": add it`]],
+  ["missing seeds", `cluster: {}\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:1:10: cluster\.seeds is missing/]],
+  ["shard with no master", `${ok}  - replicas: [127.0.0.1:7004]\n`, [`c.yaml:6:5: shard 1 has no master: add \`master: host:port\``]],
+  ["empty shards", `cluster:\n  seeds: ["127.0.0.1:7000"]\nshards: []\n`, [`c.yaml:3:9: shards is empty: describe at least one shard with a master`]],
+  ["unknown key (typo)", `${ok}    wieght: 2\n`, [/^c\.yaml:6:5: unknown key "wieght" in shards\.0: remove it or check its spelling/]],
+  ["bad address", `cluster:\n  seeds: ["127.0.0.1"]\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:2:11: cluster\.seeds\.0 is not a node address: write it as host:port/]],
+  ["port out of range", `cluster:\n  seeds: ["127.0.0.1:7000"]\nshards:\n  - master: 127.0.0.1:70000\n`, [/^c\.yaml:4:13: "127\.0\.0\.1:70000" has port 70000, outside 1-65535/]],
+  ["node listed twice", `${ok}  - master: 127.0.0.1:7003\n`, [/^c\.yaml:6:13: 127\.0\.0\.1:7003 is listed twice \(first as shards\.0\.replicas\.0\)/]],
+  ["same node as master twice", `${ok}  - master: 127.0.0.1:7000\n`, [/^c\.yaml:6:13: 127\.0\.0\.1:7000 is listed twice/]],
+  ["weight zero", `${ok}    weight: 0\n`, [`c.yaml:6:13: weight 0 must be greater than 0: use 1 for an equal share, or remove the shard to drain it`]],
+  ["negative weight", `${ok}    weight: -2\n`, [/^c\.yaml:6:13: weight -2 must be greater than 0/]],
+  ["weight not a number", `${ok}    weight: heavy\n`, [`c.yaml:6:13: shards.0.weight must be number`]],
+  ["slot range out of 0-16383", `${ok}    slots: ["16000-16384"]\n`, [/^c\.yaml:6:13: "16000-16384" is not a slot range within 0-16383/]],
+  ["reversed slot range", `${ok}    slots: ["100-50"]\n`, [/^c\.yaml:6:13: "100-50" is not a slot range/]],
+  ["malformed slot range", `${ok}    slots: ["a-b"]\n`, [/^c\.yaml:6:13: shards\.0\.slots\.0 is not a slot range/]],
+  [
+    "overlapping pins",
+    `${ok}    slots: ["0-100"]\n  - master: 127.0.0.1:7001\n    slots: ["50-200"]\n  - master: 127.0.0.1:7002\n`,
+    [/^c\.yaml:8:13: slots 50-200 overlap 0-100 of shard 0/],
+  ],
+  [
+    "pins on every shard leave slots uncovered",
+    `${ok}    slots: ["0-8000"]\n  - master: 127.0.0.1:7001\n    slots: ["8001-16000"]\n`,
+    [/^c\.yaml:4:3: every shard pins its slots, but slots 16001-16383 are pinned to none/],
+  ],
+  ["seeds empty", `cluster:\n  seeds: []\nshards:\n  - master: 127.0.0.1:7000\n`, [`c.yaml:2:10: cluster.seeds must not be empty`]],
+  ["threshold above 100", `cluster:\n  seeds: ["127.0.0.1:7000"]\n  balance: { threshold: 150 }\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:3:25: cluster\.balance\.threshold must be between 0 and 100/]],
+  ["allowReset of a node in no shard", `cluster:\n  seeds: ["127.0.0.1:7000"]\n  allowReset: ["127.0.0.1:7009"]\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:3:16: 127\.0\.0\.1:7009 is in allowReset but in no shard/]],
+  ["password in the spec", `cluster:\n  seeds: ["127.0.0.1:7000"]\n  auth: { password: hunter2 }\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:3:11: unknown key "password" in cluster\.auth/]],
+  ["duplicate YAML key", `cluster:\n  seeds: ["127.0.0.1:7000"]\ncluster:\n  seeds: ["127.0.0.1:7001"]\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:3:1: YAML syntax: Map keys must be unique/]],
+];
+
+describe("bad specs: every problem with file:line:col and a fix", () => {
+  it.each(bad)("%s", (_name, text, expected) => {
+    const got = problems(text);
+    expect(got).toHaveLength(expected.length);
+    expected.forEach((e, i) => (typeof e === "string" ? expect(got[i]).toBe(e) : expect(got[i]).toMatch(e)));
+  });
+
+  it("reports several problems at once, in file order", () => {
+    const got = problems(`cluster:
+  seeds: ["127.0.0.1:7000"]
+shards:
+  - master: 127.0.0.1:7000
+    weight: 0
+  - master: 127.0.0.1:7000
+  - replicas: [127.0.0.1:7005]
+`);
+    expect(got).toHaveLength(1); // the schema pass stops before meaning checks
+    const meaning = problems(`cluster:
+  seeds: ["127.0.0.1:7000"]
+shards:
+  - master: 127.0.0.1:7000
+    weight: 0
+  - master: 127.0.0.1:7000
+    slots: ["0-10"]
+  - master: 127.0.0.1:7002
+    slots: ["5-20"]
+`);
+    expect(meaning.map((p) => p.split(": ")[0])).toEqual(["c.yaml:5:13", "c.yaml:6:13", "c.yaml:9:13"]);
+  });
+});
