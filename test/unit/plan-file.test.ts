@@ -56,7 +56,7 @@ describe("plan file", () => {
   // A plan as parsed JSON, loosely typed so a test can edit it like a person would.
   type Loose = { steps: { to: { addr: string } }[]; observed: { fingerprint: string }; summary: Record<string, unknown> };
   it.each([
-    ["a step's target", (p: Loose) => (p.steps[5].to.addr = "127.0.0.1:7001")],
+    ["a step's target", (p: Loose) => (p.steps[5]!.to.addr = "127.0.0.1:7001")],
     ["the fingerprint", (p: Loose) => (p.observed.fingerprint = "sha256:" + "0".repeat(64))],
     ["a removed step", (p: Loose) => void p.steps.splice(3, 1)],
     ["the summary", (p: Loose) => void (p.summary["nodesToRemove"] = 9)],
