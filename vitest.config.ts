@@ -8,5 +8,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // clipanion's ESM build imports a directory ("../platform"), which Node's ESM loader rejects;
+    // letting Vite transform it resolves the import as the CJS build does.
+    server: { deps: { inline: ["clipanion"] } },
   },
 });

@@ -135,6 +135,14 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster): Planner
     steps.push(step);
   };
   const keysPerSlot = new Map(observed.nodes.map((n) => [n.id, n.role === "master" && countSlots(n.slots) > 0 ? (n.keys ?? 0) / countSlots(n.slots) : 0]));
+  // Key estimates per slot, rounded cumulatively per source so that totals stay accurate.
+  const movedFrom = new Map<string, number>();
+  const estimateKeys = (from: string): number => {
+    const rate = keysPerSlot.get(from) ?? 0;
+    const k = movedFrom.get(from) ?? 0;
+    movedFrom.set(from, k + 1);
+    return Math.round((k + 1) * rate) - Math.round(k * rate);
+  };
 
   // 1. open slots
   for (const open of openSlots(observed, model)) {
@@ -143,7 +151,7 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster): Planner
       slot: open.slot,
       from: ref(open.from),
       to: ref(open.to),
-      estKeys: Math.round(keysPerSlot.get(open.from) ?? 0),
+      estKeys: estimateKeys(open.from),
       reason: `finish the interrupted move of slot ${open.slot} (${open.state})`,
     });
   }
@@ -235,7 +243,7 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster): Planner
         slot,
         from: ref(from),
         to: ref(to),
-        estKeys: Math.round(keysPerSlot.get(from) ?? 0),
+        estKeys: estimateKeys(from),
         ...(drained ? { reason: "drain a master the spec removes or demotes" } : {}),
       });
     }

@@ -104,6 +104,8 @@ export async function sandboxUp(opts: SandboxUpOptions): Promise<Sandbox> {
         `cluster-config-file nodes.conf`,
         `cluster-node-timeout ${opts.nodeTimeoutMs ?? 5000}`,
         `appendonly no`,
+        // A sandbox replica syncs at once instead of waiting 5 s for more replicas to share the transfer.
+        `repl-diskless-sync-delay 0`,
         `save ""`,
         `dir ${nodeDir}`,
         `pidfile ${join(nodeDir, "redis.pid")}`,

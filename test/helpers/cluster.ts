@@ -47,6 +47,8 @@ export async function waitConsistent(addrs: string[], password?: string, timeout
       const c = await NodeClient.connect(a, password ? { credentials: { password } } : {});
       try {
         const info = String(await c.call("cluster", "info"));
+        const repl = String(await c.call("info", "replication"));
+        if (repl.includes("role:slave") && !repl.includes("master_link_status:up")) ok = false;
         const nodes = String(await c.call("cluster", "nodes"));
         if (!info.includes("cluster_state:ok")) ok = false;
         const lines = nodes.trim().split("\n");
