@@ -6,6 +6,7 @@ import { planSteps } from "../../src/planner/plan.js";
 import { makePlan } from "../../src/plan/make.js";
 import { parsePlan, readPlan, serializePlan, writePlan } from "../../src/plan/file.js";
 import { PlanFormatError, PlanTamperedError } from "../../src/errors.js";
+import { Ajv } from "ajv";
 import { A, observed, spec } from "../helpers/build.js";
 
 function scaleOutPlan() {
@@ -65,6 +66,14 @@ describe("plan file", () => {
     edit(p);
     expect(() => parsePlan(JSON.stringify(p), "plan.json")).toThrow(PlanTamperedError);
     expect(() => parsePlan(JSON.stringify(p), "plan.json")).toThrow(/was changed after it was written.*run `shardform plan` again/s);
+  });
+
+  it("matches schemas/plan.schema.json", () => {
+    const validate = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync("schemas/plan.schema.json", "utf8")));
+    const plan = JSON.parse(serializePlan(scaleOutPlan()));
+    expect(validate(plan) ? [] : validate.errors).toEqual([]);
+    plan.steps[0].kind = "explode";
+    expect(validate(plan)).toBe(false);
   });
 
   it("rejects an unknown format version, an unknown step kind, and non-plans", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { parseSpec } from "../../src/spec/load.js";
 import { SpecValidationError } from "../../src/errors.js";
 
@@ -49,6 +49,9 @@ shards:
   });
   it("accepts cluster.example.yaml and every spec under examples/", () => {
     expect(() => parseSpec(readFileSync("cluster.example.yaml", "utf8"), "cluster.example.yaml")).not.toThrow();
+    for (const f of readdirSync("examples").filter((f) => f.endsWith(".yaml"))) {
+      expect(() => parseSpec(readFileSync(`examples/${f}`, "utf8"), f)).not.toThrow();
+    }
   });
 });
 
