@@ -102,3 +102,13 @@ export class SandboxError extends ShardformError {}
 export function assert(cond: unknown, what: string): asserts cond {
   if (!cond) throw new Error(`Assertion failed: ${what} (this is a bug in shardform)`);
 }
+
+export class StepFailedError extends ShardformError {
+  readonly stepId: string;
+  readonly kind: string;
+  constructor(stepId: string, kind: string, detail: string) {
+    super(`step ${stepId} (${kind}) failed: ${detail}`);
+    this.stepId = stepId;
+    this.kind = kind;
+  }
+}

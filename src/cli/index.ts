@@ -1,5 +1,6 @@
 import { Builtins, Cli } from "clipanion";
 import { TOOL_VERSION } from "../version.js";
+import { ApplyCommand } from "./apply.js";
 import { CheckCommand } from "./check.js";
 import { ImportCommand } from "./import.js";
 import { PlanCommand } from "./plan.js";
@@ -14,6 +15,7 @@ export const commands = [
   ValidateCommand,
   PlanCommand,
   ShowCommand,
+  ApplyCommand,
   ImportCommand,
   SnapshotCommand,
   CheckCommand,

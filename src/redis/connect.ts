@@ -101,6 +101,27 @@ export class NodeClient {
     }
   }
 
+  /** Like call, but replies keep binary data (keys) as Buffers. */
+  async callBuffer(...args: (string | number | Buffer)[]): Promise<unknown> {
+    this.guard(args.map((a) => (Buffer.isBuffer(a) ? "" : a)));
+    try {
+      return await this.redis.callBuffer(String(args[0]), ...args.slice(1));
+    } catch (err) {
+      if (isConnectionError(err)) throw new NodeUnreachableError(this.addr, describe(err));
+      throw err;
+    }
+  }
+
+  /** DUMP of a key in a slot this node is importing: ASKING and DUMP sent together, so nothing runs between. */
+  async askingDump(key: Buffer): Promise<Buffer | null> {
+    assert(!this.readOnly, "askingDump on a read-only connection");
+    const res = await this.redis.pipeline().call("asking").callBuffer("dump", key).exec();
+    assert(res !== null, "pipeline returned null");
+    const [err, value] = res[1]!;
+    if (err) throw err;
+    return value as Buffer | null;
+  }
+
   async callString(...args: (string | number)[]): Promise<string> {
     const r = await this.call(...args);
     if (typeof r !== "string") throw new Error(`Assertion failed: ${String(args[0])} on ${this.addr} did not return a string`);

@@ -1,0 +1,142 @@
+/**
+ * Carries out a plan: refuses a stale or edited plan, then runs each step's handler, writing the
+ * journal before and after every step. Rerun after an interruption, it checks that the cluster
+ * matches the completed steps and continues with the one in doubt (handlers are idempotent).
+ * The executor never plans again: it runs the steps that are in the plan.
+ */
+import { createHash } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { StalePlanError, ClusterStateError, ShardformError } from "../errors.js";
+import { describeChanges, fingerprint } from "../observe/fingerprint.js";
+import { observeCluster } from "../observe/observe.js";
+import type { Plan } from "../plan/types.js";
+import type { Credentials } from "../redis/connect.js";
+import { journalPath, readJournal, saveJournal, type Journal } from "./checkpoint.js";
+import { ExecCtx, StopRequested, type ExecOptions } from "./context.js";
+import { runStep } from "./handlers.js";
+import { acquireLock } from "./lock.js";
+import { prefixMismatches } from "./prefix.js";
+import type { ProgressEvent } from "./progress.js";
+import { describeStep } from "./describe.js";
+
+export interface ApplyOptions {
+  planFile: string;
+  stateDir?: string | undefined;
+  restart: boolean;
+  credentials: Credentials;
+  exec: ExecOptions;
+  emit: (e: ProgressEvent) => void;
+  /** Lets the caller wire Ctrl-C to ctx.stopRequested. */
+  onContext?: (ctx: ExecCtx) => void;
+}
+
+export interface ApplyResult {
+  status: "done" | "stopped";
+  completed: number;
+  total: number;
+  journalFile: string;
+  keysMoved: number;
+}
+
+export class ResumeMismatchError extends ShardformError {}
+
+export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyResult> {
+  const jFile = journalPath(opts.planFile, opts.stateDir);
+  const memberIds = plan.observed.snapshot.nodes.map((n) => n.id).sort().join(",");
+  const clusterKey = createHash("sha256").update(memberIds).digest("hex").slice(0, 16);
+  const releasePlan = acquireLock(`${jFile}.lock`, `apply ${resolve(opts.planFile)}`);
+  let releaseCluster: (() => void) | undefined;
+  let journal: Journal | null = null;
+  const ctx = new ExecCtx(opts.credentials, opts.exec, (e) => {
+    if (e.type === "keys-moved" && journal) journal.keysMoved += e.keys;
+    opts.emit(e);
+  });
+  opts.onContext?.(ctx);
+  try {
+    releaseCluster = acquireLock(join(tmpdir(), "shardform-locks", `cluster-${clusterKey}.lock`), `apply ${resolve(opts.planFile)}`);
+    journal = opts.restart ? null : readJournal(jFile);
+    if (journal && journal.planDigest !== plan.digest) {
+      throw new ResumeMismatchError(`${jFile} belongs to another plan (digest ${journal.planDigest.slice(0, 19)}): pass --restart to ignore it, or use --state-dir`);
+    }
+    if (journal?.finished) {
+      opts.emit({ type: "note", message: `this plan was already applied completely (${journal.updatedAt}); nothing to do` });
+      return { status: "done", completed: journal.completed, total: plan.steps.length, journalFile: jFile, keysMoved: journal.keysMoved };
+    }
+
+    const probe = [...plan.observed.snapshot.nodes.map((n) => n.addr), ...plan.observed.snapshot.outsiders.map((o) => o.addr)];
+    ctx.knownAddrs.push(...plan.observed.snapshot.nodes.filter((n) => n.reachable).map((n) => n.addr));
+    for (const s of plan.steps) if (s.kind === "meet") ctx.knownAddrs.push(s.node.addr);
+    const seeds = [...ctx.knownAddrs];
+    const live = await observeCluster({ seeds, probe, credentials: opts.credentials });
+
+    if (!journal) {
+      const actual = fingerprint(live);
+      if (actual !== plan.observed.fingerprint) {
+        throw new StalePlanError(plan.observed.fingerprint, actual, describeChanges(plan.observed.snapshot, live));
+      }
+      journal = {
+        kind: "shardform-journal",
+        formatVersion: 1,
+        planDigest: plan.digest,
+        planFile: resolve(opts.planFile),
+        completed: 0,
+        inDoubt: [],
+        keysMoved: 0,
+        startedAt: new Date().toISOString(),
+        updatedAt: "",
+        finished: false,
+      };
+      saveJournal(jFile, journal);
+    } else {
+      const inDoubt = plan.steps.filter((s) => journal!.inDoubt.includes(s.id));
+      const bad = prefixMismatches(plan.observed.snapshot, plan.steps, journal.completed, inDoubt, live);
+      if (bad.length > 0) {
+        throw new ResumeMismatchError(
+          `the cluster does not match the ${journal.completed} completed step(s) of this plan, so it changed outside this apply:\n` +
+            bad.map((b) => `  - ${b}`).join("\n") +
+            `\nCheck it with \`shardform check\`, then plan again.`,
+        );
+      }
+      opts.emit({ type: "note", message: `resuming after step ${journal.completed} of ${plan.steps.length}${inDoubt.length ? `; step ${inDoubt.map((s) => s.id).join(", ")} was in progress and is continued` : ""}` });
+    }
+
+    opts.emit({ type: "plan-start", steps: plan.steps.length, resumed: journal.completed });
+    const started = performance.now();
+    for (let i = journal.completed; i < plan.steps.length; i++) {
+      const step = plan.steps[i]!;
+      ctx.current = step;
+      if (ctx.stopRequested) throw new StopRequested();
+      journal.inDoubt = [step.id];
+      saveJournal(jFile, journal);
+      opts.emit({ type: "step-start", index: i, id: step.id, kind: step.kind, text: describeStep(step) });
+      const t0 = performance.now();
+      let skipped: boolean;
+      try {
+        skipped = await runStep(step, ctx);
+      } catch (err) {
+        if (err instanceof StopRequested || err instanceof ShardformError) throw err;
+        throw new ClusterStateError(`step ${step.id} (${describeStep(step)}) failed: ${(err as Error).message}. The checkpoint is consistent: fix the cause and run the same apply again to continue.`);
+      }
+      journal.completed = i + 1;
+      journal.inDoubt = [];
+      saveJournal(jFile, journal);
+      opts.emit({ type: "step-done", index: i, id: step.id, kind: step.kind, skipped, ms: performance.now() - t0 });
+    }
+    journal.finished = true;
+    saveJournal(jFile, journal);
+    opts.emit({ type: "done", steps: plan.steps.length, keysMoved: journal.keysMoved, ms: performance.now() - started });
+    return { status: "done", completed: journal.completed, total: plan.steps.length, journalFile: jFile, keysMoved: journal.keysMoved };
+  } catch (err) {
+    if (err instanceof StopRequested) {
+      const j = readJournal(jFile);
+      opts.emit({ type: "stopped", reason: "stop requested" });
+      return { status: "stopped", completed: j?.completed ?? 0, total: plan.steps.length, journalFile: jFile, keysMoved: j?.keysMoved ?? 0 };
+    }
+    throw err;
+  } finally {
+    await ctx.closeAll();
+    releaseCluster?.();
+    releasePlan();
+  }
+}
