@@ -1,30 +1,43 @@
 import { Command, Option } from "clipanion";
 import { ClusterCommand, addrOption, intOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
-import { populate } from "../testdata/populate.js";
+import { populate, verifyTestKeys } from "../testdata/populate.js";
 
 export class PopulateCommand extends ClusterCommand {
   static override paths = [["populate"]];
   static override usage = Command.Usage({
     description: "write deterministic test keys",
-    details: "Writes keys PREFIX0000000000.. spread over all slots, pipelined per master and masters in parallel. Values are derived from the key's number, so they can be verified later.",
-    examples: [["Write 100,000 keys", "$0 populate --seed 127.0.0.1:7000 --keys 100000"]],
+    details: "Writes keys PREFIX0000000000.. spread over all slots, pipelined per master and masters in parallel. Values are derived from the key's number, so --verify can read every key back and report any that is missing or wrong (exit 1), e.g. after a migration.",
+    examples: [
+      ["Write 100,000 keys", "$0 populate --seed 127.0.0.1:7000 --keys 100000"],
+      ["Check that all of them are still there", "$0 populate --seed 127.0.0.1:7000 --keys 100000 --verify"],
+    ],
   });
   seed = Option.String("--seed", { required: true, description: "A reachable member, HOST:PORT" });
   keys = Option.String("--keys", { required: true, description: "How many keys" });
   valueSize = Option.String("--value-size", { description: "Bytes per value (default 16)" });
   prefix = Option.String("--prefix", "key:", { description: "Key prefix (default key:)" });
+  verify = Option.Boolean("--verify", false, { description: "Read the keys back instead of writing them; exit 1 if any is missing or wrong" });
 
   async run(): Promise<number> {
     const n = intOption(this.keys, "--keys", 0, 1);
     const credentials = this.credentials();
     const observed = await observeCluster({ seeds: [addrOption(this.seed, "--seed")], credentials });
+    const valueSize = intOption(this.valueSize, "--value-size", 16, 1);
+    if (this.verify) {
+      const r = await verifyTestKeys(observed, { keys: n, prefix: this.prefix, valueSize, credentials });
+      const ok = r.missing.length === 0 && r.wrong.length === 0;
+      this.out(`Checked ${r.checked} keys: ${r.missing.length} missing, ${r.wrong.length} with a wrong value.\n`);
+      for (const k of [...r.missing.slice(0, 10)]) this.out(`  missing: ${k}\n`);
+      for (const k of [...r.wrong.slice(0, 10)]) this.out(`  wrong:   ${k}\n`);
+      return ok ? 0 : 1;
+    }
     const started = performance.now();
     let lastShown = 0;
     const written = await populate(observed, {
       keys: n,
       prefix: this.prefix,
-      valueSize: intOption(this.valueSize, "--value-size", 16, 1),
+      valueSize,
       credentials,
       onProgress: (w) => {
         if (w - lastShown >= 50_000 || w === n) {

@@ -123,6 +123,9 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       saveJournal(jFile, journal);
       opts.emit({ type: "step-done", index: i, id: step.id, kind: step.kind, skipped, ms: performance.now() - t0 });
     }
+    // Replicas learn new slot owners by gossip: "complete" means every member agrees.
+    opts.emit({ type: "wait", what: "every member to agree on the new configuration" });
+    await ctx.waitAgreement();
     journal.finished = true;
     saveJournal(jFile, journal);
     opts.emit({ type: "done", steps: plan.steps.length, keysMoved: journal.keysMoved, ms: performance.now() - started });

@@ -132,6 +132,31 @@ export class ExecCtx {
     throw new ClusterStateError(`timed out after ${Math.round(timeoutMs / 1000)} s waiting until ${what}: ${reason}`);
   }
 
+  /** Every member's view of every master's slots and every node's role matches that node's own account. */
+  async waitAgreement(): Promise<void> {
+    await this.waitUntil("every member agrees on roles and slot owners", async () => {
+      const members = await this.members(await this.anchor());
+      const selves = new Map<string, NodeEntry>();
+      const views = new Map<string, NodeEntry[]>();
+      for (const m of members) {
+        const v = await this.view(m.addr);
+        views.set(m.addr, v);
+        const me = v.find((e) => e.flags.includes("myself"));
+        if (me) selves.set(me.id, me);
+      }
+      const ranges = (e: NodeEntry): string => e.slots.map(([a, b]) => `${a}-${b}`).join(",");
+      for (const [addr, v] of views) {
+        for (const e of v) {
+          const own = selves.get(e.id);
+          if (!own || e.flags.includes("myself")) continue;
+          if (e.role !== own.role || e.masterId !== own.masterId) return `${addr} still sees ${own.addr} as ${e.role}`;
+          if (own.role === "master" && ranges(e) !== ranges(own)) return `${addr} has not yet learnt the slots of ${own.addr}`;
+        }
+      }
+      return null;
+    });
+  }
+
   /**
    * Every member lists every other with a connected link and the same set of ids;
    * with `requireOk`, every member also reports cluster_state:ok.

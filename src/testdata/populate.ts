@@ -71,3 +71,45 @@ export async function populate(o: ObservedCluster, opts: PopulateOptions): Promi
   );
   return written;
 }
+
+export interface VerifyResult {
+  checked: number;
+  missing: string[];
+  wrong: string[];
+}
+
+/** Reads every test key back from the master that owns its slot and compares its value. */
+export async function verifyTestKeys(o: ObservedCluster, opts: Omit<PopulateOptions, "onProgress">): Promise<VerifyResult> {
+  const prefix = opts.prefix ?? "key:";
+  const size = opts.valueSize ?? 16;
+  const batch = opts.batch ?? 1000;
+  const owners = slotOwners(o);
+  const perMaster = new Map<string, number[]>();
+  for (let i = 0; i < opts.keys; i++) {
+    const addr = owners[calculateSlot(testKey(prefix, i))]!;
+    let list = perMaster.get(addr);
+    if (!list) perMaster.set(addr, (list = []));
+    list.push(i);
+  }
+  const result: VerifyResult = { checked: 0, missing: [], wrong: [] };
+  await Promise.all(
+    [...perMaster].map(async ([addr, ids]) => {
+      const c = await NodeClient.connect(addr, { readOnly: true, ...(opts.credentials ? { credentials: opts.credentials } : {}) });
+      try {
+        for (let k = 0; k < ids.length; k += batch) {
+          const chunk = ids.slice(k, k + batch);
+          const res = await c.pipeline(chunk.map((i) => ["get", testKey(prefix, i)]));
+          res.forEach(([err, value], j) => {
+            const i = chunk[j]!;
+            if (err || value === null) result.missing.push(testKey(prefix, i));
+            else if (value !== testValue(i, size)) result.wrong.push(testKey(prefix, i));
+          });
+          result.checked += chunk.length;
+        }
+      } finally {
+        await c.close();
+      }
+    }),
+  );
+  return result;
+}

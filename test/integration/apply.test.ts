@@ -1,0 +1,200 @@
+/**
+ * apply, end to end on a real cluster holding 100,000 keys: create from bare nodes, scale out with a
+ * live client, move a replica, fail over, scale in; each followed by the full checks. Then the
+ * refusals: a stale plan, an edited plan, and no confirmation without a terminal.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Cluster } from "ioredis";
+import { observeCluster } from "../../src/observe/observe.js";
+import { fingerprint } from "../../src/observe/fingerprint.js";
+import { populate } from "../../src/testdata/populate.js";
+import { NodeClient } from "../../src/redis/connect.js";
+import { startNodes, type TestSandbox } from "../helpers/cluster.js";
+import { runCli } from "../helpers/cli.js";
+import { expectAllKeys, expectHealthy } from "../helpers/verify.js";
+
+// Ports 21200-21209 (bus 31200-31209): this file's own range.
+const BASE = 21200;
+const KEYS = 100_000;
+let sb: TestSandbox;
+let work: string;
+const a = (i: number) => `127.0.0.1:${BASE + i}`;
+
+function specFile(name: string, shards: { master: number; replicas?: number[] }[]): string {
+  const f = join(work, `${name}.yaml`);
+  const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(3)}"]`, `shards:`];
+  for (const s of shards) {
+    lines.push(`  - master: ${a(s.master)}`);
+    if (s.replicas?.length) lines.push(`    replicas: [${s.replicas.map(a).join(", ")}]`);
+  }
+  writeFileSync(f, lines.join("\n") + "\n");
+  return f;
+}
+
+async function planAndApply(spec: string): Promise<{ plan: { steps: { kind: string }[] }; out: string }> {
+  const planFile = spec.replace(/\.yaml$/, ".plan.json");
+  const p = await runCli(["plan", spec, "--out", planFile, "--detailed-exitcode"]);
+  expect(p.stderr).toBe("");
+  expect(p.code).toBe(2);
+  const r = await runCli(["apply", planFile]);
+  expect(r.stderr).toContain("Apply complete");
+  expect(r.code).toBe(0);
+  // afterwards the spec is reached: plan reports no changes
+  const again = await runCli(["plan", spec, "--detailed-exitcode"]);
+  expect(again.stdout).toContain("No changes.");
+  expect(again.code).toBe(0);
+  return { plan: JSON.parse(readFileSync(planFile, "utf8")), out: r.stderr };
+}
+
+beforeAll(async () => {
+  sb = await startNodes(BASE, 10);
+  work = mkdtempSync(join(tmpdir(), "shardform-apply-"));
+});
+afterAll(async () => {
+  await sb?.stop();
+});
+
+describe("apply on a real cluster", () => {
+  it("creates a 3-shard cluster from bare nodes", async () => {
+    const spec = specFile("create", [
+      { master: 0, replicas: [3] },
+      { master: 1, replicas: [4] },
+      { master: 2, replicas: [5] },
+    ]);
+    const { plan } = await planAndApply(spec);
+    expect(plan.steps.filter((s) => s.kind === "add-slots")).toHaveLength(3);
+    await expectHealthy(a(0), 6);
+    await populate(await observeCluster({ seeds: [a(0)] }), { keys: KEYS });
+    await expectAllKeys(a(0), KEYS);
+  });
+
+  it("scales out to 4 shards while a client reads and writes through a cluster client, losing nothing", async () => {
+    const client = new Cluster([{ host: "127.0.0.1", port: BASE }], { scaleReads: "master" });
+    const written = new Map<string, string>();
+    const failures: string[] = [];
+    let running = true;
+    const traffic = (async () => {
+      for (let i = 0; running; i++) {
+        const k = `live:${i % 5000}`;
+        const v = `v${i}`;
+        try {
+          await client.set(k, v);
+          written.set(k, v);
+          const back = await client.get(`key:${String((i * 7919) % KEYS).padStart(10, "0")}`);
+          if (back === null) failures.push(`read of a test key returned nothing at i=${i}`);
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    })();
+    try {
+      const spec = specFile("scale-out", [
+        { master: 0, replicas: [3] },
+        { master: 1, replicas: [4] },
+        { master: 2, replicas: [5] },
+        { master: 6, replicas: [7] },
+      ]);
+      const { plan } = await planAndApply(spec);
+      expect(plan.steps.filter((s) => s.kind === "migrate-slot")).toHaveLength(4096);
+    } finally {
+      running = false;
+      await traffic;
+    }
+    expect(failures).toEqual([]);
+    expect(written.size).toBe(5000);
+    for (const [k, v] of written) expect(await client.get(k)).toBe(v);
+    client.disconnect();
+    await expectHealthy(a(0), 8);
+    await expectAllKeys(a(0), KEYS);
+  });
+
+  it("moves a replica to another master", async () => {
+    const spec = specFile("move-replica", [
+      { master: 0, replicas: [3, 7] },
+      { master: 1, replicas: [4] },
+      { master: 2, replicas: [5] },
+      { master: 6 },
+    ]);
+    const { plan } = await planAndApply(spec);
+    expect(plan.steps.map((s) => s.kind)).toEqual(["replicate"]);
+    await expectHealthy(a(0), 8);
+  });
+
+  it("fails over: a replica becomes its shard's master", async () => {
+    const spec = specFile("failover", [
+      { master: 3, replicas: [0, 7] },
+      { master: 1, replicas: [4] },
+      { master: 2, replicas: [5] },
+      { master: 6 },
+    ]);
+    const { plan } = await planAndApply(spec);
+    expect(plan.steps.map((s) => s.kind)).toEqual(["failover"]);
+    await expectHealthy(a(0), 8);
+    await expectAllKeys(a(0), KEYS);
+  });
+
+  it("scales in: drains a shard, then no member lists the removed nodes, which are reset", async () => {
+    const spec = specFile("scale-in", [
+      { master: 3, replicas: [0, 7] },
+      { master: 1, replicas: [4] },
+      { master: 6 },
+    ]);
+    const { plan } = await planAndApply(spec);
+    expect(plan.steps.filter((s) => s.kind === "forget-node")).toHaveLength(2);
+    const o = await expectHealthy(a(0), 6);
+    const addrs = o.nodes.map((n) => n.addr);
+    expect(addrs).not.toContain(a(2));
+    expect(addrs).not.toContain(a(5));
+    for (const n of o.nodes) expect((n.view ?? []).map((v) => v.addr)).not.toContain(a(2));
+    for (const gone of [a(2), a(5)]) {
+      const c = await NodeClient.connect(gone);
+      expect(String(await c.call("cluster", "nodes")).trim().split("\n")).toHaveLength(1);
+      await c.close();
+    }
+    await expectAllKeys(a(0), KEYS);
+  });
+
+  it("refuses a stale plan and changes nothing", async () => {
+    const spec = specFile("stale", [
+      { master: 3, replicas: [0, 7] },
+      { master: 1, replicas: [4] },
+      { master: 6, replicas: [2] },
+    ]);
+    const planFile = join(work, "stale.plan.json");
+    expect((await runCli(["plan", spec, "--out", planFile])).code).toBe(0);
+    // the world changes: a replica moves behind the plan's back
+    const c = await NodeClient.connect(a(7));
+    const o = await observeCluster({ seeds: [a(0)] });
+    await c.call("cluster", "replicate", o.nodes.find((n) => n.addr === a(6))!.id);
+    await c.close();
+    await new Promise((r) => setTimeout(r, 500));
+    const before = fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(2)] }));
+    const r = await runCli(["apply", planFile]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Saved plan is stale.*127\.0\.0\.1:21207: master was/s);
+    expect(fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(2)] }))).toBe(before);
+  });
+
+  it("refuses a plan file edited by hand, and a spec without confirmation when there is no terminal", async () => {
+    const spec = specFile("edited", [
+      { master: 3, replicas: [0] },
+      { master: 1, replicas: [4] },
+      { master: 6, replicas: [7, 2] },
+    ]);
+    const planFile = join(work, "edited.plan.json");
+    expect((await runCli(["plan", spec, "--out", planFile])).code).toBe(0);
+    const before = fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(2)] }));
+    // a reviewer "fixes" an address in the plan by hand
+    writeFileSync(planFile, readFileSync(planFile, "utf8").replaceAll(`"${a(2)}"`, `"${a(8)}"`));
+    const r = await runCli(["apply", planFile]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/was changed after it was written/);
+    const s = await runCli(["apply", spec]);
+    expect(s.code).toBe(1);
+    expect(s.stderr).toMatch(/stdin is not a terminal.*--auto-approve/);
+    expect(fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(2)] }))).toBe(before);
+  });
+});
