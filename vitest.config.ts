@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    globalSetup: ["test/global-setup.ts"],
     // Integration files start their own redis-server processes on disjoint port ranges,
     // so files run in parallel; tests inside a file share one cluster and run in order.
     testTimeout: 60_000,

@@ -1,0 +1,171 @@
+/**
+ * apply killed with SIGKILL at several moments of a migration, then resumed with the same command:
+ * every key is still there with its value, every member agrees, no slot is left open.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import calculateSlot from "cluster-key-slot";
+import { observeCluster } from "../../src/observe/observe.js";
+import { populate, slotOwners } from "../../src/testdata/populate.js";
+import { NodeClient } from "../../src/redis/connect.js";
+import { startNodes, type TestSandbox } from "../helpers/cluster.js";
+import { runCli } from "../helpers/cli.js";
+import { expectAllKeys, expectHealthy } from "../helpers/verify.js";
+
+// Ports 21300-21307 (bus 31300-31307): this file's own range.
+const BASE = 21300;
+const KEYS = 100_000;
+const HOT = 20_000;
+let sb: TestSandbox;
+let work: string;
+let hotTag = "";
+const a = (i: number) => `127.0.0.1:${BASE + i}`;
+
+function spec(name: string, masters: number[]): string {
+  const f = join(work, `${name}.yaml`);
+  const lines = [`cluster:`, `  seeds: ["${a(0)}"]`, `shards:`];
+  for (const m of masters) lines.push(`  - master: ${a(m)}`, `    replicas: [${a(m + 1)}]`);
+  writeFileSync(f, lines.join("\n") + "\n");
+  return f;
+}
+
+type Event = { type: string; kind?: string; index?: number; slot?: number; phase?: string };
+
+/** Runs apply in a child process and SIGKILLs it when `when` returns true for a progress event. */
+function applyAndKill(planFile: string, when: (e: Event) => boolean): Promise<{ killed: boolean; events: Event[]; pid: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["bin/shardform.js", "apply", planFile, "--auto-approve", "--json-log", "--pipeline", "10"], { stdio: ["ignore", "pipe", "pipe"] });
+    const events: Event[] = [];
+    let buf = "";
+    let killed = false;
+    let err = "";
+    child.stderr.on("data", (d) => (err += String(d)));
+    child.stdout.on("data", (d) => {
+      buf += String(d);
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const e = JSON.parse(line) as Event;
+        events.push(e);
+        if (!killed && when(e)) {
+          killed = true;
+          child.kill("SIGKILL");
+        }
+      }
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => (killed || code === 0 ? resolve({ killed, events, pid: child.pid! }) : reject(new Error(`apply exited ${code}: ${err}`))));
+  });
+}
+
+async function writeHotKeys(): Promise<void> {
+  const o = await observeCluster({ seeds: [a(0)] });
+  const owner = slotOwners(o)[calculateSlot(`{${hotTag}}`)]!;
+  const c = await NodeClient.connect(owner);
+  for (let i = 0; i < HOT; i += 1000) {
+    await c.pipeline(Array.from({ length: 1000 }, (_, j) => ["set", `{${hotTag}}:${i + j}`, `hot${i + j}`]));
+  }
+  await c.close();
+}
+
+async function expectHotKeys(): Promise<void> {
+  const o = await observeCluster({ seeds: [a(0)] });
+  const c = await NodeClient.connect(slotOwners(o)[calculateSlot(`{${hotTag}}`)]!, { readOnly: true });
+  let bad = 0;
+  for (let i = 0; i < HOT; i += 1000) {
+    const res = await c.pipeline(Array.from({ length: 1000 }, (_, j) => ["get", `{${hotTag}}:${i + j}`]));
+    res.forEach(([e, v], j) => (e || v !== `hot${i + j}` ? bad++ : 0));
+  }
+  await c.close();
+  expect(bad).toBe(0);
+}
+
+async function resumeAndVerify(planFile: string, members: number): Promise<void> {
+  const journal = JSON.parse(readFileSync(planFile.replace(/\.json$/, ".checkpoint.json"), "utf8"));
+  expect(journal.finished).toBe(false);
+  const r = await runCli(["apply", planFile, "--auto-approve"]);
+  expect(r.stderr).toContain("resuming after step");
+  expect(r.stderr).toContain("Apply complete");
+  expect(r.code).toBe(0);
+  await expectHealthy(a(0), members);
+  await expectAllKeys(a(0), KEYS);
+  await expectHotKeys();
+}
+
+async function planTo(name: string, masters: number[]): Promise<string> {
+  const planFile = join(work, `${name}.json`);
+  const r = await runCli(["plan", spec(name, masters), "--out", planFile]);
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  return planFile;
+}
+
+beforeAll(async () => {
+  sb = await startNodes(BASE, 8);
+  work = mkdtempSync(join(tmpdir(), "shardform-kill-"));
+  const create = await planTo("create", [0, 2, 4]);
+  expect((await runCli(["apply", create])).code).toBe(0);
+  await populate(await observeCluster({ seeds: [a(0)] }), { keys: KEYS });
+  // A slot with 20,000 keys that the scale-out moves to the 4th master (slots 4096-5460 go to it).
+  for (let n = 0; ; n++) {
+    const slot = calculateSlot(`{hot${n}}`);
+    if (slot >= 4200 && slot <= 5400) {
+      hotTag = `hot${n}`;
+      break;
+    }
+  }
+  await writeHotKeys();
+});
+afterAll(async () => {
+  await sb?.stop();
+});
+
+describe("apply survives SIGKILL at any moment and resumes", { timeout: 240_000 }, () => {
+  it("killed early in the migration; a second apply meanwhile is refused by the lock", async () => {
+    const planFile = await planTo("out1", [0, 2, 4, 6]);
+    let lockMessage = "";
+    const run = applyAndKill(planFile, (e) => {
+      if (e.type === "step-done" && e.kind === "migrate-slot" && lockMessage === "") {
+        lockMessage = "pending";
+        void runCli(["apply", planFile, "--auto-approve"]).then((r) => (lockMessage = r.stderr));
+      }
+      return e.type === "step-done" && e.kind === "migrate-slot" && (e.index ?? 0) > 50;
+    });
+    const { killed, pid } = await run;
+    expect(killed).toBe(true);
+    expect(lockMessage).toMatch(new RegExp(`another apply holds .*pid ${pid}`));
+    await resumeAndVerify(planFile, 8);
+  });
+
+  it("killed in the middle of a slot with 20,000 keys (keys on both sides)", async () => {
+    const back = await planTo("in1", [0, 2, 4]);
+    const b = await runCli(["apply", back]);
+    expect(b.stderr).toContain("Apply complete");
+    expect(b.code).toBe(0);
+    const planFile = await planTo("out2", [0, 2, 4, 6]);
+    const hotSlot = calculateSlot(`{${hotTag}}`);
+    let batches = 0;
+    const { killed } = await applyAndKill(planFile, (e) => e.type === "keys-moved" && e.slot === hotSlot && ++batches === 300);
+    expect(killed).toBe(true);
+    // the slot is open, with keys on both sides
+    const o = await observeCluster({ seeds: [a(0)] });
+    expect(o.nodes.some((n) => n.migrating.some((m) => m.slot === hotSlot))).toBe(true);
+    await resumeAndVerify(planFile, 8);
+  });
+
+  it("killed while ownership is handed over (SETSLOT NODE)", async () => {
+    const back = await planTo("in2", [0, 2, 4]);
+    const b = await runCli(["apply", back]);
+    expect(b.stderr).toContain("Apply complete");
+    expect(b.code).toBe(0);
+    const planFile = await planTo("out3", [0, 2, 4, 6]);
+    let seen = 0;
+    const { killed } = await applyAndKill(planFile, (e) => e.type === "setslot-node" && e.phase === "target" && ++seen === 200);
+    expect(killed).toBe(true);
+    await resumeAndVerify(planFile, 8);
+  });
+});
