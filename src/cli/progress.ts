@@ -18,7 +18,8 @@ export function progressPrinter(mode: ProgressMode, out: NodeJS.WritableStream, 
     const width = 24;
     const bar = "#".repeat(Math.round(frac * width)).padEnd(width, ".");
     const slotRate = slotsDone / Math.max(0.001, (performance.now() - t0) / 1000);
-    const eta = totalSlots > slotsDone && slotRate > 0 ? ` ETA ${Math.ceil((totalSlots - slotsDone) / slotRate)}s` : "";
+    // An ETA from the first few slots would be noise.
+    const eta = totalSlots > slotsDone && slotsDone >= 20 ? ` ETA ${Math.ceil((totalSlots - slotsDone) / slotRate)}s` : "";
     return `[${bar}] ${done}/${steps} steps, slots ${slotsDone}/${totalSlots}, ${keys} keys moved, ${Math.round(rate())} keys/s${eta}`;
   };
   const clear = (): void => void out.write("\r\x1b[2K");
@@ -70,7 +71,7 @@ export function progressPrinter(mode: ProgressMode, out: NodeJS.WritableStream, 
     if (mode === "tty" && now - lastDraw > 100) {
       lastDraw = now;
       out.write(`\r\x1b[2K${status()}  ${current}`.slice(0, 200));
-    } else if (mode === "plain" && slotsDone > 0 && (now - lastPlain > 5000 || done === steps)) {
+    } else if (mode === "plain" && e.type === "step-done" && e.kind === "migrate-slot" && (now - lastPlain > 5000 || done === steps)) {
       lastPlain = now;
       out.write(`  ${status()}\n`);
     }
