@@ -77,6 +77,12 @@ export function addrOption(value: string, flag: string): string {
   }
 }
 
+/** --json / --markdown, which exclude each other. */
+export function planFormat(json: boolean, markdown: boolean): "human" | "json" | "markdown" {
+  if (json && markdown) throw new UsageError("--json and --markdown cannot be used together: pick one");
+  return json ? "json" : markdown ? "markdown" : "human";
+}
+
 export function intOption(value: string | undefined, flag: string, fallback: number, min = 0): number {
   if (value === undefined) return fallback;
   const n = Number(value);

@@ -1,13 +1,11 @@
-import { Command, Option, UsageError } from "clipanion";
-import { ClusterCommand, addrOption } from "./base.js";
+import { Command, Option } from "clipanion";
+import { ClusterCommand, addrOption, planFormat } from "./base.js";
 import { loadTopology } from "./observe-input.js";
 import { loadSpec } from "../spec/load.js";
 import { planSteps } from "../planner/plan.js";
 import { makePlan } from "../plan/make.js";
 import { writePlan } from "../plan/file.js";
-import { renderHuman } from "../plan/render/human.js";
-import { renderJson } from "../plan/render/json.js";
-import { renderMarkdown } from "../plan/render/markdown.js";
+import { renderPlan } from "../plan/render/index.js";
 import { TOOL_VERSION } from "../version.js";
 
 export class PlanCommand extends ClusterCommand {
@@ -36,7 +34,7 @@ export class PlanCommand extends ClusterCommand {
   seed = Option.Array("--seed", { description: "Reach the cluster through this HOST:PORT instead of the spec's seeds (repeatable)" });
 
   async run(): Promise<number> {
-    if (this.json && this.markdown) throw new UsageError("--json and --markdown cannot be used together: pick one");
+    const format = planFormat(this.json, this.markdown);
     const { spec } = loadSpec(this.spec);
     const credentials = this.observed ? {} : this.credentials(spec.auth, this.spec);
     const observed = await loadTopology({
@@ -52,9 +50,7 @@ export class PlanCommand extends ClusterCommand {
       writePlan(this.outFile, plan);
       this.status(`Plan saved to ${this.outFile}; review it with \`shardform show ${this.outFile}\`.`);
     }
-    if (this.json) this.out(renderJson(plan));
-    else if (this.markdown) this.out(renderMarkdown(plan));
-    else this.out(renderHuman(plan, { color: this.useColor() }));
+    this.out(renderPlan(plan, format, this.useColor()));
     return this.detailedExitcode && plan.summary.changes ? 2 : 0;
   }
 }

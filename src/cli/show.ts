@@ -1,9 +1,7 @@
-import { Command, Option, UsageError } from "clipanion";
-import { BaseCommand } from "./base.js";
+import { Command, Option } from "clipanion";
+import { BaseCommand, planFormat } from "./base.js";
 import { readPlan } from "../plan/file.js";
-import { renderHuman } from "../plan/render/human.js";
-import { renderJson } from "../plan/render/json.js";
-import { renderMarkdown } from "../plan/render/markdown.js";
+import { renderPlan } from "../plan/render/index.js";
 
 export class ShowCommand extends BaseCommand {
   static override paths = [["show"]];
@@ -20,11 +18,9 @@ export class ShowCommand extends BaseCommand {
   markdown = Option.Boolean("--markdown", false, { description: "Print Markdown for a pull-request comment" });
 
   async run(): Promise<number> {
-    if (this.json && this.markdown) throw new UsageError("--json and --markdown cannot be used together: pick one");
+    const format = planFormat(this.json, this.markdown);
     const plan = readPlan(this.plan);
-    if (this.json) this.out(renderJson(plan));
-    else if (this.markdown) this.out(renderMarkdown(plan));
-    else this.out(renderHuman(plan, { color: this.useColor() }));
+    this.out(renderPlan(plan, format, this.useColor()));
     return 0;
   }
 }

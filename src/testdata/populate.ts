@@ -39,18 +39,24 @@ export function slotOwners(o: ObservedCluster): string[] {
   return owners;
 }
 
-export async function populate(o: ObservedCluster, opts: PopulateOptions): Promise<number> {
-  const prefix = opts.prefix ?? "key:";
-  const size = opts.valueSize ?? 16;
-  const batch = opts.batch ?? 1000;
+/** The numbers of the test keys, grouped by the address of the master that owns each key's slot. */
+function keysByMaster(o: ObservedCluster, keys: number, prefix: string): Map<string, number[]> {
   const owners = slotOwners(o);
   const perMaster = new Map<string, number[]>();
-  for (let i = 0; i < opts.keys; i++) {
+  for (let i = 0; i < keys; i++) {
     const addr = owners[calculateSlot(testKey(prefix, i))]!;
     let list = perMaster.get(addr);
     if (!list) perMaster.set(addr, (list = []));
     list.push(i);
   }
+  return perMaster;
+}
+
+export async function populate(o: ObservedCluster, opts: PopulateOptions): Promise<number> {
+  const prefix = opts.prefix ?? "key:";
+  const size = opts.valueSize ?? 16;
+  const batch = opts.batch ?? 1000;
+  const perMaster = keysByMaster(o, opts.keys, prefix);
   let written = 0;
   await Promise.all(
     [...perMaster].map(async ([addr, ids]) => {
@@ -83,14 +89,7 @@ export async function verifyTestKeys(o: ObservedCluster, opts: Omit<PopulateOpti
   const prefix = opts.prefix ?? "key:";
   const size = opts.valueSize ?? 16;
   const batch = opts.batch ?? 1000;
-  const owners = slotOwners(o);
-  const perMaster = new Map<string, number[]>();
-  for (let i = 0; i < opts.keys; i++) {
-    const addr = owners[calculateSlot(testKey(prefix, i))]!;
-    let list = perMaster.get(addr);
-    if (!list) perMaster.set(addr, (list = []));
-    list.push(i);
-  }
+  const perMaster = keysByMaster(o, opts.keys, prefix);
   const result: VerifyResult = { checked: 0, missing: [], wrong: [] };
   await Promise.all(
     [...perMaster].map(async ([addr, ids]) => {
