@@ -55,7 +55,8 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster): Planner
       ids.set(addr, n.id);
       if (!n.reachable) problems.push(`${addr} is a member but cannot be reached (${n.unreachableReason ?? "unreachable"}): bring it back, or drop it from the spec to remove it`);
       else if (n.flags.includes("fail")) problems.push(`${addr} is flagged as failed by the cluster: repair it before planning`);
-      if (allowReset.has(addr)) problems.push(`${addr} is in cluster.allowReset but is a live member: a member is removed first (drop it from the spec), then it can be reset and added back`);
+      // A member is never reset; allowReset stays harmless once the node has joined.
+      if (allowReset.has(addr)) notes.push(`${addr} is in cluster.allowReset but is already a member: it will not be reset`);
       continue;
     }
     const x = outsiderByAddr.get(addr);

@@ -44,7 +44,7 @@ async function planAndApply(spec: string): Promise<{ plan: { steps: { kind: stri
   expect(r.code).toBe(0);
   // afterwards the spec is reached: plan reports no changes
   const again = await runCli(["plan", spec, "--detailed-exitcode"]);
-  expect(again.stdout).toContain("No changes.");
+  expect(again.stdout + again.stderr).toContain("No changes.");
   expect(again.code).toBe(0);
   return { plan: JSON.parse(readFileSync(planFile, "utf8")), out: r.stderr };
 }
@@ -157,11 +157,92 @@ describe("apply on a real cluster", () => {
     await expectAllKeys(a(0), KEYS);
   });
 
+  it("finishes a slot move left open by an interrupted run, with keys on both sides", async () => {
+    const o = await observeCluster({ seeds: [a(0)] });
+    const src = o.nodes.find((n) => n.addr === a(1))!;
+    const dst = o.nodes.find((n) => n.addr === a(6))!;
+    const slot = src.slots[0]![0];
+    const cs = await NodeClient.connect(src.addr);
+    const cd = await NodeClient.connect(dst.addr);
+    await cd.call("cluster", "setslot", slot, "importing", src.id);
+    await cs.call("cluster", "setslot", slot, "migrating", dst.id);
+    const keys = (await cs.call("cluster", "getkeysinslot", slot, 3)) as string[];
+    expect(keys.length).toBeGreaterThan(0);
+    await cs.call("migrate", "127.0.0.1", BASE + 6, "", 0, 5000, "keys", ...keys);
+    await cs.close();
+    await cd.close();
+    const spec = join(work, "scale-in.yaml");
+    const planFile = join(work, "open.plan.json");
+    expect((await runCli(["plan", spec, "--out", planFile])).code).toBe(0);
+    const plan = JSON.parse(readFileSync(planFile, "utf8"));
+    expect(plan.steps[0]).toMatchObject({ kind: "migrate-slot", slot, from: { addr: a(1) }, to: { addr: a(6) } });
+    const r = await runCli(["apply", planFile]);
+    expect(r.code).toBe(0);
+    await expectHealthy(a(0), 6);
+    await expectAllKeys(a(0), KEYS);
+  });
+
+  it("applies weights and pinned slots", async () => {
+    const f = join(work, "weights.yaml");
+    writeFileSync(
+      f,
+      [
+        `cluster: { seeds: ["${a(0)}"] }`,
+        `shards:`,
+        `  - { master: ${a(3)}, replicas: [${a(0)}, ${a(7)}], slots: ["0-999"] }`,
+        `  - { master: ${a(1)}, replicas: [${a(4)}], weight: 2 }`,
+        `  - { master: ${a(6)}, weight: 1 }`,
+      ].join("\n") + "\n",
+    );
+    await planAndApply(f);
+    const o = await expectHealthy(a(0), 6);
+    const count = (addr: string) => o.nodes.find((n) => n.addr === addr)!.slots.reduce((s, [x, y]) => s + y - x + 1, 0);
+    expect([count(a(3)), count(a(1)), count(a(6))]).toEqual([1000, 10256, 5128]);
+    expect(o.nodes.find((n) => n.addr === a(3))!.slots).toEqual([[0, 999]]);
+    await expectAllKeys(a(0), KEYS);
+  });
+
+  it("resets a node that holds another cluster's state only because the spec allows it, then adds it", async () => {
+    // a(8) becomes a one-node cluster of its own, holding a key: "belongs to another cluster"
+    const c = await NodeClient.connect(a(8));
+    await c.call("cluster", "addslotsrange", 0, 16383);
+    for (let i = 0; ; i++) {
+      try {
+        await c.call("set", "stray", "x");
+        break;
+      } catch (err) {
+        if (i > 100 || !/CLUSTERDOWN/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    await c.close();
+    const f = join(work, "reset.yaml");
+    const body = (extra: string) =>
+      [
+        `cluster: { seeds: ["${a(0)}"]${extra} }`,
+        `shards:`,
+        `  - { master: ${a(3)}, replicas: [${a(0)}, ${a(7)}], slots: ["0-999"] }`,
+        `  - { master: ${a(1)}, replicas: [${a(4)}], weight: 2 }`,
+        `  - { master: ${a(6)}, replicas: [${a(8)}], weight: 1 }`,
+      ].join("\n") + "\n";
+    writeFileSync(f, body(""));
+    const refused = await runCli(["plan", f]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/never resets a node on its own/);
+    writeFileSync(f, body(`, allowReset: ["${a(8)}"]`));
+    const shown = await runCli(["plan", f]);
+    expect(shown.stdout).toMatch(/-\/\+ reset-node 127\.0\.0\.1:21208 .*wiping 1 key\(s\).*\(destructive\)/);
+    const { plan } = await planAndApply(f);
+    expect(plan.steps.map((s) => s.kind)).toEqual(["reset-node", "meet", "replicate"]);
+    await expectHealthy(a(0), 7);
+    await expectAllKeys(a(0), KEYS);
+  });
+
   it("refuses a stale plan and changes nothing", async () => {
     const spec = specFile("stale", [
       { master: 3, replicas: [0, 7] },
       { master: 1, replicas: [4] },
-      { master: 6, replicas: [2] },
+      { master: 6, replicas: [8, 2] },
     ]);
     const planFile = join(work, "stale.plan.json");
     expect((await runCli(["plan", spec, "--out", planFile])).code).toBe(0);
@@ -170,7 +251,7 @@ describe("apply on a real cluster", () => {
     const o = await observeCluster({ seeds: [a(0)] });
     await c.call("cluster", "replicate", o.nodes.find((n) => n.addr === a(6))!.id);
     await c.close();
-    await new Promise((r) => setTimeout(r, 500));
+    for (let i = 0; i < 100 && (await observeCluster({ seeds: [a(0)] })).disagreements.length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     const before = fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(2)] }));
     const r = await runCli(["apply", planFile]);
     expect(r.code).toBe(1);
@@ -182,13 +263,15 @@ describe("apply on a real cluster", () => {
     const spec = specFile("edited", [
       { master: 3, replicas: [0] },
       { master: 1, replicas: [4] },
-      { master: 6, replicas: [7, 2] },
+      { master: 6, replicas: [7, 8, 2] },
     ]);
     const planFile = join(work, "edited.plan.json");
-    expect((await runCli(["plan", spec, "--out", planFile])).code).toBe(0);
+    const made = await runCli(["plan", spec, "--out", planFile]);
+    expect(made.stderr).toBe("");
+    expect(made.code).toBe(0);
     const before = fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(2)] }));
     // a reviewer "fixes" an address in the plan by hand
-    writeFileSync(planFile, readFileSync(planFile, "utf8").replaceAll(`"${a(2)}"`, `"${a(8)}"`));
+    writeFileSync(planFile, readFileSync(planFile, "utf8").replaceAll(`"${a(2)}"`, `"${a(9)}"`));
     const r = await runCli(["apply", planFile]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/was changed after it was written/);

@@ -168,4 +168,23 @@ describe("apply survives SIGKILL at any moment and resumes", { timeout: 240_000 
     expect(killed).toBe(true);
     await resumeAndVerify(planFile, 8);
   });
+
+  it("Ctrl-C stops after the current batch, exits 130, prints the command that resumes", async () => {
+    const planFile = await planTo("in3", [0, 2, 4]);
+    const child = spawn(process.execPath, ["bin/shardform.js", "apply", planFile, "--json-log"], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    let sent = false;
+    child.stderr.on("data", (d) => (err += String(d)));
+    child.stdout.on("data", (d) => {
+      if (!sent && String(d).includes('"kind":"migrate-slot"')) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    });
+    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    expect(code).toBe(130);
+    expect(err).toMatch(/Stopping after the current batch/);
+    expect(err).toMatch(/Resume with: shardform apply .*in3\.json --auto-approve/);
+    await resumeAndVerify(planFile, 6);
+  });
 });

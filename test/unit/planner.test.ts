@@ -221,9 +221,11 @@ describe("planner refusals", () => {
     expect(() => planSteps(add(addr), base())).toThrow(PlanningError);
     expect(() => planSteps(add(addr), base())).toThrow(msg);
   });
-  it("refuses to reset a live member", () => {
+  it("never resets a live member, even when allowReset names it", () => {
     const s = spec([{ master: A(7000) }, { master: A(7001) }, { master: A(7002) }], { allowReset: [A(7001)] });
-    expect(() => planSteps(s, base())).toThrow(/live member/);
+    const { steps, notes } = planSteps(s, base());
+    expect(steps).toEqual([]);
+    expect(notes).toContain("127.0.0.1:7001 is in cluster.allowReset but is already a member: it will not be reset");
   });
   it("refuses when members disagree about slot owners", () => {
     const o = base();
