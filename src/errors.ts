@@ -36,11 +36,22 @@ export class NodeUnreachableError extends ShardformError {
   readonly causeMessage: string;
   constructor(node: string, causeMessage: string) {
     super(
-      `cannot reach ${node}: ${causeMessage}. Check that the node is running and that host:port is right; ` +
+      `cannot reach ${node}: ${causeMessage.replace(/\.$/, "")}. Check that the node is running and that host:port is right; ` +
         `for a password-protected cluster set --password-env VAR (or REDISCLI_AUTH).`,
     );
     this.node = node;
     this.causeMessage = causeMessage;
+  }
+}
+
+export class AuthFailedError extends ShardformError {
+  readonly node: string;
+  constructor(node: string, causeMessage: string) {
+    super(
+      `${node} refused the credentials: ${causeMessage}. Check the password in the variable named by --password-env ` +
+        `(or the spec's auth.passwordEnv / auth.passwordFile, or REDISCLI_AUTH) and the --user name.`,
+    );
+    this.node = node;
   }
 }
 

@@ -5,7 +5,7 @@
 import { NodeClient, describe, type Credentials } from "../redis/connect.js";
 import { parseClusterNodes, parseInfo, type NodeEntry } from "../redis/cluster-nodes.js";
 import { compareAddr, normalizeAddr, type NodeAddr } from "../redis/node-key.js";
-import { ClusterStateError, NodeUnreachableError } from "../errors.js";
+import { AuthFailedError, ClusterStateError, NodeUnreachableError, ShardformError } from "../errors.js";
 import { findDisagreements } from "./disagreements.js";
 import type { ObservedCluster, ObservedNode, Outsider, ViewEntry } from "./types.js";
 
@@ -43,7 +43,7 @@ async function read(addr: NodeAddr, credentials?: Credentials): Promise<NodeRead
     if (/cluster support disabled/i.test(describe(err))) {
       throw new ClusterStateError(`${addr} is not running in cluster mode: start it with cluster-enabled yes`);
     }
-    throw err instanceof NodeUnreachableError ? err : new NodeUnreachableError(addr, describe(err));
+    throw err instanceof ShardformError ? err : new NodeUnreachableError(addr, describe(err));
   } finally {
     await c.close();
   }
@@ -80,7 +80,7 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
         try {
           readings.set(a, await read(a, opts.credentials));
         } catch (err) {
-          if (err instanceof ClusterStateError) throw err;
+          if (err instanceof ClusterStateError || err instanceof AuthFailedError) throw err;
           failures.set(a, err instanceof NodeUnreachableError ? err.causeMessage : describe(err));
         }
       }),

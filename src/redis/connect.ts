@@ -4,7 +4,7 @@
  * through a cluster client, which may route a command elsewhere.
  */
 import { Redis } from "ioredis";
-import { NodeUnreachableError, assert } from "../errors.js";
+import { AuthFailedError, NodeUnreachableError, assert } from "../errors.js";
 import { parseNodeAddr, type NodeAddr } from "./node-key.js";
 
 export interface Credentials {
@@ -72,14 +72,19 @@ export class NodeClient {
       retryStrategy: () => null,
       enableReadyCheck: false,
     });
-    // Errors surface through the awaited commands; avoid unhandled "error" events.
-    redis.on("error", () => {});
+    // Errors surface through the awaited commands; the last one explains a closed connection.
+    let lastError: unknown;
+    redis.on("error", (err) => (lastError = err));
     try {
       await redis.connect();
       await redis.ping();
     } catch (err) {
       redis.disconnect();
-      throw new NodeUnreachableError(addr, describe(err));
+      const cause = describe(lastError ?? err);
+      if (/WRONGPASS|NOAUTH|invalid password|called without any password/i.test(cause)) {
+        throw new AuthFailedError(addr, cause);
+      }
+      throw new NodeUnreachableError(addr, cause);
     }
     return new NodeClient(addr, redis, opts.readOnly ?? false);
   }

@@ -1,0 +1,67 @@
+/**
+ * A password-protected cluster: apply creates and scales it (MIGRATE carries AUTH), and the password
+ * never appears in the plan, the checkpoint or the progress log. A wrong password is a clear error.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { observeCluster } from "../../src/observe/observe.js";
+import { populate, verifyTestKeys } from "../../src/testdata/populate.js";
+import { startNodes, type TestSandbox } from "../helpers/cluster.js";
+import { runCli } from "../helpers/cli.js";
+
+// Ports 21400-21403 (bus 31400-31403): this file's own range.
+const BASE = 21400;
+const SECRET = "s3cret-Pa55-word";
+const KEYS = 20_000;
+let sb: TestSandbox;
+let work: string;
+const a = (i: number) => `127.0.0.1:${BASE + i}`;
+const credentials = { password: SECRET };
+
+function spec(name: string, masters: number[]): string {
+  const f = join(work, `${name}.yaml`);
+  writeFileSync(f, [`cluster:`, `  seeds: ["${a(0)}"]`, `  auth: { passwordEnv: SF_TEST_PASSWORD }`, `shards:`, ...masters.map((m) => `  - master: ${a(m)}`)].join("\n") + "\n");
+  return f;
+}
+
+beforeAll(async () => {
+  sb = await startNodes(BASE, 4, SECRET);
+  work = mkdtempSync(join(tmpdir(), "shardform-auth-"));
+});
+afterAll(async () => {
+  await sb?.stop();
+});
+
+describe("a password-protected cluster", () => {
+  it("is created and scaled out by apply, with the password only from the environment", async () => {
+    const env = { SF_TEST_PASSWORD: SECRET };
+    const create = await runCli(["apply", spec("create", [0, 1, 2]), "--auto-approve", "--json-log"], env);
+    expect(create.code).toBe(0);
+    await populate(await observeCluster({ seeds: [a(0)], credentials }), { keys: KEYS, credentials });
+    const planFile = join(work, "out.json");
+    expect((await runCli(["plan", spec("out", [0, 1, 2, 3]), "--out", planFile], env)).code).toBe(0);
+    const r = await runCli(["apply", planFile, "--json-log", "--password-env", "SF_TEST_PASSWORD"], env);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const v = await verifyTestKeys(await observeCluster({ seeds: [a(0)], credentials }), { keys: KEYS, credentials });
+    expect([v.missing.length, v.wrong.length]).toEqual([0, 0]);
+    // the secret is nowhere in what shardform wrote or printed
+    for (const f of readdirSync(work)) expect(readFileSync(join(work, f), "utf8")).not.toContain(SECRET);
+    expect(create.stdout + create.stderr + r.stdout + r.stderr).not.toContain(SECRET);
+  });
+
+  it("says what to do when the password is wrong or missing, and exits 1", async () => {
+    const wrong = await runCli(["check", "--seed", a(0), "--password-env", "SF_WRONG"], { SF_WRONG: "nope" });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/^Error \(AuthFailedError\): 127\.0\.0\.1:21400 refused the credentials: WRONGPASS.*--password-env/s);
+    expect(wrong.stderr).not.toContain("nope");
+    const none = await runCli(["check", "--seed", a(0)], {});
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/NOAUTH|refused the credentials|cannot reach/);
+    const unset = await runCli(["plan", spec("x", [0, 1, 2, 3])], {});
+    expect(unset.code).toBe(1);
+    expect(unset.stderr).toMatch(/environment variable SF_TEST_PASSWORD is not set/);
+  });
+});
