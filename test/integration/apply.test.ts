@@ -182,6 +182,38 @@ describe("apply on a real cluster", () => {
     await expectAllKeys(a(0), KEYS);
   });
 
+  it("on BUSYKEY replaces a target copy only when it is identical, and stops naming a key whose copies differ", async () => {
+    const o = await observeCluster({ seeds: [a(0)] });
+    const src = o.nodes.find((n) => n.addr === a(1))!;
+    const dst = o.nodes.find((n) => n.addr === a(6))!;
+    const cs = await NodeClient.connect(src.addr);
+    const cd = await NodeClient.connect(dst.addr);
+    let slot = src.slots[0]![0];
+    while (Number(await cs.call("cluster", "countkeysinslot", slot)) < 2) slot++;
+    await cd.call("cluster", "setslot", slot, "importing", src.id);
+    await cs.call("cluster", "setslot", slot, "migrating", dst.id);
+    const [same, differ] = (await cs.call("cluster", "getkeysinslot", slot, 2)) as string[];
+    // copies on the target, as a crash after RESTORE and before DEL could leave them
+    await cd.pipeline([["asking"], ["set", same!, String(await cs.call("get", same!))]]);
+    await cd.pipeline([["asking"], ["set", differ!, "written-elsewhere"]]);
+    const spec = join(work, "scale-in.yaml");
+    const planFile = join(work, "busy.plan.json");
+    expect((await runCli(["plan", spec, "--out", planFile])).code).toBe(0);
+    const r = await runCli(["apply", planFile]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`key "${differ}" of slot ${slot} exists on both ${a(1)} and ${a(6)} with different values`);
+    expect(r.stderr).toMatch(/Resume with|resume with/);
+    // the operator keeps the source's value, then resumes
+    await cd.pipeline([["asking"], ["del", differ!]]);
+    await cs.close();
+    await cd.close();
+    const again = await runCli(["apply", planFile]);
+    expect(again.stderr).toContain("resuming after step 0");
+    expect(again.code).toBe(0);
+    await expectHealthy(a(0), 6);
+    await expectAllKeys(a(0), KEYS);
+  });
+
   it("applies weights and pinned slots", async () => {
     const f = join(work, "weights.yaml");
     writeFileSync(
