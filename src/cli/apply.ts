@@ -44,6 +44,9 @@ export class ApplyCommand extends ClusterCommand {
   restart = Option.Boolean("--restart", false, { description: "Ignore an existing checkpoint and start from the first step (the plan must not be stale)" });
   jsonLog = Option.Boolean("--json-log", false, { description: "Print progress as JSON lines on stdout" });
   pipeline = Option.String("--pipeline", { description: `Keys per MIGRATE command (default ${DEFAULT_EXEC_OPTIONS.pipeline})` });
+  window = Option.String("--window", {
+    description: `Slots between one source and target whose SETSLOT commands share one pipeline per node (default ${DEFAULT_EXEC_OPTIONS.window}; 1 = one slot at a time, like redis-cli)`,
+  });
 
   async run(): Promise<number> {
     const text = (() => {
@@ -56,7 +59,8 @@ export class ApplyCommand extends ClusterCommand {
     let plan: Plan;
     let planFile: string;
     let credentials;
-    if (text.trimStart().startsWith("{")) {
+    const specMode = !text.trimStart().startsWith("{");
+    if (!specMode) {
       plan = parsePlan(text, this.target);
       planFile = this.target;
       credentials = this.credentials();
@@ -95,9 +99,14 @@ export class ApplyCommand extends ClusterCommand {
       const result = await applyPlan(plan, {
         planFile,
         stateDir: this.stateDir,
-        restart: this.restart,
+        // A plan made from a spec just now supersedes any checkpoint of an earlier plan of that spec.
+        restart: this.restart || specMode,
         credentials,
-        exec: { ...DEFAULT_EXEC_OPTIONS, pipeline: intOption(this.pipeline, "--pipeline", DEFAULT_EXEC_OPTIONS.pipeline, 1) },
+        exec: {
+          ...DEFAULT_EXEC_OPTIONS,
+          pipeline: intOption(this.pipeline, "--pipeline", DEFAULT_EXEC_OPTIONS.pipeline, 1),
+          window: intOption(this.window, "--window", DEFAULT_EXEC_OPTIONS.window, 1),
+        },
         emit,
         onContext: (c) => (ctxRef = c),
       });

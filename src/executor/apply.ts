@@ -10,11 +10,12 @@ import { join, resolve } from "node:path";
 import { StalePlanError, ClusterStateError, ShardformError } from "../errors.js";
 import { describeChanges, fingerprint } from "../observe/fingerprint.js";
 import { observeCluster } from "../observe/observe.js";
-import type { Plan } from "../plan/types.js";
+import type { Plan, Step } from "../plan/types.js";
 import type { Credentials } from "../redis/connect.js";
 import { journalPath, readJournal, saveJournal, type Journal } from "./checkpoint.js";
 import { ExecCtx, StopRequested, type ExecOptions } from "./context.js";
 import { runStep } from "./handlers.js";
+import { migrateWindow } from "./steps/migrate-window.js";
 import { acquireLock } from "./lock.js";
 import { prefixMismatches } from "./prefix.js";
 import type { ProgressEvent } from "./progress.js";
@@ -41,6 +42,19 @@ export interface ApplyResult {
 
 export class ResumeMismatchError extends ShardformError {}
 
+/** The steps run together from index i: a window of migrate-slot steps between one pair, or one step. */
+function stepGroup(steps: readonly Step[], i: number, window: number): Step[] {
+  const first = steps[i]!;
+  if (first.kind !== "migrate-slot" || window <= 1) return [first];
+  const group: Step[] = [first];
+  for (let j = i + 1; j < steps.length && group.length < window; j++) {
+    const s = steps[j]!;
+    if (s.kind !== "migrate-slot" || s.from.id !== first.from.id || s.to.id !== first.to.id) break;
+    group.push(s);
+  }
+  return group;
+}
+
 export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyResult> {
   const jFile = journalPath(opts.planFile, opts.stateDir);
   const memberIds = plan.observed.snapshot.nodes.map((n) => n.id).sort().join(",");
@@ -56,8 +70,12 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   try {
     releaseCluster = acquireLock(join(tmpdir(), "shardform-locks", `cluster-${clusterKey}.lock`), `apply ${resolve(opts.planFile)}`);
     journal = opts.restart ? null : readJournal(jFile);
+    // A finished checkpoint of another plan (an older plan written to the same path) has nothing to resume.
+    if (journal && journal.planDigest !== plan.digest && journal.finished) journal = null;
     if (journal && journal.planDigest !== plan.digest) {
-      throw new ResumeMismatchError(`${jFile} belongs to another plan (digest ${journal.planDigest.slice(0, 19)}): pass --restart to ignore it, or use --state-dir`);
+      throw new ResumeMismatchError(
+        `${jFile} is the checkpoint of another plan (digest ${journal.planDigest.slice(0, 19)}) that did not finish: resume that plan, or pass --restart to start this one (or use --state-dir)`,
+      );
     }
     if (journal?.finished) {
       opts.emit({ type: "note", message: `this plan was already applied completely (${journal.updatedAt}); nothing to do` });
@@ -103,25 +121,30 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
 
     opts.emit({ type: "plan-start", steps: plan.steps.length, resumed: journal.completed });
     const started = performance.now();
-    for (let i = journal.completed; i < plan.steps.length; i++) {
-      const step = plan.steps[i]!;
+    for (let i = journal.completed; i < plan.steps.length; ) {
+      const group = stepGroup(plan.steps, i, opts.exec.window);
+      const step = group[0]!;
       ctx.current = step;
       if (ctx.stopRequested) throw new StopRequested();
-      journal.inDoubt = [step.id];
+      // Every step of the group is in doubt until the whole group is done.
+      journal.inDoubt = group.map((s) => s.id);
       saveJournal(jFile, journal);
-      opts.emit({ type: "step-start", index: i, id: step.id, kind: step.kind, text: describeStep(step) });
+      group.forEach((s, k) => opts.emit({ type: "step-start", index: i + k, id: s.id, kind: s.kind, text: describeStep(s) }));
       const t0 = performance.now();
-      let skipped: boolean;
+      let skipped = false;
       try {
-        skipped = await runStep(step, ctx);
+        if (group.length > 1) await migrateWindow(group as Extract<Step, { kind: "migrate-slot" }>[], ctx);
+        else skipped = await runStep(step, ctx);
       } catch (err) {
         if (err instanceof StopRequested || err instanceof ShardformError) throw err;
         throw new ClusterStateError(`step ${step.id} (${describeStep(step)}) failed: ${(err as Error).message}. The checkpoint is consistent: fix the cause and run the same apply again to continue.`);
       }
-      journal.completed = i + 1;
+      journal.completed = i + group.length;
       journal.inDoubt = [];
       saveJournal(jFile, journal);
-      opts.emit({ type: "step-done", index: i, id: step.id, kind: step.kind, skipped, ms: performance.now() - t0 });
+      const ms = performance.now() - t0;
+      group.forEach((s, k) => opts.emit({ type: "step-done", index: i + k, id: s.id, kind: s.kind, skipped, ms: ms / group.length }));
+      i += group.length;
     }
     // Replicas learn new slot owners by gossip: "complete" means every member agrees.
     opts.emit({ type: "wait", what: "every member to agree on the new configuration" });

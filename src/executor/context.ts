@@ -17,9 +17,11 @@ export interface ExecOptions {
   migrateTimeoutMs: number;
   /** How long to wait for the cluster to converge after a step. */
   convergeTimeoutMs: number;
+  /** Consecutive migrate-slot steps (same source and target) whose control commands share pipelines; 1 = one slot at a time. */
+  window: number;
 }
 
-export const DEFAULT_EXEC_OPTIONS: ExecOptions = { pipeline: 100, migrateTimeoutMs: 10_000, convergeTimeoutMs: 60_000 };
+export const DEFAULT_EXEC_OPTIONS: ExecOptions = { pipeline: 100, migrateTimeoutMs: 10_000, convergeTimeoutMs: 60_000, window: 256 };
 
 export class StopRequested extends Error {
   constructor() {
@@ -134,7 +136,7 @@ export class ExecCtx {
 
   /** Every member's view of every master's slots and every node's role matches that node's own account. */
   async waitAgreement(): Promise<void> {
-    await this.waitUntil("every member agrees on roles and slot owners", async () => {
+    await this.waitUntil("every member agrees on roles and slot owners and serves them", async () => {
       const members = await this.members(await this.anchor());
       const selves = new Map<string, NodeEntry>();
       const views = new Map<string, NodeEntry[]>();
@@ -152,6 +154,11 @@ export class ExecCtx {
           if (e.role !== own.role || e.masterId !== own.masterId) return `${addr} still sees ${own.addr} as ${e.role}`;
           if (own.role === "master" && ranges(e) !== ranges(own)) return `${addr} has not yet learnt the slots of ${own.addr}`;
         }
+      }
+      // A cluster that assigns every slot must also serve them: cluster_state:ok everywhere.
+      for (const m of members) {
+        const info = await this.clusterInfo(m.addr);
+        if (info["cluster_slots_assigned"] === "16384" && info["cluster_state"] !== "ok") return `${m.addr} reports cluster_state:${info["cluster_state"]}`;
       }
       return null;
     });

@@ -33,11 +33,19 @@ export function prefixMismatches(snapshot: ObservedCluster, steps: readonly Step
   }
   const out: string[] = [];
   const liveById = new Map(live.nodes.map((n) => [n.id, n]));
+  // Redis moves a master that lost its last slot, and its replicas, under the new owner (replica
+  // migration): a slotless master that became a replica, or a replica of one that moved, is expected.
+  const slotless = new Set([...model.nodes.values()].filter((n) => n.role === "master" && !model.owner.includes(n.id)).map((n) => n.id));
   for (const n of model.nodes.values()) {
     if (looseNodes.has(n.id)) continue;
     const l = liveById.get(n.id);
-    if (!l) out.push(`${n.addr} should be a member but is not`);
-    else if (l.role !== n.role || (n.role === "replica" && l.masterId !== n.masterId)) out.push(`${n.addr} should be a ${n.role} but is a ${l.role}`);
+    if (!l) {
+      out.push(`${n.addr} should be a member but is not`);
+      continue;
+    }
+    const migrated = (slotless.has(n.id) && l.role === "replica") || (n.role === "replica" && slotless.has(n.masterId ?? "") && l.role === "replica");
+    if (migrated) continue;
+    if (l.role !== n.role || (n.role === "replica" && l.masterId !== n.masterId)) out.push(`${n.addr} should be a ${n.role} but is a ${l.role}`);
   }
   for (const l of live.nodes) if (!model.nodes.has(l.id) && !looseNodes.has(l.id)) out.push(`${l.addr} is a member but should not be at this point`);
   const liveOwner: (string | null)[] = new Array(SLOT_COUNT).fill(null);

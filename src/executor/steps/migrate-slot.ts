@@ -11,6 +11,7 @@ import { parseNodeAddr } from "../../redis/node-key.js";
 import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import type { Step } from "../../plan/types.js";
 import type { ExecCtx } from "../context.js";
+import type { NodeClient } from "../../redis/connect.js";
 
 type MigrateStep = Extract<Step, { kind: "migrate-slot" }>;
 
@@ -54,14 +55,14 @@ export async function migrateSlot(s: MigrateStep, ctx: ExecCtx): Promise<boolean
       await moveKeys(s, ctx);
     }
     ctx.emit({ type: "setslot-node", slot, phase: "source" });
-    await src.call("cluster", "setslot", slot, "node", s.to.id);
+    await setSlotNodeUnlessReplica(src, slot, s.to.id);
   }
   await setSlotNodeOnOthers(s, ctx);
   return false;
 }
 
 /** Moves every key of the slot from source to target, batch by batch, until none is left. */
-async function moveKeys(s: MigrateStep, ctx: ExecCtx): Promise<void> {
+export async function moveKeys(s: MigrateStep, ctx: ExecCtx): Promise<void> {
   const src = await ctx.conn(s.from.addr);
   const { host, port } = parseNodeAddr(s.to.addr);
   const auth: (string | Buffer)[] = ctx.credentials.password
@@ -138,8 +139,16 @@ async function setSlotNodeOnOthers(s: MigrateStep, ctx: ExecCtx): Promise<void> 
   const others = members.filter((m) => m.role === "master" && m.id !== s.from.id && m.id !== s.to.id && !m.flags.includes("fail"));
   await Promise.all(
     others.map(async (m) => {
-      const c = await ctx.conn(m.addr);
-      await c.call("cluster", "setslot", s.slot, "node", s.to.id);
+      await setSlotNodeUnlessReplica(await ctx.conn(m.addr), s.slot, s.to.id);
     }),
   );
+}
+
+/** SETSLOT NODE, except on a master that became a replica on losing its last slot (it owns nothing). */
+async function setSlotNodeUnlessReplica(c: NodeClient, slot: number, targetId: string): Promise<void> {
+  try {
+    await c.call("cluster", "setslot", slot, "node", targetId);
+  } catch (err) {
+    if (!/Please use SETSLOT only with masters/.test((err as Error).message)) throw err;
+  }
 }

@@ -1,0 +1,60 @@
+/**
+ * The fast path for consecutive migrate-slot steps between one source and one target: the same
+ * protocol as migrate-slot, each slot still in its order, but the control commands of a window of
+ * slots travel in one pipeline per node:
+ *   1. SETSLOT IMPORTING for every slot on the target, then SETSLOT MIGRATING for every slot on the source;
+ *   2. per slot, GETKEYSINSLOT + MIGRATE until the slot is empty;
+ *   3. SETSLOT NODE for every slot on the target, then on the source, then on every other master.
+ * Every slot of the window is "in doubt" in the journal until the whole window is done; a slot found
+ * in any state but "owned by the source" goes through the per-slot handler, which continues it.
+ */
+import { ClusterStateError, StepFailedError } from "../../errors.js";
+import type { NodeEntry } from "../../redis/cluster-nodes.js";
+import type { Step } from "../../plan/types.js";
+import type { ExecCtx } from "../context.js";
+import { migrateSlot, moveKeys } from "./migrate-slot.js";
+
+type MigrateStep = Extract<Step, { kind: "migrate-slot" }>;
+
+const owns = (e: NodeEntry, slot: number): boolean => e.slots.some(([a, b]) => slot >= a && slot <= b);
+
+/**
+ * A master that lost its last slot turns itself into a replica of the new owner (Redis's replica
+ * migration); it owns nothing, so SETSLOT NODE on it has nothing left to do.
+ */
+export const NOW_REPLICA = /Please use SETSLOT only with masters/;
+
+async function pipelineOk(ctx: ExecCtx, addr: string, cmds: (string | number)[][], what: string, step: MigrateStep, nowReplicaOk = false): Promise<void> {
+  if (cmds.length === 0) return;
+  const res = await (await ctx.conn(addr)).pipeline(cmds);
+  const failed = res.findIndex(([err]) => err && !(nowReplicaOk && NOW_REPLICA.test(err.message)));
+  if (failed >= 0) {
+    throw new StepFailedError(step.id, step.kind, `${what} on ${addr} failed for slot ${String(cmds[failed]![2])}: ${res[failed]![0]!.message}`);
+  }
+}
+
+export async function migrateWindow(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
+  const first = steps[0]!;
+  const [srcSelf, dstSelf] = await Promise.all([ctx.self(first.from.addr), ctx.self(first.to.addr)]);
+  if (srcSelf.id !== first.from.id || dstSelf.id !== first.to.id) {
+    throw new ClusterStateError(`${first.from.addr} or ${first.to.addr} now answers with another node id; the cluster changed, plan again`);
+  }
+  // Fast: the source still owns the slot (open flags may already be set). Anything else: per slot.
+  const fast = steps.filter((s) => owns(srcSelf, s.slot) && !owns(dstSelf, s.slot));
+  const slow = steps.filter((s) => !fast.includes(s));
+
+  const importing = new Set(dstSelf.importing.map((m) => m.slot));
+  const migrating = new Set(srcSelf.migrating.map((m) => m.slot));
+  await pipelineOk(ctx, first.to.addr, fast.filter((s) => !importing.has(s.slot)).map((s) => ["cluster", "setslot", s.slot, "importing", first.from.id]), "SETSLOT IMPORTING", first);
+  await pipelineOk(ctx, first.from.addr, fast.filter((s) => !migrating.has(s.slot)).map((s) => ["cluster", "setslot", s.slot, "migrating", first.to.id]), "SETSLOT MIGRATING", first);
+  for (const s of fast) await moveKeys(s, ctx);
+  ctx.checkStop();
+  for (const s of fast) ctx.emit({ type: "setslot-node", slot: s.slot, phase: "target" });
+  await pipelineOk(ctx, first.to.addr, fast.map((s) => ["cluster", "setslot", s.slot, "node", first.to.id]), "SETSLOT NODE", first);
+  for (const s of fast) ctx.emit({ type: "setslot-node", slot: s.slot, phase: "source" });
+  await pipelineOk(ctx, first.from.addr, fast.map((s) => ["cluster", "setslot", s.slot, "node", first.to.id]), "SETSLOT NODE", first, true);
+  const members = await ctx.members(first.to.addr);
+  const others = members.filter((m) => m.role === "master" && m.id !== first.from.id && m.id !== first.to.id && !m.flags.includes("fail"));
+  await Promise.all(others.map((m) => pipelineOk(ctx, m.addr, fast.map((s) => ["cluster", "setslot", s.slot, "node", first.to.id]), "SETSLOT NODE", first, true)));
+  for (const s of slow) await migrateSlot(s, ctx);
+}
