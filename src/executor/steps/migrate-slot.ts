@@ -144,11 +144,17 @@ async function setSlotNodeOnOthers(s: MigrateStep, ctx: ExecCtx): Promise<void> 
   );
 }
 
-/** SETSLOT NODE, except on a master that became a replica on losing its last slot (it owns nothing). */
+/**
+ * A master that lost its last slot turns itself into a replica of the new owner (Redis's replica
+ * migration); it owns nothing, so SETSLOT NODE on it has nothing left to do.
+ */
+export const NOW_REPLICA = /Please use SETSLOT only with masters/;
+
+/** SETSLOT NODE, except on a master that became a replica on losing its last slot. */
 async function setSlotNodeUnlessReplica(c: NodeClient, slot: number, targetId: string): Promise<void> {
   try {
     await c.call("cluster", "setslot", slot, "node", targetId);
   } catch (err) {
-    if (!/Please use SETSLOT only with masters/.test((err as Error).message)) throw err;
+    if (!NOW_REPLICA.test((err as Error).message)) throw err;
   }
 }

@@ -12,17 +12,11 @@ import { ClusterStateError, StepFailedError } from "../../errors.js";
 import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import type { Step } from "../../plan/types.js";
 import type { ExecCtx } from "../context.js";
-import { migrateSlot, moveKeys } from "./migrate-slot.js";
+import { NOW_REPLICA, migrateSlot, moveKeys } from "./migrate-slot.js";
 
 type MigrateStep = Extract<Step, { kind: "migrate-slot" }>;
 
 const owns = (e: NodeEntry, slot: number): boolean => e.slots.some(([a, b]) => slot >= a && slot <= b);
-
-/**
- * A master that lost its last slot turns itself into a replica of the new owner (Redis's replica
- * migration); it owns nothing, so SETSLOT NODE on it has nothing left to do.
- */
-export const NOW_REPLICA = /Please use SETSLOT only with masters/;
 
 async function pipelineOk(ctx: ExecCtx, addr: string, cmds: (string | number)[][], what: string, step: MigrateStep, nowReplicaOk = false): Promise<void> {
   if (cmds.length === 0) return;
