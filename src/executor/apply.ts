@@ -116,7 +116,13 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
             `\nCheck it with \`shardform check\`, then plan again.`,
         );
       }
-      opts.emit({ type: "note", message: `resuming after step ${journal.completed} of ${plan.steps.length}${inDoubt.length ? `; step ${inDoubt.map((s) => s.id).join(", ")} was in progress and is continued` : ""}` });
+      const doubt =
+        inDoubt.length === 0
+          ? ""
+          : inDoubt.length === 1
+            ? `; step ${inDoubt[0]!.id} was in progress and is continued`
+            : `; steps ${inDoubt[0]!.id} to ${inDoubt[inDoubt.length - 1]!.id} (${inDoubt.length}) were in progress and are continued`;
+      opts.emit({ type: "note", message: `resuming after step ${journal.completed} of ${plan.steps.length}${doubt}` });
     }
 
     opts.emit({ type: "plan-start", steps: plan.steps.length, resumed: journal.completed });
