@@ -161,9 +161,9 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     return { status: "done", completed: journal.completed, total: plan.steps.length, journalFile: jFile, keysMoved: journal.keysMoved };
   } catch (err) {
     if (err instanceof StopRequested) {
-      const j = readJournal(jFile);
+      // `completed` is what the loop last saved; `keysMoved` also counts batches moved since then.
       opts.emit({ type: "stopped", reason: "stop requested" });
-      return { status: "stopped", completed: j?.completed ?? 0, total: plan.steps.length, journalFile: jFile, keysMoved: j?.keysMoved ?? 0 };
+      return { status: "stopped", completed: journal?.completed ?? 0, total: plan.steps.length, journalFile: jFile, keysMoved: journal?.keysMoved ?? 0 };
     }
     throw err;
   } finally {

@@ -15,7 +15,7 @@ import type { NodeClient } from "../../redis/connect.js";
 
 type MigrateStep = Extract<Step, { kind: "migrate-slot" }>;
 
-const owns = (e: NodeEntry, slot: number): boolean => e.slots.some(([a, b]) => slot >= a && slot <= b);
+export const owns = (e: NodeEntry, slot: number): boolean => e.slots.some(([a, b]) => slot >= a && slot <= b);
 const MAX_MIGRATE_TIMEOUT_MS = 10 * 60_000;
 
 export async function migrateSlot(s: MigrateStep, ctx: ExecCtx): Promise<boolean> {
@@ -132,11 +132,16 @@ async function resolveBusyKeys(s: MigrateStep, ctx: ExecCtx, keys: Buffer[], aut
   }
 }
 
+/** Every live master but the source and the target of a move: they learn the new owner last. */
+export async function otherMasters(s: MigrateStep, ctx: ExecCtx): Promise<NodeEntry[]> {
+  const members = await ctx.members(s.to.addr);
+  return members.filter((m) => m.role === "master" && m.id !== s.from.id && m.id !== s.to.id && !m.flags.includes("fail"));
+}
+
 /** SETSLOT NODE on every master other than source and target, in parallel. */
 async function setSlotNodeOnOthers(s: MigrateStep, ctx: ExecCtx): Promise<void> {
   ctx.emit({ type: "setslot-node", slot: s.slot, phase: "others" });
-  const members = await ctx.members(s.to.addr);
-  const others = members.filter((m) => m.role === "master" && m.id !== s.from.id && m.id !== s.to.id && !m.flags.includes("fail"));
+  const others = await otherMasters(s, ctx);
   await Promise.all(
     others.map(async (m) => {
       await setSlotNodeUnlessReplica(await ctx.conn(m.addr), s.slot, s.to.id);

@@ -9,14 +9,12 @@
  * in any state but "owned by the source" goes through the per-slot handler, which continues it.
  */
 import { ClusterStateError, StepFailedError } from "../../errors.js";
-import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import type { Step } from "../../plan/types.js";
 import type { ExecCtx } from "../context.js";
-import { NOW_REPLICA, migrateSlot, moveKeys } from "./migrate-slot.js";
+import { NOW_REPLICA, migrateSlot, moveKeys, otherMasters, owns } from "./migrate-slot.js";
 
 type MigrateStep = Extract<Step, { kind: "migrate-slot" }>;
 
-const owns = (e: NodeEntry, slot: number): boolean => e.slots.some(([a, b]) => slot >= a && slot <= b);
 
 async function pipelineOk(ctx: ExecCtx, addr: string, cmds: (string | number)[][], what: string, step: MigrateStep, nowReplicaOk = false): Promise<void> {
   if (cmds.length === 0) return;
@@ -47,8 +45,7 @@ export async function migrateWindow(steps: MigrateStep[], ctx: ExecCtx): Promise
   await pipelineOk(ctx, first.to.addr, fast.map((s) => ["cluster", "setslot", s.slot, "node", first.to.id]), "SETSLOT NODE", first);
   for (const s of fast) ctx.emit({ type: "setslot-node", slot: s.slot, phase: "source" });
   await pipelineOk(ctx, first.from.addr, fast.map((s) => ["cluster", "setslot", s.slot, "node", first.to.id]), "SETSLOT NODE", first, true);
-  const members = await ctx.members(first.to.addr);
-  const others = members.filter((m) => m.role === "master" && m.id !== first.from.id && m.id !== first.to.id && !m.flags.includes("fail"));
+  const others = await otherMasters(first, ctx);
   await Promise.all(others.map((m) => pipelineOk(ctx, m.addr, fast.map((s) => ["cluster", "setslot", s.slot, "node", first.to.id]), "SETSLOT NODE", first, true)));
   for (const s of slow) await migrateSlot(s, ctx);
 }
