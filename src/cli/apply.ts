@@ -3,18 +3,15 @@ import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "clipanion";
 import { ClusterCommand, intOption } from "./base.js";
+import { planSpec } from "./observe-input.js";
 import { progressPrinter } from "./progress.js";
 import { loadSpec } from "../spec/load.js";
-import { observeCluster } from "../observe/observe.js";
-import { planSteps } from "../planner/plan.js";
-import { makePlan } from "../plan/make.js";
 import { parsePlan, writePlan } from "../plan/file.js";
 import { renderHuman } from "../plan/render/human.js";
 import type { Plan } from "../plan/types.js";
 import { applyPlan } from "../executor/apply.js";
 import { DEFAULT_EXEC_OPTIONS, type ExecCtx } from "../executor/context.js";
 import { InputError } from "../errors.js";
-import { TOOL_VERSION } from "../version.js";
 
 export class ApplyCommand extends ClusterCommand {
   static override paths = [["apply"]];
@@ -67,10 +64,7 @@ export class ApplyCommand extends ClusterCommand {
     } else {
       const { spec } = loadSpec(this.target);
       credentials = this.credentials(spec.auth, this.target);
-      this.status(`Observing the cluster via ${spec.seeds.join(", ")} ...`);
-      const observed = await observeCluster({ seeds: spec.seeds, probe: spec.shards.flatMap((s) => [s.master, ...s.replicas]), credentials });
-      const { steps, notes } = planSteps(spec, observed);
-      plan = makePlan({ spec, specFile: this.target, observed, steps, notes, toolVersion: TOOL_VERSION });
+      plan = await planSpec({ spec, specFile: this.target, credentials, status: (m) => this.status(m) });
       if (!this.jsonLog) this.out(renderHuman(plan, { color: this.useColor() }));
       if (!plan.summary.changes) return 0;
       if (!(await this.confirm())) return 1;

@@ -1,12 +1,9 @@
 import { Command, Option } from "clipanion";
 import { ClusterCommand, addrOption, planFormat } from "./base.js";
-import { loadTopology } from "./observe-input.js";
+import { planSpec } from "./observe-input.js";
 import { loadSpec } from "../spec/load.js";
-import { planSteps } from "../planner/plan.js";
-import { makePlan } from "../plan/make.js";
 import { writePlan } from "../plan/file.js";
 import { renderPlan } from "../plan/render/index.js";
-import { TOOL_VERSION } from "../version.js";
 
 export class PlanCommand extends ClusterCommand {
   static override paths = [["plan"]];
@@ -37,15 +34,14 @@ export class PlanCommand extends ClusterCommand {
     const format = planFormat(this.json, this.markdown);
     const { spec } = loadSpec(this.spec);
     const credentials = this.observed ? {} : this.credentials(spec.auth, this.spec);
-    const observed = await loadTopology({
+    const plan = await planSpec({
+      spec,
+      specFile: this.spec,
       observedFile: this.observed,
-      seeds: this.seed?.length ? this.seed.map((s) => addrOption(s, "--seed")) : spec.seeds,
-      probe: spec.shards.flatMap((s) => [s.master, ...s.replicas]),
+      seeds: this.seed?.length ? this.seed.map((s) => addrOption(s, "--seed")) : undefined,
       credentials,
       status: (m) => this.status(m),
     });
-    const { steps, notes } = planSteps(spec, observed);
-    const plan = makePlan({ spec, specFile: this.spec, observed, steps, notes, toolVersion: TOOL_VERSION });
     if (this.outFile) {
       writePlan(this.outFile, plan);
       this.status(`Plan saved to ${this.outFile}; review it with \`shardform show ${this.outFile}\`.`);

@@ -3,6 +3,7 @@ import { ClusterCommand, addrOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { writeSnapshot, serializeSnapshot } from "../observe/snapshot.js";
 import { loadSpec } from "../spec/load.js";
+import { specNodes } from "../spec/nodes.js";
 
 export class SnapshotCommand extends ClusterCommand {
   static override paths = [["snapshot"]];
@@ -22,7 +23,7 @@ export class SnapshotCommand extends ClusterCommand {
     const spec = this.spec ? loadSpec(this.spec).spec : undefined;
     const observed = await observeCluster({
       seeds: this.seed.map((s) => addrOption(s, "--seed")),
-      probe: spec ? spec.shards.flatMap((s) => [s.master, ...s.replicas]) : [],
+      probe: spec ? specNodes(spec) : [],
       credentials: this.credentials(spec?.auth, this.spec),
     });
     if (this.outFile) {

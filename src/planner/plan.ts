@@ -18,6 +18,7 @@ import type { ObservedCluster, ObservedNode, Outsider } from "../observe/types.j
 import { applyStep, modelFromObserved, InvalidTransitionError, type Model } from "../plan/simulate.js";
 import type { NodeRef, Step } from "../plan/types.js";
 import type { ClusterSpec } from "../spec/types.js";
+import { specNodes } from "../spec/nodes.js";
 import { SLOT_COUNT, countSlots, formatRanges, toRanges } from "../slots.js";
 import { distribute } from "./distribute.js";
 
@@ -330,7 +331,7 @@ function viewConflicts(o: ObservedCluster): string[] {
 
 function verifyEndState(spec: ClusterSpec, model: Model, ids: Map<string, string>, owner: (string | null)[]): void {
   const members = new Set([...model.nodes.values()].map((n) => n.addr));
-  const listed = new Set(spec.shards.flatMap((s) => [s.master, ...s.replicas]));
+  const listed = new Set(specNodes(spec));
   assert(members.size === listed.size && [...listed].every((a) => members.has(a)), "end state has the members the spec lists");
   for (const sh of spec.shards) {
     const m = model.nodes.get(ids.get(sh.master)!)!;
