@@ -21,6 +21,7 @@ import type { ClusterSpec } from "../spec/types.js";
 import { specNodes } from "../spec/nodes.js";
 import { SLOT_COUNT, countSlots, formatRanges, toRanges } from "../slots.js";
 import { distribute } from "./distribute.js";
+import { viewDisagreements } from "../observe/disagreements.js";
 
 type Want = { role: "master"; shard: number } | { role: "replica"; shard: number; master: string };
 
@@ -310,21 +311,25 @@ function openSlots(o: ObservedCluster, model: Model): OpenSlot[] {
   return out;
 }
 
-/** Members whose views disagree about roles or slot owners make any plan unsafe. */
+/**
+ * Members whose views disagree about roles or slot owners make any plan unsafe. Slots seen
+ * differently are expected while a node has a slot open (an interrupted move, finished first).
+ */
 function viewConflicts(o: ObservedCluster): string[] {
-  const byId = new Map(o.nodes.map((n) => [n.id, n]));
+  const open = new Set(o.nodes.filter((n) => n.migrating.length + n.importing.length > 0).map((n) => n.id));
+  const byPair = new Map<string, { viewer: string; subject: string; role: boolean; slots: boolean }>();
+  for (const d of viewDisagreements(o.nodes)) {
+    if ((d.kind !== "role" && d.kind !== "slots") || d.viewer === null) continue;
+    const key = `${d.viewer} ${d.subject.id}`;
+    const pair = byPair.get(key) ?? { viewer: d.viewer, subject: d.subject.addr, role: false, slots: false };
+    if (d.kind === "role") pair.role = true;
+    else if (!open.has(d.subject.id)) pair.slots = true;
+    byPair.set(key, pair);
+  }
   const out: string[] = [];
-  for (const v of o.nodes) {
-    for (const e of v.view ?? []) {
-      const s = byId.get(e.id);
-      if (!s || !s.reachable) continue;
-      const roleDiffers = e.role !== s.role || e.masterId !== s.masterId;
-      const slotsDiffer = s.role === "master" && e.role === "master" && formatRanges(e.slots) !== formatRanges(s.slots);
-      const ownOpen = s.migrating.length + s.importing.length > 0;
-      if (roleDiffers || (slotsDiffer && !ownOpen)) {
-        out.push(`${v.addr} and ${s.addr} disagree about ${s.addr}'s ${roleDiffers ? "role" : "slots"}: the cluster has not settled; run \`shardform check\` and plan again when it reports no disagreement`);
-      }
-    }
+  for (const p of byPair.values()) {
+    if (!p.role && !p.slots) continue;
+    out.push(`${p.viewer} and ${p.subject} disagree about ${p.subject}'s ${p.role ? "role" : "slots"}: the cluster has not settled; run \`shardform check\` and plan again when it reports no disagreement`);
   }
   return [...new Set(out)];
 }
