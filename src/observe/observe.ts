@@ -6,7 +6,7 @@ import { NodeClient, describe, type Credentials } from "../redis/connect.js";
 import { parseClusterNodes, parseInfo, type NodeEntry } from "../redis/cluster-nodes.js";
 import { compareAddr, normalizeAddr, type NodeAddr } from "../redis/node-key.js";
 import { AuthFailedError, ClusterStateError, NodeUnreachableError, ShardformError } from "../errors.js";
-import { findDisagreements } from "./disagreements.js";
+import { compactViews, findDisagreements } from "./disagreements.js";
 import type { ObservedCluster, ObservedNode, Outsider, ViewEntry } from "./types.js";
 
 export interface ObserveOptions {
@@ -174,12 +174,13 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
     })
     .sort((a, b) => compareAddr(a.addr, b.addr));
 
+  const compact = compactViews(nodes);
   return {
     kind: "shardform-snapshot",
     formatVersion: 1,
-    nodes,
+    nodes: compact,
     outsiders,
-    disagreements: findDisagreements(nodes),
+    disagreements: findDisagreements(compact),
   };
 }
 

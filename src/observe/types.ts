@@ -37,8 +37,13 @@ export interface ObservedNode {
   keys?: number;
   /** For replicas: whether the link to the master is up. */
   masterLinkUp?: boolean;
-  /** Its own CLUSTER NODES, every line but its own. */
+  /**
+   * The lines of its own CLUSTER NODES that disagree with what their subject says of itself (lines
+   * that agree are left out, so a healthy cluster stores no view at all). Absent when unreachable.
+   */
   view?: ViewEntry[];
+  /** Ids of members its CLUSTER NODES does not list. */
+  unknownMembers?: string[];
 }
 
 /** A node named in the spec that is not a member of the observed cluster. */

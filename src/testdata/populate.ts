@@ -40,7 +40,7 @@ export function slotOwners(o: ObservedCluster): string[] {
 }
 
 /** The numbers of the test keys, grouped by the address of the master that owns each key's slot. */
-function keysByMaster(o: ObservedCluster, keys: number, prefix: string): Map<string, number[]> {
+export function keysByMaster(o: ObservedCluster, keys: number, prefix: string): Map<string, number[]> {
   const owners = slotOwners(o);
   const perMaster = new Map<string, number[]>();
   for (let i = 0; i < keys; i++) {

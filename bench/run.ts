@@ -1,0 +1,260 @@
+/**
+ * `npm run bench`: times shardform against redis-cli on the same data in the same run and prints a
+ * table of medians with ratios. Not part of `npm test` (it takes minutes and its figures are noisy).
+ *
+ *   scale-out  3 masters with N keys + an empty 4th master -> 4 balanced masters
+ *              shardform apply SPEC  vs  redis-cli --cluster rebalance --cluster-use-empty-masters (pipeline 10/100/1000)
+ *   scale-in   4 balanced masters with N keys -> drain the 4th and remove it
+ *              shardform apply SPEC  vs  redis-cli --cluster rebalance --cluster-weight <4th>=0 + del-node
+ *   populate   N keys into 3 masters: shardform populate  vs  redis-cli --pipe (one per master, in parallel)
+ *   planner    shardform plan --observed on synthetic snapshots of 100, 500 and 1000 nodes
+ *
+ * Every scale-out and scale-in run ends with the checks of the apply tests (every key back with its
+ * value, all views agree, no open slot, 16384 slots covered); a run that fails them fails the bench.
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { observeCluster } from "../src/observe/observe.js";
+import { keysByMaster, populate, testKey, testValue } from "../src/testdata/populate.js";
+import { parseSpec } from "../src/spec/load.js";
+import { planSteps } from "../src/planner/plan.js";
+import { makePlan } from "../src/plan/make.js";
+import { NodeClient } from "../src/redis/connect.js";
+import { endChecks, median, nodeId, redisCli, shardform, startNodes, timed, waitConsistent, type Timed } from "./lib.js";
+import { syntheticCluster } from "./synthetic.js";
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: "string", default: "3" },
+    keys: { type: "string", default: "1000000" },
+    "base-port": { type: "string", default: "30000" },
+    only: { type: "string", default: "populate,scale-out,scale-in,planner" },
+    "redis-cli-pipelines": { type: "string", default: "10,100,1000" },
+    "shardform-args": { type: "string", default: "" },
+    help: { type: "boolean", default: false },
+  },
+});
+if (args.help) {
+  process.stdout.write(
+    "npm run bench -- [--runs 3] [--keys 1000000] [--base-port 30000] [--only populate,scale-out,scale-in,planner]\n" +
+      "                 [--redis-cli-pipelines 10,100,1000] [--shardform-args '--parallel 4']\n",
+  );
+  process.exit(0);
+}
+const RUNS = Number(args.runs);
+const KEYS = Number(args.keys);
+const PORT = Number(args["base-port"]);
+const ONLY = new Set(args.only.split(","));
+const PIPELINES = args["redis-cli-pipelines"].split(",").map(Number);
+const EXTRA = args["shardform-args"].split(" ").filter(Boolean);
+const work = mkdtempSync(join(tmpdir(), "shardform-bench-"));
+
+const log = (msg: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`);
+
+interface Row {
+  scenario: string;
+  tool: string;
+  secs: number[];
+  peakMb: number[];
+  units: number;
+  unit: string;
+  reference?: boolean;
+}
+const rows: Row[] = [];
+function record(scenario: string, tool: string, units: number, unit: string, t: { secs: number; peakMb: number | null }, reference = false): void {
+  let r = rows.find((x) => x.scenario === scenario && x.tool === tool);
+  if (!r) rows.push((r = { scenario, tool, secs: [], peakMb: [], units, unit, reference }));
+  r.secs.push(t.secs);
+  if (t.peakMb !== null) r.peakMb.push(t.peakMb);
+}
+
+function specYaml(masters: string[]): string {
+  return ["cluster:", `  seeds: ["${masters[0]}"]`, "shards:", ...masters.map((m) => `  - master: ${m}`), ""].join("\n");
+}
+
+async function loadKeys(seed: string): Promise<void> {
+  const o = await observeCluster({ seeds: [seed] });
+  await populate(o, { keys: KEYS });
+}
+
+// ---- populate -------------------------------------------------------------------------------
+
+async function benchPopulate(): Promise<void> {
+  const c = await startNodes(PORT, 3);
+  try {
+    redisCli(["--cluster", "create", ...c.addrs, "--cluster-yes"]);
+    await waitConsistent(c.addrs);
+    // The same keys and values as `shardform populate`, as RESP, one file per master (not timed).
+    const perMaster = keysByMaster(await observeCluster({ seeds: [c.addrs[0]!] }), KEYS, "key:");
+    const files = [...perMaster].map(([addr, ids], k) => {
+      const file = join(work, `pipe-${k}.resp`);
+      const parts: string[] = [];
+      for (const i of ids) {
+        const key = testKey("key:", i);
+        const value = testValue(i, 16);
+        parts.push(`*3\r\n$3\r\nSET\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n$${Buffer.byteLength(value)}\r\n${value}\r\n`);
+      }
+      writeFileSync(file, parts.join(""));
+      return { addr, file };
+    });
+    const flush = async (): Promise<void> => {
+      for (const a of c.addrs) {
+        const n = await NodeClient.connect(a);
+        await n.call("flushall");
+        await n.close();
+      }
+    };
+    const dbsize = async (): Promise<number> => {
+      let total = 0;
+      for (const a of c.addrs) {
+        const n = await NodeClient.connect(a);
+        total += Number(await n.call("dbsize"));
+        await n.close();
+      }
+      return total;
+    };
+    for (let r = 1; r <= RUNS; r++) {
+      await flush();
+      const s = await shardform(["populate", "--seed", c.addrs[0]!, "--keys", String(KEYS)]);
+      if ((await dbsize()) !== KEYS) throw new Error("shardform populate did not write every key");
+      record("populate", "shardform populate", KEYS, "keys", s);
+      await flush();
+      const t0 = performance.now();
+      await Promise.all(files.map(({ addr, file }) => timed("redis-cli", ["-p", addr.split(":")[1]!, "--pipe"], { stdinFile: file })));
+      const pipe = { secs: (performance.now() - t0) / 1000, peakMb: null };
+      if ((await dbsize()) !== KEYS) throw new Error("redis-cli --pipe did not write every key");
+      record("populate", "redis-cli --pipe x3", KEYS, "keys", pipe, true);
+      log(`populate run ${r}: shardform ${s.secs.toFixed(2)} s, redis-cli --pipe ${pipe.secs.toFixed(2)} s`);
+    }
+  } finally {
+    await c.stop();
+  }
+}
+
+// ---- scale-out ------------------------------------------------------------------------------
+
+type Mover = { tool: string; reference: boolean; run: (addrs: string[]) => Promise<Timed> };
+
+async function scaleOutOnce(mover: Mover): Promise<void> {
+  const c = await startNodes(PORT, 4);
+  try {
+    redisCli(["--cluster", "create", ...c.addrs.slice(0, 3), "--cluster-yes"]);
+    await waitConsistent(c.addrs.slice(0, 3));
+    await loadKeys(c.addrs[0]!);
+    redisCli(["--cluster", "add-node", c.addrs[3]!, c.addrs[0]!]);
+    await waitConsistent(c.addrs);
+    const t = await mover.run(c.addrs);
+    const checked = await endChecks(c.addrs[0]!, 4, KEYS);
+    record("scale-out 3->4", mover.tool, KEYS / 4, "keys", t, mover.reference);
+    log(`scale-out ${mover.tool}: ${t.secs.toFixed(2)} s, ${t.peakMb?.toFixed(0) ?? "?"} MB; ${checked}`);
+  } finally {
+    await c.stop();
+  }
+}
+
+const shardformApply = (masters: (addrs: string[]) => string[]) => async (addrs: string[]): Promise<Timed> => {
+  const spec = join(work, "cluster.yaml");
+  writeFileSync(spec, specYaml(masters(addrs)));
+  return shardform(["apply", spec, "--auto-approve", "--state-dir", work, ...EXTRA]);
+};
+
+async function benchScaleOut(): Promise<void> {
+  const movers: Mover[] = [
+    { tool: `shardform apply ${EXTRA.join(" ")}`.trim(), reference: false, run: shardformApply((a) => a) },
+    ...PIPELINES.map((p) => ({
+      tool: `redis-cli rebalance pipeline ${p}`,
+      reference: true,
+      run: (addrs: string[]) => timed("redis-cli", ["--cluster", "rebalance", addrs[0]!, "--cluster-use-empty-masters", "--cluster-pipeline", String(p)]),
+    })),
+  ];
+  for (let r = 1; r <= RUNS; r++) for (const m of movers) await scaleOutOnce(m);
+}
+
+// ---- scale-in -------------------------------------------------------------------------------
+
+async function scaleInOnce(mover: Mover): Promise<void> {
+  const c = await startNodes(PORT, 4);
+  try {
+    redisCli(["--cluster", "create", ...c.addrs, "--cluster-yes"]);
+    await waitConsistent(c.addrs);
+    await loadKeys(c.addrs[0]!);
+    const t = await mover.run(c.addrs);
+    const checked = await endChecks(c.addrs[0]!, 3, KEYS);
+    record("scale-in 4->3", mover.tool, KEYS / 4, "keys", t, mover.reference);
+    log(`scale-in ${mover.tool}: ${t.secs.toFixed(2)} s, ${t.peakMb?.toFixed(0) ?? "?"} MB; ${checked}`);
+  } finally {
+    await c.stop();
+  }
+}
+
+async function benchScaleIn(): Promise<void> {
+  const movers: Mover[] = [
+    { tool: `shardform apply ${EXTRA.join(" ")}`.trim(), reference: false, run: shardformApply((a) => a.slice(0, 3)) },
+    ...PIPELINES.map((p) => ({
+      tool: `redis-cli rebalance+del-node pipeline ${p}`,
+      reference: true,
+      run: async (addrs: string[]): Promise<Timed> => {
+        const id = await nodeId(addrs[3]!);
+        const a = await timed("redis-cli", ["--cluster", "rebalance", addrs[0]!, "--cluster-weight", `${id}=0`, "--cluster-pipeline", String(p)]);
+        const b = await timed("redis-cli", ["--cluster", "del-node", addrs[0]!, id]);
+        return { secs: a.secs + b.secs, peakMb: null, stdout: a.stdout + b.stdout, stderr: a.stderr + b.stderr };
+      },
+    })),
+  ];
+  for (let r = 1; r <= RUNS; r++) for (const m of movers) await scaleInOnce(m);
+}
+
+// ---- planner --------------------------------------------------------------------------------
+
+async function benchPlanner(): Promise<void> {
+  const perNode: { nodes: number; ms: number }[] = [];
+  for (const nodes of [100, 500, 1000]) {
+    const masters = nodes / 2;
+    const { observed, specYaml: yaml } = syntheticCluster(masters, Math.max(1, Math.round(masters / 10)));
+    const snap = join(work, `snapshot-${nodes}.json`);
+    const specFile = join(work, `spec-${nodes}.yaml`);
+    writeFileSync(snap, JSON.stringify(observed));
+    writeFileSync(specFile, yaml);
+    const inProcess: number[] = [];
+    for (let r = 1; r <= RUNS; r++) {
+      const t = await shardform(["plan", specFile, "--observed", snap, "--out", join(work, `plan-${nodes}.json`)]);
+      record(`planner ${nodes} nodes`, "shardform plan --observed (CLI)", nodes, "nodes", t);
+      const t0 = performance.now();
+      const spec = parseSpec(yaml, specFile);
+      const { steps, notes } = planSteps(spec, observed);
+      makePlan({ spec, specFile, observed, steps, notes, toolVersion: "bench" });
+      inProcess.push(performance.now() - t0);
+    }
+    record(`planner ${nodes} nodes`, "planSteps + makePlan (in process)", nodes, "nodes", { secs: median(inProcess) / 1000, peakMb: null });
+    perNode.push({ nodes, ms: median(inProcess) });
+    log(`planner ${nodes} nodes: in process ${median(inProcess).toFixed(0)} ms`);
+  }
+  const base = perNode[0]!;
+  for (const p of perNode) {
+    log(`planner growth: ${p.nodes} nodes ${p.ms.toFixed(0)} ms = ${(p.ms / base.ms).toFixed(1)}x the time of ${base.nodes} nodes for ${(p.nodes / base.nodes).toFixed(0)}x the nodes`);
+  }
+}
+
+// ---- table ----------------------------------------------------------------------------------
+
+function table(): string {
+  const out = ["| scenario | tool | median s | rate | runs | peak MB | redis-cli / shardform |", "|---|---|---:|---:|---:|---:|---|"];
+  for (const r of rows) {
+    const s = median(r.secs);
+    const mine = rows.find((x) => x.scenario === r.scenario && !x.reference && x.tool.startsWith("shardform"));
+    const ratio = r.reference && mine ? `${(s / median(mine.secs)).toFixed(2)}x` : "";
+    const rate = r.unit === "keys" ? `${Math.round(r.units / s / 1000)}k keys/s` : "";
+    const peak = r.peakMb.length ? Math.max(...r.peakMb).toFixed(0) : "";
+    out.push(`| ${r.scenario} | ${r.tool} | ${s.toFixed(2)} | ${rate} | ${r.secs.length} | ${peak} | ${ratio} |`);
+  }
+  return out.join("\n");
+}
+
+log(`bench: ${KEYS} keys, ${RUNS} run(s) each, ports ${PORT}-${PORT + 3} (+10000), work dir ${work}`);
+if (ONLY.has("populate")) await benchPopulate();
+if (ONLY.has("scale-out")) await benchScaleOut();
+if (ONLY.has("scale-in")) await benchScaleIn();
+if (ONLY.has("planner")) await benchPlanner();
+process.stdout.write(`\n${table()}\n\nredis-cli / shardform: how many times longer redis-cli took than shardform (above 1: shardform is faster).\n`);
