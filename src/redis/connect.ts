@@ -143,6 +143,16 @@ export class NodeClient {
     return res as [Error | null, unknown][];
   }
 
+  /** Like pipeline, but arguments may be Buffers (keys) and replies keep binary data as Buffers. */
+  async pipelineBuffer(commands: (string | number | Buffer)[][]): Promise<[Error | null, unknown][]> {
+    for (const c of commands) this.guard(c.map((a) => (Buffer.isBuffer(a) ? "" : a)));
+    const p = this.redis.pipeline();
+    for (const c of commands) p.callBuffer(String(c[0]), ...c.slice(1));
+    const res = await p.exec();
+    assert(res !== null, "pipeline returned null");
+    return res as [Error | null, unknown][];
+  }
+
   async close(): Promise<void> {
     try {
       await this.redis.quit();

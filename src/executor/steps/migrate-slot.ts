@@ -61,15 +61,18 @@ export async function migrateSlot(s: MigrateStep, ctx: ExecCtx): Promise<boolean
   return false;
 }
 
+/** The AUTH part of a MIGRATE command: the source logs in to the target with the same credentials. */
+export function migrateAuth(ctx: ExecCtx): string[] {
+  const { user, password } = ctx.credentials;
+  if (!password) return [];
+  return user ? ["auth2", user, password] : ["auth", password];
+}
+
 /** Moves every key of the slot from source to target, batch by batch, until none is left. */
 export async function moveKeys(s: MigrateStep, ctx: ExecCtx): Promise<void> {
   const src = await ctx.conn(s.from.addr);
   const { host, port } = parseNodeAddr(s.to.addr);
-  const auth: (string | Buffer)[] = ctx.credentials.password
-    ? ctx.credentials.user
-      ? ["auth2", ctx.credentials.user, ctx.credentials.password]
-      : ["auth", ctx.credentials.password]
-    : [];
+  const auth = migrateAuth(ctx);
   let timeout = ctx.options.migrateTimeoutMs;
   let batch = ctx.options.pipeline;
   for (;;) {
