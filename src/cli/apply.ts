@@ -42,7 +42,10 @@ export class ApplyCommand extends ClusterCommand {
   jsonLog = Option.Boolean("--json-log", false, { description: "Print progress as JSON lines on stdout" });
   pipeline = Option.String("--pipeline", { description: `Keys per MIGRATE command (default ${DEFAULT_EXEC_OPTIONS.pipeline})` });
   window = Option.String("--window", {
-    description: `Slots between one source and target whose SETSLOT commands share one pipeline per node (default ${DEFAULT_EXEC_OPTIONS.window}; 1 = one slot at a time, like redis-cli)`,
+    description: `Slots of one source->target pair moved together: their SETSLOT, GETKEYSINSLOT and MIGRATE commands share pipelines (default ${DEFAULT_EXEC_OPTIONS.window}; 1 = one slot at a time, like redis-cli)`,
+  });
+  parallel = Option.String("--parallel", {
+    description: `Source->target pairs moving slots at the same time (default ${DEFAULT_EXEC_OPTIONS.parallel}; 1 = one pair after another)`,
   });
 
   async run(): Promise<number> {
@@ -100,6 +103,7 @@ export class ApplyCommand extends ClusterCommand {
           ...DEFAULT_EXEC_OPTIONS,
           pipeline: intOption(this.pipeline, "--pipeline", DEFAULT_EXEC_OPTIONS.pipeline, 1),
           window: intOption(this.window, "--window", DEFAULT_EXEC_OPTIONS.window, 1),
+          parallel: intOption(this.parallel, "--parallel", DEFAULT_EXEC_OPTIONS.parallel, 1),
         },
         emit,
         onContext: (c) => (ctxRef = c),

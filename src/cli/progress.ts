@@ -44,7 +44,7 @@ export function progressPrinter(mode: ProgressMode, out: NodeJS.WritableStream, 
         }
         break;
       case "step-done":
-        done = e.index + 1;
+        done++;
         if (e.kind === "migrate-slot") slotsDone++;
         else {
           if (mode === "tty") clear();

@@ -42,17 +42,37 @@ export interface ApplyResult {
 
 export class ResumeMismatchError extends ShardformError {}
 
-/** The steps run together from index i: a window of migrate-slot steps between one pair, or one step. */
-function stepGroup(steps: readonly Step[], i: number, window: number): Step[] {
-  const first = steps[i]!;
-  if (first.kind !== "migrate-slot" || window <= 1) return [first];
-  const group: Step[] = [first];
-  for (let j = i + 1; j < steps.length && group.length < window; j++) {
-    const s = steps[j]!;
-    if (s.kind !== "migrate-slot" || s.from.id !== first.from.id || s.to.id !== first.to.id) break;
-    group.push(s);
+type MigrateStep = Extract<Step, { kind: "migrate-slot" }>;
+
+/** "step 7", or "steps 4-259, 1369-1624": the numbers of the steps, as ranges. */
+function stepRanges(steps: readonly Step[]): string {
+  const nums = steps.map((s) => Number.parseInt(s.id, 10)).sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let k = 0; k < nums.length; ) {
+    let e = k;
+    while (e + 1 < nums.length && nums[e + 1] === nums[e]! + 1) e++;
+    parts.push(e === k ? `${nums[k]}` : `${nums[k]}-${nums[e]}`);
+    k = e + 1;
   }
-  return group;
+  return `${nums.length === 1 ? "step" : "steps"} ${parts.join(", ")}`;
+}
+
+/**
+ * The windows of a run of consecutive migrate-slot steps, as lanes: one lane per source->target
+ * pair, in plan order, cut into windows of at most `window` steps. Lanes touch distinct slots, so
+ * they can run at the same time; within a lane the windows run one after another.
+ */
+function lanes(steps: readonly MigrateStep[], window: number): MigrateStep[][][] {
+  const byPair = new Map<string, MigrateStep[][]>();
+  for (const s of steps) {
+    const key = `${s.from.id}>${s.to.id}`;
+    let ws = byPair.get(key);
+    if (!ws) byPair.set(key, (ws = [[]]));
+    let last = ws[ws.length - 1]!;
+    if (last.length >= window) ws.push((last = []));
+    last.push(s);
+  }
+  return [...byPair.values()];
 }
 
 export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyResult> {
@@ -107,50 +127,95 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       };
       saveJournal(jFile, journal);
     } else {
-      const inDoubt = plan.steps.filter((s) => journal!.inDoubt.includes(s.id));
-      const bad = prefixMismatches(plan.observed.snapshot, plan.steps, journal.completed, inDoubt, live);
+      const inDoubtIds = new Set(journal.inDoubt);
+      const aheadIds = new Set(journal.doneAhead ?? []);
+      const inDoubt = plan.steps.filter((s) => inDoubtIds.has(s.id));
+      const done = plan.steps.filter((s, i) => i < journal!.completed || aheadIds.has(s.id));
+      const bad = prefixMismatches(plan.observed.snapshot, done, inDoubt, live);
       if (bad.length > 0) {
         throw new ResumeMismatchError(
-          `the cluster does not match the ${journal.completed} completed step(s) of this plan, so it changed outside this apply:\n` +
+          `the cluster does not match the ${done.length} completed step(s) of this plan, so it changed outside this apply:\n` +
             bad.map((b) => `  - ${b}`).join("\n") +
             `\nCheck it with \`shardform check\`, then plan again.`,
         );
       }
-      const doubt =
-        inDoubt.length === 0
-          ? ""
-          : inDoubt.length === 1
-            ? `; step ${inDoubt[0]!.id} was in progress and is continued`
-            : `; steps ${inDoubt[0]!.id} to ${inDoubt[inDoubt.length - 1]!.id} (${inDoubt.length}) were in progress and are continued`;
-      opts.emit({ type: "note", message: `resuming after step ${journal.completed} of ${plan.steps.length}${doubt}` });
+      const doubt = inDoubt.length === 0 ? "" : `; ${stepRanges(inDoubt)} ${inDoubt.length === 1 ? "was" : `(${inDoubt.length}) were`} in progress and ${inDoubt.length === 1 ? "is" : "are"} continued`;
+      const ahead = aheadIds.size > 0 ? ` (and ${aheadIds.size} later step(s) already done)` : "";
+      opts.emit({ type: "note", message: `resuming after step ${journal.completed} of ${plan.steps.length}${ahead}${doubt}` });
     }
 
-    opts.emit({ type: "plan-start", steps: plan.steps.length, resumed: journal.completed });
-    const started = performance.now();
-    for (let i = journal.completed; i < plan.steps.length; ) {
-      const group = stepGroup(plan.steps, i, opts.exec.window);
-      const step = group[0]!;
-      ctx.current = step;
-      if (ctx.stopRequested) throw new StopRequested();
-      // Every step of the group is in doubt until the whole group is done.
-      journal.inDoubt = group.map((s) => s.id);
-      saveJournal(jFile, journal);
-      group.forEach((s, k) => opts.emit({ type: "step-start", index: i + k, id: s.id, kind: s.kind, text: describeStep(s) }));
+    // Journal bookkeeping: steps go in doubt before they start and are done when they finish;
+    // `completed` is the prefix of the plan that is done, `doneAhead` the steps done beyond it.
+    const j = journal;
+    const doneAhead = new Set(j.doneAhead ?? []);
+    const begin = (group: Step[]): void => {
+      j.inDoubt.push(...group.map((s) => s.id));
+      saveJournal(jFile, j);
+    };
+    const finish = (group: Step[]): void => {
+      const ids = new Set(group.map((s) => s.id));
+      j.inDoubt = j.inDoubt.filter((id) => !ids.has(id));
+      for (const id of ids) doneAhead.add(id);
+      while (j.completed < plan.steps.length && doneAhead.delete(plan.steps[j.completed]!.id)) j.completed++;
+      j.doneAhead = [...doneAhead];
+      saveJournal(jFile, j);
+    };
+    const indexOf = new Map(plan.steps.map((s, i) => [s.id, i]));
+    const run = async (group: Step[]): Promise<void> => {
+      const index = (s: Step): number => indexOf.get(s.id)!;
+      ctx.checkStop();
+      begin(group);
+      for (const s of group) opts.emit({ type: "step-start", index: index(s), id: s.id, kind: s.kind, text: describeStep(s) });
       const t0 = performance.now();
       let skipped = false;
       try {
-        if (group.length > 1) await migrateWindow(group as Extract<Step, { kind: "migrate-slot" }>[], ctx);
-        else skipped = await runStep(step, ctx);
+        if (group.length > 1) await migrateWindow(group as MigrateStep[], ctx);
+        else skipped = await runStep(group[0]!, ctx);
       } catch (err) {
         if (err instanceof StopRequested || err instanceof ShardformError) throw err;
-        throw new ClusterStateError(`step ${step.id} (${describeStep(step)}) failed: ${(err as Error).message}. The checkpoint is consistent: fix the cause and run the same apply again to continue.`);
+        const s = group[0]!;
+        throw new ClusterStateError(`step ${s.id} (${describeStep(s)}) failed: ${(err as Error).message}. The checkpoint is consistent: fix the cause and run the same apply again to continue.`);
       }
-      journal.completed = i + group.length;
-      journal.inDoubt = [];
-      saveJournal(jFile, journal);
+      finish(group);
       const ms = performance.now() - t0;
-      group.forEach((s, k) => opts.emit({ type: "step-done", index: i + k, id: s.id, kind: s.kind, skipped, ms: ms / group.length }));
-      i += group.length;
+      for (const s of group) opts.emit({ type: "step-done", index: index(s), id: s.id, kind: s.kind, skipped, ms: ms / group.length });
+    };
+
+    opts.emit({ type: "plan-start", steps: plan.steps.length, resumed: j.completed + doneAhead.size });
+    const started = performance.now();
+    for (let i = j.completed; i < plan.steps.length; ) {
+      const step = plan.steps[i]!;
+      if (step.kind !== "migrate-slot") {
+        ctx.current = step;
+        await run([step]);
+        i++;
+        continue;
+      }
+      // A run of slot moves: lanes of different source->target pairs run side by side.
+      let end = i;
+      while (end < plan.steps.length && plan.steps[end]!.kind === "migrate-slot") end++;
+      const todo = plan.steps.slice(i, end).filter((s) => !doneAhead.has(s.id)) as MigrateStep[];
+      const queue = lanes(todo, opts.exec.window);
+      let failure: unknown;
+      const worker = async (): Promise<void> => {
+        for (let lane = queue.shift(); lane; lane = queue.shift()) {
+          for (const w of lane) {
+            ctx.current = w[0]!;
+            await run(w);
+          }
+        }
+      };
+      const workers = Array.from({ length: Math.min(opts.exec.parallel, queue.length) }, () =>
+        worker().catch((err: unknown) => {
+          // One lane failed: the others stop at their next safe point, leaving their windows in doubt.
+          if (!(err instanceof StopRequested) && failure === undefined) failure = err;
+          ctx.stopRequested = true;
+        }),
+      );
+      await Promise.all(workers);
+      if (failure !== undefined) throw failure;
+      ctx.checkStop();
+      i = end;
     }
     // Replicas learn new slot owners by gossip: "complete" means every member agrees.
     opts.emit({ type: "wait", what: "every member to agree on the new configuration" });

@@ -1,7 +1,7 @@
 /**
- * The journal beside the plan: how many steps are done and which one is in doubt. Written
- * atomically after every step (temp file, fsync, rename, fsync of the directory), so a crash
- * leaves either the old or the new journal, and at most one step is ever in doubt.
+ * The journal beside the plan: which steps are done and which are in doubt (started, not known to
+ * be finished). Written atomically before and after every step or window of slot moves (temp file,
+ * fsync, rename, fsync of the directory), so a crash leaves either the old or the new journal.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -16,6 +16,8 @@ export interface Journal {
   completed: number;
   /** Step ids started but not known to be finished. */
   inDoubt: string[];
+  /** Step ids after `completed` that are done too (slot moves finished out of order by parallel lanes). */
+  doneAhead?: string[];
   keysMoved: number;
   startedAt: string;
   updatedAt: string;

@@ -19,9 +19,11 @@ export interface ExecOptions {
   convergeTimeoutMs: number;
   /** Consecutive migrate-slot steps (same source and target) whose control commands share pipelines; 1 = one slot at a time. */
   window: number;
+  /** Source->target pairs whose slot moves run at the same time; 1 = one pair after another. */
+  parallel: number;
 }
 
-export const DEFAULT_EXEC_OPTIONS: ExecOptions = { pipeline: 100, migrateTimeoutMs: 10_000, convergeTimeoutMs: 60_000, window: 256 };
+export const DEFAULT_EXEC_OPTIONS: ExecOptions = { pipeline: 100, migrateTimeoutMs: 10_000, convergeTimeoutMs: 60_000, window: 256, parallel: 4 };
 
 export class StopRequested extends Error {
   constructor() {

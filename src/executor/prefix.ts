@@ -1,14 +1,15 @@
 /**
- * On resume: does the live cluster match the plan's completed prefix? The steps in doubt may be
- * half done, so what they touch may be in either state. Pure.
+ * On resume: does the live cluster match the plan's completed steps (the done prefix, plus slot
+ * moves that parallel lanes finished ahead of it)? The steps in doubt may be half done, so what
+ * they touch may be in either state. Pure.
  */
 import type { ObservedCluster } from "../observe/types.js";
 import { simulate } from "../plan/simulate.js";
 import type { Step } from "../plan/types.js";
 import { SLOT_COUNT, expandRanges } from "../slots.js";
 
-export function prefixMismatches(snapshot: ObservedCluster, steps: readonly Step[], completed: number, inDoubt: readonly Step[], live: ObservedCluster): string[] {
-  const model = simulate(snapshot, steps.slice(0, completed));
+export function prefixMismatches(snapshot: ObservedCluster, done: readonly Step[], inDoubt: readonly Step[], live: ObservedCluster): string[] {
+  const model = simulate(snapshot, done);
   const looseNodes = new Set<string>();
   const looseSlots = new Set<number>();
   for (const s of inDoubt) {

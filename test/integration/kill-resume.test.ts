@@ -35,9 +35,10 @@ function spec(name: string, masters: number[]): string {
 type Event = { type: string; kind?: string; index?: number; slot?: number; phase?: string };
 
 /** Runs apply in a child process and SIGKILLs it when `when` returns true for a progress event. */
-function applyAndKill(planFile: string, when: (e: Event) => boolean): Promise<{ killed: boolean; events: Event[]; pid: number }> {
+function applyAndKill(planFile: string, when: (e: Event) => boolean, extra: string[] = []): Promise<{ killed: boolean; events: Event[]; pid: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["bin/shardform.js", "apply", planFile, "--auto-approve", "--json-log", "--pipeline", "10"], { stdio: ["ignore", "pipe", "pipe"] });
+    const args = ["bin/shardform.js", "apply", planFile, "--auto-approve", "--json-log", "--pipeline", "10", ...extra];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     const events: Event[] = [];
     let buf = "";
     let killed = false;
@@ -84,7 +85,7 @@ async function expectHotKeys(): Promise<void> {
   expect(bad).toBe(0);
 }
 
-async function resumeAndVerify(planFile: string, members: number): Promise<void> {
+async function resumeAndVerify(planFile: string, members: number): Promise<{ stderr: string }> {
   const journal = JSON.parse(readFileSync(planFile.replace(/\.json$/, ".checkpoint.json"), "utf8"));
   expect(journal.finished).toBe(false);
   const r = await runCli(["apply", planFile, "--auto-approve"]);
@@ -94,6 +95,7 @@ async function resumeAndVerify(planFile: string, members: number): Promise<void>
   await expectHealthy(a(0), members);
   await expectAllKeys(a(0), KEYS);
   await expectHotKeys();
+  return r;
 }
 
 async function planTo(name: string, masters: number[]): Promise<string> {
@@ -167,6 +169,23 @@ describe("apply survives SIGKILL at any moment and resumes", { timeout: 240_000 
     const { killed } = await applyAndKill(planFile, (e) => e.type === "setslot-node" && e.phase === "target" && ++seen === 200);
     expect(killed).toBe(true);
     await resumeAndVerify(planFile, 8);
+  });
+
+  it("killed while three source->target pairs move in parallel, with later windows done ahead of earlier ones", async () => {
+    const back = await planTo("in4", [0, 2, 4]);
+    expect((await runCli(["apply", back])).code).toBe(0);
+    const planFile = await planTo("out4", [0, 2, 4, 6]);
+    const plan = JSON.parse(readFileSync(planFile, "utf8")) as { steps: { kind: string; from?: { id: string } }[] };
+    const firstMove = plan.steps.findIndex((s) => s.kind === "migrate-slot");
+    const firstLaneEnd = plan.steps.findIndex((s, i) => i > firstMove && s.kind === "migrate-slot" && s.from!.id !== plan.steps[firstMove]!.from!.id);
+    // Kill as soon as a window of the second lane is done: the first lane is then still under way.
+    const { killed } = await applyAndKill(planFile, (e) => e.type === "step-done" && e.kind === "migrate-slot" && (e.index ?? 0) >= firstLaneEnd, ["--window", "32", "--parallel", "3"]);
+    expect(killed).toBe(true);
+    const journal = JSON.parse(readFileSync(planFile.replace(/\.json$/, ".checkpoint.json"), "utf8")) as { completed: number; doneAhead: string[]; inDoubt: string[] };
+    expect(journal.completed).toBeLessThan(firstLaneEnd);
+    expect(journal.doneAhead.length).toBeGreaterThan(0);
+    const r = await resumeAndVerify(planFile, 8);
+    expect(r.stderr).toMatch(/later step\(s\) already done/);
   });
 
   it("Ctrl-C stops after the current batch, exits 130, prints the command that resumes", async () => {
