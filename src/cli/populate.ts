@@ -7,7 +7,7 @@ export class PopulateCommand extends ClusterCommand {
   static override paths = [["populate"]];
   static override usage = Command.Usage({
     description: "write deterministic test keys",
-    details: "Writes keys PREFIX0000000000.. spread over all slots, pipelined per master and masters in parallel. Values are derived from the key's number, so --verify can read every key back and report any that is missing or wrong (exit 1), e.g. after a migration.",
+    details: "Writes keys PREFIX0000000000.. spread over all slots, as raw pipelined RESP on one connection per master, masters in parallel, with a progress bar on a terminal. Values are derived from the key's number, so --verify can read every key back and report any that is missing or wrong (exit 1), e.g. after a migration.",
     examples: [
       ["Write 100,000 keys", "$0 populate --seed 127.0.0.1:7000 --keys 100000"],
       ["Check that all of them are still there", "$0 populate --seed 127.0.0.1:7000 --keys 100000 --verify"],
@@ -33,21 +33,31 @@ export class PopulateCommand extends ClusterCommand {
       return ok ? 0 : 1;
     }
     const started = performance.now();
-    let lastShown = 0;
-    const written = await populate(observed, {
-      keys: n,
-      prefix: this.prefix,
-      valueSize,
-      credentials,
-      onProgress: (w) => {
-        if (w - lastShown >= 50_000 || w === n) {
-          lastShown = w;
-          this.status(`  ${w}/${n} keys`);
-        }
-      },
-    });
+    const bar = progressBar(this.context.stderr, n, started);
+    const written = await populate(observed, { keys: n, prefix: this.prefix, valueSize, credentials, onProgress: bar.update });
+    bar.end();
     const secs = (performance.now() - started) / 1000;
     this.out(`Wrote ${written} keys in ${secs.toFixed(2)} s (${Math.round(written / secs)} keys/s).\n`);
     return 0;
   }
+}
+
+/** A progress bar on a terminal (redrawn at most 10 times a second); nothing otherwise. */
+function progressBar(stream: NodeJS.WritableStream, total: number, started: number): { update: (done: number) => void; end: () => void } {
+  const tty = (stream as NodeJS.WriteStream).isTTY === true;
+  let last = 0;
+  return {
+    update: (done) => {
+      const now = performance.now();
+      if (!tty || now - last < 100) return;
+      last = now;
+      const width = 30;
+      const filled = Math.round((done / Math.max(1, total)) * width);
+      const rate = Math.round(done / Math.max(0.001, (now - started) / 1000));
+      stream.write(`\r\x1b[2K[${"#".repeat(filled).padEnd(width, ".")}] ${done}/${total} keys, ${rate} keys/s`);
+    },
+    end: () => {
+      if (tty) stream.write("\r\x1b[2K");
+    },
+  };
 }

@@ -7,7 +7,9 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { observeCluster } from "../../src/observe/observe.js";
-import { populate, verifyTestKeys } from "../../src/testdata/populate.js";
+import { populate, verifyTestKeys, slotOwners, testKeySlot } from "../../src/testdata/populate.js";
+import { BulkWriter, resp } from "../../src/redis/bulk.js";
+import { AuthFailedError, ClusterStateError } from "../../src/errors.js";
 import { startNodes, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
 
@@ -63,5 +65,19 @@ describe("a password-protected cluster", () => {
     const unset = await runCli(["plan", spec("x", [0, 1, 2, 3])], {});
     expect(unset.code).toBe(1);
     expect(unset.stderr).toMatch(/environment variable SF_TEST_PASSWORD is not set/);
+  });
+
+  it("bulk writes (populate) refuse a wrong password and stop at the first error reply", async () => {
+    await expect(BulkWriter.open(a(0), { password: "nope" })).rejects.toThrow(AuthFailedError);
+    // A key whose slot a(0) does not own: the node answers -MOVED, and the writer says so.
+    const owners = slotOwners(await observeCluster({ seeds: [a(0)], credentials }));
+    const slotOf = testKeySlot("elsewhere:");
+    let i = 0;
+    while (owners[slotOf(i)] === a(0)) i++;
+    const w = await BulkWriter.open(a(0), credentials);
+    await w.send(resp(["SET", `elsewhere:${String(i).padStart(10, "0")}`, "x"]), 1);
+    await expect(w.finish()).rejects.toThrow(ClusterStateError);
+    await expect(w.finish()).rejects.toThrow(/writing to 127\.0\.0\.1:21400 failed: MOVED/);
+    w.destroy();
   });
 });

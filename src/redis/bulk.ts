@@ -1,0 +1,122 @@
+/**
+ * A raw RESP stream to exactly one node, for bulk writes of test data: commands go out as bytes
+ * built by the caller and replies are only counted, as `redis-cli --pipe` does. Every command must
+ * answer +OK (as SET and AUTH do); the first error reply stops the writer. The number of commands
+ * awaiting a reply is bounded, so memory stays flat however many keys are written.
+ */
+import { connect, type Socket } from "node:net";
+import { AuthFailedError, ClusterStateError, NodeUnreachableError } from "../errors.js";
+import type { Credentials } from "./connect.js";
+import { parseNodeAddr, type NodeAddr } from "./node-key.js";
+
+const OK = "+OK\r\n";
+const MINUS = 45;
+
+/** One RESP command, as bytes. */
+export function resp(args: readonly string[]): string {
+  let out = `*${args.length}\r\n`;
+  for (const a of args) out += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
+  return out;
+}
+
+export class BulkWriter {
+  readonly addr: NodeAddr;
+  private readonly socket: Socket;
+  private sent = 0;
+  private answered = 0;
+  private readonly maxInFlight: number;
+  private firstError: string | null = null;
+  private closedWith: Error | null = null;
+  private waiter: (() => void) | null = null;
+  private received = 0;
+  private authenticating: boolean;
+
+  private constructor(addr: NodeAddr, socket: Socket, maxInFlight: number, authenticating: boolean) {
+    this.addr = addr;
+    this.socket = socket;
+    this.maxInFlight = maxInFlight;
+    this.authenticating = authenticating;
+    socket.on("data", (d: Buffer) => this.onData(d));
+    socket.on("error", (err) => (this.closedWith = err));
+    socket.on("close", () => {
+      this.closedWith ??= new Error("connection closed");
+      this.wake();
+    });
+  }
+
+  static async open(addr: NodeAddr, credentials: Credentials = {}, maxInFlight = 100_000): Promise<BulkWriter> {
+    const { host, port } = parseNodeAddr(addr);
+    const socket = await new Promise<Socket>((done, fail) => {
+      const s = connect({ host, port });
+      s.setNoDelay(true);
+      s.once("connect", () => done(s));
+      s.once("error", (err) => fail(new NodeUnreachableError(addr, err.message)));
+    });
+    const w = new BulkWriter(addr, socket, maxInFlight, Boolean(credentials.password));
+    if (credentials.password) {
+      try {
+        await w.send(resp(credentials.user ? ["AUTH", credentials.user, credentials.password] : ["AUTH", credentials.password]), 1);
+        await w.finish(false);
+      } catch (err) {
+        w.destroy();
+        throw err;
+      }
+      w.authenticating = false;
+    }
+    return w;
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  private onData(d: Buffer): void {
+    if (this.firstError === null && d.includes(MINUS)) {
+      // Cut into lines where the error's reply begins: replies before it are all "+OK\r\n".
+      const text = d.toString("latin1");
+      const at = text.indexOf("-");
+      const line = (text.slice(at + 1).split("\r\n")[0] ?? "").slice(0, 500);
+      this.firstError = line || "error reply";
+    }
+    this.received += d.length;
+    this.answered = Math.floor(this.received / OK.length);
+    this.wake();
+  }
+
+  /** Queues `count` commands; resolves when fewer than the bound await their reply. */
+  async send(bytes: string, count: number): Promise<void> {
+    this.check();
+    this.sent += count;
+    this.socket.write(bytes);
+    while (this.sent - this.answered > this.maxInFlight) await this.next();
+  }
+
+  private next(): Promise<void> {
+    this.check();
+    return new Promise((done) => (this.waiter = done));
+  }
+
+  private check(): void {
+    if (this.firstError !== null) {
+      if (this.authenticating && /WRONGPASS|NOAUTH|invalid password|without any password/i.test(this.firstError)) {
+        throw new AuthFailedError(this.addr, this.firstError);
+      }
+      throw new ClusterStateError(`writing to ${this.addr} failed: ${this.firstError}`);
+    }
+    if (this.closedWith) throw new NodeUnreachableError(this.addr, this.closedWith.message);
+  }
+
+  /** Waits for every reply; with `close`, then closes the connection. Throws on the first error reply. */
+  async finish(close = true): Promise<number> {
+    while (this.answered < this.sent) await this.next();
+    this.check();
+    if (close) this.socket.end();
+    return this.answered;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
