@@ -169,8 +169,9 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       const t0 = performance.now();
       let skipped = false;
       try {
-        if (group.length > 1) await migrateWindow(group as MigrateStep[], ctx);
-        else skipped = await runStep(group[0]!, ctx);
+        if (group.length === 1) skipped = await runStep(group[0]!, ctx);
+        else if (group[0]!.kind === "migrate-slot") await migrateWindow(group as MigrateStep[], ctx);
+        else skipped = (await Promise.all(group.map((s) => runStep(s, ctx)))).every(Boolean);
       } catch (err) {
         if (err instanceof StopRequested || err instanceof ShardformError) throw err;
         const s = group[0]!;
@@ -185,6 +186,15 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     const started = performance.now();
     for (let i = j.completed; i < plan.steps.length; ) {
       const step = plan.steps[i]!;
+      if (step.kind === "meet") {
+        // New nodes join together: one wait for the cluster to take them all in, not one each.
+        let end = i;
+        while (end < plan.steps.length && plan.steps[end]!.kind === "meet") end++;
+        ctx.current = step;
+        await run(plan.steps.slice(i, end).filter((s) => !doneAhead.has(s.id)));
+        i = end;
+        continue;
+      }
       if (step.kind !== "migrate-slot") {
         ctx.current = step;
         await run([step]);
