@@ -44,6 +44,9 @@ export class ApplyCommand extends ClusterCommand {
   window = Option.String("--window", {
     description: `Slots of one source->target pair moved together: their SETSLOT, GETKEYSINSLOT and MIGRATE commands share pipelines (default ${DEFAULT_EXEC_OPTIONS.window}; 1 = one slot at a time, like redis-cli)`,
   });
+  migrateTimeout = Option.String("--migrate-timeout", {
+    description: `MIGRATE's I/O timeout in ms (default ${DEFAULT_EXEC_OPTIONS.migrateTimeoutMs}); for a key that does not move within it, it grows fourfold per retry up to 50 s`,
+  });
   parallel = Option.String("--parallel", {
     description: `Source->target pairs moving slots at the same time (default ${DEFAULT_EXEC_OPTIONS.parallel}; 1 = one pair after another)`,
   });
@@ -104,6 +107,7 @@ export class ApplyCommand extends ClusterCommand {
           pipeline: intOption(this.pipeline, "--pipeline", DEFAULT_EXEC_OPTIONS.pipeline, 1),
           window: intOption(this.window, "--window", DEFAULT_EXEC_OPTIONS.window, 1),
           parallel: intOption(this.parallel, "--parallel", DEFAULT_EXEC_OPTIONS.parallel, 1),
+          migrateTimeoutMs: intOption(this.migrateTimeout, "--migrate-timeout", DEFAULT_EXEC_OPTIONS.migrateTimeoutMs, 1),
         },
         emit,
         onContext: (c) => (ctxRef = c),

@@ -16,7 +16,8 @@ import type { NodeClient } from "../../redis/connect.js";
 type MigrateStep = Extract<Step, { kind: "migrate-slot" }>;
 
 export const owns = (e: NodeEntry, slot: number): boolean => e.slots.some(([a, b]) => slot >= a && slot <= b);
-const MAX_MIGRATE_TIMEOUT_MS = 10 * 60_000;
+/** MIGRATE's timeout grows for big keys up to this; it stays below the connection's 60 s command timeout. */
+const MAX_MIGRATE_TIMEOUT_MS = 50_000;
 
 export async function migrateSlot(s: MigrateStep, ctx: ExecCtx): Promise<boolean> {
   const { slot } = s;
@@ -75,56 +76,66 @@ export async function moveKeys(s: MigrateStep, ctx: ExecCtx): Promise<void> {
   const auth = migrateAuth(ctx);
   let timeout = ctx.options.migrateTimeoutMs;
   let batch = ctx.options.pipeline;
+  // Keys whose copy on the target was found identical after a BUSYKEY: moved with REPLACE.
+  const replaceable = new Set<string>();
   for (;;) {
     ctx.checkStop();
     const keys = (await src.callBuffer("cluster", "getkeysinslot", s.slot, batch)) as Buffer[];
     if (keys.length === 0) return;
+    const replace = keys.every((k) => replaceable.has(k.toString("hex"))) ? ["replace"] : [];
     try {
-      await src.callBuffer("migrate", host, port, "", 0, timeout, ...auth, "keys", ...keys);
+      await src.callBuffer("migrate", host, port, "", 0, timeout, ...replace, ...auth, "keys", ...keys);
       ctx.emit({ type: "keys-moved", slot: s.slot, keys: keys.length });
       batch = ctx.options.pipeline;
     } catch (err) {
       const msg = (err as Error).message;
       if (/BUSYKEY/.test(msg)) {
-        await resolveBusyKeys(s, ctx, keys, auth, timeout);
-      } else if (/IOERR|timeout/i.test(msg)) {
-        if (keys.length > 1) {
-          batch = 1; // find the key that does not fit in the timeout
-        } else if (timeout < MAX_MIGRATE_TIMEOUT_MS) {
-          timeout = Math.min(timeout * 4, MAX_MIGRATE_TIMEOUT_MS);
-          ctx.emit({ type: "note", message: `slot ${s.slot}: MIGRATE timed out; retrying with a ${timeout / 1000} s timeout` });
-        } else {
-          const size = await src.call("memory", "usage", keys[0]!.toString("latin1")).catch(() => "unknown");
-          throw new StepFailedError(
-            s.id,
-            s.kind,
-            `key "${keys[0]!.toString()}" (${String(size)} bytes) did not move within ${MAX_MIGRATE_TIMEOUT_MS / 1000} s: ${msg}. ` +
-              `Check the network and the target's memory, then run apply again to continue this slot.`,
-          );
-        }
-      } else {
-        throw new StepFailedError(s.id, s.kind, `MIGRATE of slot ${s.slot} from ${s.from.addr} to ${s.to.addr} failed: ${msg}`);
+        for (const k of await replaceableKeys(s, ctx, keys)) replaceable.add(k.toString("hex"));
+        continue;
       }
+      if (keys.length > 1) {
+        batch = 1; // one key at a time, to find the key that fails
+        continue;
+      }
+      const key = keys[0]!;
+      const timedOut = /IOERR|timeout/i.test(msg);
+      if (timedOut && timeout < MAX_MIGRATE_TIMEOUT_MS) {
+        timeout = Math.min(timeout * 4, MAX_MIGRATE_TIMEOUT_MS);
+        ctx.emit({ type: "note", message: `slot ${s.slot}: MIGRATE of key "${key.toString()}" timed out; retrying with a ${timeout / 1000} s timeout` });
+        continue;
+      }
+      const size = await src.callBuffer("memory", "usage", key).catch(() => "unknown");
+      throw new StepFailedError(
+        s.id,
+        s.kind,
+        `key "${key.toString()}" (${String(size)} bytes) of slot ${s.slot} did not move from ${s.from.addr} to ${s.to.addr}` +
+          (timedOut ? ` within ${timeout / 1000} s` : "") +
+          `: ${msg}. It is still on ${s.from.addr}. ` +
+          (timedOut ? "Check the network and the target's load" : "Fix the cause on the target (e.g. its maxmemory)") +
+          `, then run apply again to continue this slot.`,
+      );
     }
   }
 }
 
 /**
- * BUSYKEY: a key already exists on the target, e.g. copied there before a crash. If its value is the
- * same as the source's, replacing it loses nothing; if it differs, stop and say so.
+ * BUSYKEY: a key already exists on the target, e.g. copied there by a MIGRATE that timed out or a
+ * run that crashed. Returns the keys whose target copy is the same as the source's (or absent), so
+ * that replacing it loses nothing; a copy that differs stops apply, naming the key.
  */
-async function resolveBusyKeys(s: MigrateStep, ctx: ExecCtx, keys: Buffer[], auth: (string | Buffer)[], timeout: number): Promise<void> {
+async function replaceableKeys(s: MigrateStep, ctx: ExecCtx, keys: Buffer[]): Promise<Buffer[]> {
   const src = await ctx.conn(s.from.addr);
   const dst = await ctx.conn(s.to.addr);
-  const { host, port } = parseNodeAddr(s.to.addr);
+  const same: Buffer[] = [];
   for (const key of keys) {
-    const here = (await src.callBuffer("dump", key)) as Buffer | null;
-    if (here === null) continue; // gone from the source meanwhile: nothing to move
+    // The MIGRATE that answered BUSYKEY moved the other keys of its batch: the source answers ASK for those.
+    const here = (await src.callBuffer("dump", key).catch((err: Error) => {
+      if (/^ASK /.test(err.message)) return null;
+      throw err;
+    })) as Buffer | null;
+    if (here === null) continue; // gone from the source: nothing to move
     const there = await dst.askingDump(key);
-    if (there === null) continue; // not on the target: the next pass moves it
-    if (Buffer.compare(here, there) === 0) {
-      await src.callBuffer("migrate", host, port, "", 0, timeout, "replace", ...auth, "keys", key);
-    } else {
+    if (there !== null && Buffer.compare(here, there) !== 0) {
       throw new StepFailedError(
         s.id,
         s.kind,
@@ -132,7 +143,9 @@ async function resolveBusyKeys(s: MigrateStep, ctx: ExecCtx, keys: Buffer[], aut
           `shardform will not overwrite either. Decide which value is right, delete the other copy by hand, then run apply again.`,
       );
     }
+    same.push(key);
   }
+  return same;
 }
 
 /** Every live master but the source and the target of a move: they learn the new owner last. */
