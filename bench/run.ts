@@ -63,6 +63,8 @@ interface Row {
   reference?: boolean;
 }
 const rows: Row[] = [];
+/** Lines printed under the table. */
+const notes: string[] = [];
 function record(scenario: string, tool: string, units: number, unit: string, t: { secs: number; peakMb: number | null }, reference = false): void {
   let r = rows.find((x) => x.scenario === scenario && x.tool === tool);
   if (!r) rows.push((r = { scenario, tool, secs: [], peakMb: [], units, unit, reference }));
@@ -234,7 +236,7 @@ async function benchPlanner(): Promise<void> {
   }
   const base = perNode[0]!;
   for (const p of perNode) {
-    log(`planner growth: ${p.nodes} nodes ${p.ms.toFixed(0)} ms = ${(p.ms / base.ms).toFixed(1)}x the time of ${base.nodes} nodes for ${(p.nodes / base.nodes).toFixed(0)}x the nodes`);
+    notes.push(`planner in process: ${p.nodes} nodes in ${p.ms.toFixed(0)} ms, ${(p.ms / base.ms).toFixed(1)}x the time of ${base.nodes} nodes for ${(p.nodes / base.nodes).toFixed(0)}x the nodes`);
   }
 }
 
@@ -259,3 +261,4 @@ if (ONLY.has("scale-out")) await benchScaleOut();
 if (ONLY.has("scale-in")) await benchScaleIn();
 if (ONLY.has("planner")) await benchPlanner();
 process.stdout.write(`\n${table()}\n\nredis-cli / shardform: how many times longer redis-cli took than shardform (above 1: shardform is faster).\n`);
+for (const n of notes) process.stdout.write(`${n}\n`);

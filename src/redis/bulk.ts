@@ -86,7 +86,7 @@ export class BulkWriter {
   }
 
   /** Queues `count` commands; resolves when fewer than the bound await their reply. */
-  async send(bytes: string, count: number): Promise<void> {
+  async send(bytes: Buffer | string, count: number): Promise<void> {
     this.check();
     this.sent += count;
     this.socket.write(bytes);

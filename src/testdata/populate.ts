@@ -6,7 +6,7 @@ import calculateSlot from "cluster-key-slot";
 import { NodeClient, type Credentials } from "../redis/connect.js";
 import { BulkWriter } from "../redis/bulk.js";
 import type { ObservedCluster } from "../observe/types.js";
-import { ClusterStateError } from "../errors.js";
+import { ClusterStateError, InputError } from "../errors.js";
 import { SLOT_COUNT } from "../slots.js";
 
 export interface PopulateOptions {
@@ -78,6 +78,47 @@ export function keysByMaster(o: ObservedCluster, keys: number, prefix: string): 
   return perMaster;
 }
 
+/** The most test keys there can be: their numbers have ten digits. */
+export const MAX_TEST_KEYS = 10_000_000_000;
+
+/**
+ * Writes `SET testKey(prefix, i) testValue(i, size)` as RESP straight into a buffer: the command
+ * is a template of bytes in which only the digits change. Needs i < MAX_TEST_KEYS.
+ */
+export class TestKeyEncoder {
+  readonly bytes: number;
+  private readonly size: number;
+  private readonly template: Buffer;
+  private readonly digitsAt: number;
+  private readonly valueAt: number;
+
+  constructor(prefix: string, size: number) {
+    const pfx = Buffer.from(prefix);
+    const head = Buffer.from(`*3\r\n$3\r\nSET\r\n$${pfx.length + 10}\r\n`);
+    const mid = Buffer.from(`\r\n$${size}\r\n`);
+    this.size = size;
+    this.template = Buffer.concat([head, pfx, Buffer.alloc(10, "0"), mid, Buffer.alloc(size), Buffer.from("\r\n")]);
+    this.bytes = this.template.length;
+    this.digitsAt = head.length + pfx.length;
+    this.valueAt = this.digitsAt + 10 + mid.length;
+  }
+
+  /** Writes command i at out[at .. at + bytes). */
+  encode(i: number, out: Buffer, at: number): void {
+    this.template.copy(out, at);
+    const d = at + this.digitsAt;
+    for (let k = 9, n = i; k >= 0; k--, n = Math.floor(n / 10)) out[d + k] = 48 + (n % 10);
+    // The value repeats "v<i>:" (i without its leading zeros) over `size` bytes.
+    let first = d;
+    while (first < d + 9 && out[first] === 48) first++;
+    const seedLen = d + 10 - first + 2;
+    const v = at + this.valueAt;
+    for (let k = 0, p = 0; k < this.size; k++, p = p + 1 === seedLen ? 0 : p + 1) {
+      out[v + k] = p === 0 ? 118 : p === seedLen - 1 ? 58 : out[first + p - 1]!;
+    }
+  }
+}
+
 /**
  * Writes the test keys in one pass: each key goes to the master that owns its slot, as raw RESP
  * on one connection per master (masters in parallel, as `redis-cli --pipe` would), `batch`
@@ -87,32 +128,30 @@ export async function populate(o: ObservedCluster, opts: PopulateOptions): Promi
   const prefix = opts.prefix ?? "key:";
   const size = opts.valueSize ?? 16;
   const batch = opts.batch ?? 2000;
+  if (opts.keys > MAX_TEST_KEYS) throw new InputError(`at most ${MAX_TEST_KEYS} test keys can be written, not ${opts.keys}`);
   const owners = slotOwners(o);
   const masters = [...new Set(owners)];
+  const enc = new TestKeyEncoder(prefix, size);
+  const slotOf = testKeySlot(prefix);
   const writers = new Map<string, BulkWriter>();
-  const pending = new Map(masters.map((a) => [a, { text: "", count: 0 }]));
+  const chunk = (): { buf: Buffer; used: number; count: number } => ({ buf: Buffer.allocUnsafe(batch * enc.bytes), used: 0, count: 0 });
+  const pending = new Map(masters.map((a) => [a, chunk()]));
   let written = 0;
   const flush = async (addr: string): Promise<void> => {
     const p = pending.get(addr)!;
     if (p.count === 0) return;
-    const { text, count } = p;
-    p.text = "";
-    p.count = 0;
-    await writers.get(addr)!.send(text, count);
-    written += count;
+    pending.set(addr, chunk()); // the socket keeps the old buffer until it is sent
+    await writers.get(addr)!.send(p.buf.subarray(0, p.used), p.count);
+    written += p.count;
     opts.onProgress?.(written);
   };
   try {
     for (const w of await Promise.all(masters.map((a) => BulkWriter.open(a, opts.credentials)))) writers.set(w.addr, w);
-    const slotOf = testKeySlot(prefix);
-    // Keys and values are ASCII after the prefix: their byte lengths need no counting.
-    const prefixBytes = Buffer.byteLength(prefix);
-    const valueHead = `\r\n$${size}\r\n`;
     for (let i = 0; i < opts.keys; i++) {
-      const key = testKey(prefix, i);
       const addr = owners[slotOf(i)]!;
       const p = pending.get(addr)!;
-      p.text += `*3\r\n$3\r\nSET\r\n$${prefixBytes + key.length - prefix.length}\r\n${key}${valueHead}${testValue(i, size)}\r\n`;
+      enc.encode(i, p.buf, p.used);
+      p.used += enc.bytes;
       if (++p.count === batch) await flush(addr);
     }
     for (const a of masters) await flush(a);
