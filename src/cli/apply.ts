@@ -33,6 +33,7 @@ export class ApplyCommand extends ClusterCommand {
       ["Plan, confirm and apply a spec", "$0 apply cluster.yaml"],
       ["Resume after an interruption", "$0 apply plan.json --auto-approve"],
       ["Machine-readable progress", "$0 apply plan.json --json-log > apply.log"],
+      ["Move one slot at a time, as redis-cli does", "$0 apply plan.json --window 1 --parallel 1"],
     ],
   });
   target = Option.String({ name: "PLAN|SPEC" });
