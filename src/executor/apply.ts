@@ -57,6 +57,13 @@ function stepRanges(steps: readonly Step[]): string {
   return `${nums.length === 1 ? "step" : "steps"} ${parts.join(", ")}`;
 }
 
+/** The end (exclusive) of the run of consecutive steps of the same kind as steps[i]. */
+function runEnd(steps: readonly Step[], i: number): number {
+  let end = i;
+  while (end < steps.length && steps[end]!.kind === steps[i]!.kind) end++;
+  return end;
+}
+
 /**
  * The windows of a run of consecutive migrate-slot steps, as lanes: one lane per source->target
  * pair, in plan order, cut into windows of at most `window` steps. Lanes touch distinct slots, so
@@ -163,6 +170,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     const indexOf = new Map(plan.steps.map((s, i) => [s.id, i]));
     const run = async (group: Step[]): Promise<void> => {
       const index = (s: Step): number => indexOf.get(s.id)!;
+      if (group.length === 0) return;
       ctx.checkStop();
       begin(group);
       for (const s of group) opts.emit({ type: "step-start", index: index(s), id: s.id, kind: s.kind, text: describeStep(s) });
@@ -189,8 +197,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       const step = plan.steps[i]!;
       if (step.kind === "meet") {
         // New nodes join together: one wait for the cluster to take them all in, not one each.
-        let end = i;
-        while (end < plan.steps.length && plan.steps[end]!.kind === "meet") end++;
+        const end = runEnd(plan.steps, i);
         ctx.current = step;
         await run(plan.steps.slice(i, end).filter((s) => !doneAhead.has(s.id)));
         i = end;
@@ -203,8 +210,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
         continue;
       }
       // A run of slot moves: lanes of different source->target pairs run side by side.
-      let end = i;
-      while (end < plan.steps.length && plan.steps[end]!.kind === "migrate-slot") end++;
+      const end = runEnd(plan.steps, i);
       const todo = plan.steps.slice(i, end).filter((s) => !doneAhead.has(s.id)) as MigrateStep[];
       const queue = lanes(todo, opts.exec.window);
       let failure: unknown;
