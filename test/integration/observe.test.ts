@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { observeCluster } from "../../src/observe/observe.js";
 import { fingerprint } from "../../src/observe/fingerprint.js";
-import { populate } from "../../src/testdata/populate.js";
+import { populate, slotOwners, testKey, testKeySlot } from "../../src/testdata/populate.js";
+import { NodeClient } from "../../src/redis/connect.js";
+import { runCli } from "../helpers/cli.js";
 import { countSlots } from "../../src/slots.js";
 import { createCluster, startNodes, type TestSandbox } from "../helpers/cluster.js";
 
@@ -52,7 +54,6 @@ describe("observe on a real cluster", () => {
     const o = await observeCluster({ seeds: [sb.addrs[0]!] });
     const [a, b] = o.nodes.filter((n) => n.role === "master");
     const slot = a!.slots[0]![0];
-    const { NodeClient } = await import("../../src/redis/connect.js");
     const ca = await NodeClient.connect(a!.addr);
     const cb = await NodeClient.connect(b!.addr);
     try {
@@ -74,5 +75,28 @@ describe("observe on a real cluster", () => {
 
   it("reports a member that cannot be reached instead of failing", async () => {
     await expect(observeCluster({ seeds: ["127.0.0.1:21099"] })).rejects.toThrow(/cannot reach 127.0.0.1:21099/);
+  });
+
+  it("populate writes keys over every master; --verify finds a missing and a changed key and exits 1", async () => {
+    const seed = sb.addrs[0]!;
+    const w = await runCli(["populate", "--seed", seed, "--keys", "3000", "--prefix", "pv:", "--value-size", "40"]);
+    expect(w.stdout).toMatch(/^Wrote 3000 keys in [\d.]+ s/);
+    expect(w.code).toBe(0);
+    const ok = await runCli(["populate", "--seed", seed, "--keys", "3000", "--prefix", "pv:", "--value-size", "40", "--verify"]);
+    expect(ok.stdout).toContain("Checked 3000 keys: 0 missing, 0 with a wrong value.");
+    expect(ok.code).toBe(0);
+    const owners = slotOwners(await observeCluster({ seeds: [seed] }));
+    const gone = testKey("pv:", 17);
+    const changed = testKey("pv:", 2999);
+    for (const [key, cmd] of [[gone, ["del", gone]], [changed, ["set", changed, "not-the-value"]]] as const) {
+      const c = await NodeClient.connect(owners[testKeySlot("pv:")(Number(key.slice(3)))]!);
+      await c.call(...cmd);
+      await c.close();
+    }
+    const bad = await runCli(["populate", "--seed", seed, "--keys", "3000", "--prefix", "pv:", "--value-size", "40", "--verify"]);
+    expect(bad.stdout).toContain("Checked 3000 keys: 1 missing, 1 with a wrong value.");
+    expect(bad.stdout).toContain(`missing: ${gone}`);
+    expect(bad.stdout).toContain(`wrong:   ${changed}`);
+    expect(bad.code).toBe(1);
   });
 });
