@@ -34,7 +34,7 @@ export function progressPrinter(mode: ProgressMode, out: NodeJS.WritableStream, 
         steps = e.steps;
         done = e.resumed;
         t0 = now;
-        out.write(`Applying ${e.steps - e.resumed} step(s)${e.resumed ? ` (resuming after ${e.resumed})` : ""}.\n`);
+        out.write(`Applying ${e.steps - e.resumed} step(s)${e.resumed ? ` (${e.resumed} already done)` : ""}.\n`);
         return;
       case "step-start":
         current = e.text;
