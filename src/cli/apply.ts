@@ -22,9 +22,12 @@ export class ApplyCommand extends ClusterCommand {
       confirmation (or --auto-approve; without a terminal and without --auto-approve it refuses).
 
       Before the first step the cluster is observed again: a plan made against another state is refused as stale, and a
-      plan file edited by hand is refused. A checkpoint (PLAN.checkpoint.json, or in --state-dir) is written after every
-      step; running the same command again after an interruption resumes where it stopped. Ctrl-C stops after the current
-      batch of keys.
+      plan file edited by hand is refused. A checkpoint (PLAN.checkpoint.json, or in --state-dir) is written before and after every
+      step (slot moves: every window of slots); running the same command again after an interruption resumes where it
+      stopped. Ctrl-C stops after the current batch of keys.
+
+      Slot moves: consecutive moves between one source and target go in windows (--window) whose commands share
+      pipelines, with all slots of a window in flight, and different pairs move at the same time (--parallel).
 
       Exit codes: 0 applied (or nothing to do), 1 error, 130 stopped by Ctrl-C (resumable).
     `,
