@@ -70,3 +70,28 @@ export async function waitConsistent(addrs: string[], password?: string, timeout
   }
   throw new Error(`cluster did not become consistent within ${timeoutMs} ms:\n${last}`);
 }
+
+/** Waits until every replica has applied all of its master's writes (its offset equals the master's). */
+export async function waitReplicasCaughtUp(addrs: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    last = "";
+    for (const a of addrs) {
+      const c = await NodeClient.connect(a);
+      try {
+        const info = String(await c.call("info", "replication"));
+        if (!info.includes("role:master")) continue;
+        const offset = /master_repl_offset:(\d+)/.exec(info)?.[1];
+        for (const m of info.matchAll(/slave\d+:ip=[^,]+,port=(\d+),state=\w+,offset=(\d+)/g)) {
+          if (m[2] !== offset) last = `replica on port ${m[1]} is at offset ${m[2]}, its master ${a} at ${offset}`;
+        }
+      } finally {
+        await c.close();
+      }
+    }
+    if (last === "") return;
+    await sleep(50);
+  }
+  throw new Error(`replicas did not catch up within ${timeoutMs} ms: ${last}`);
+}

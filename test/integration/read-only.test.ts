@@ -11,7 +11,7 @@ import { Redis } from "ioredis";
 import { observeCluster } from "../../src/observe/observe.js";
 import { populate } from "../../src/testdata/populate.js";
 import { NodeClient } from "../../src/redis/connect.js";
-import { createCluster, startNodes, type TestSandbox } from "../helpers/cluster.js";
+import { createCluster, startNodes, waitReplicasCaughtUp, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
 
 // Ports 21100-21107 (bus 31100-31107): this file's own range.
@@ -25,6 +25,8 @@ beforeAll(async () => {
   sb = await startNodes(BASE, 8);
   await createCluster(sb.addrs.slice(0, 6), 1);
   await populate(await observeCluster({ seeds: [sb.addrs[0]!] }), { keys: 20_000 });
+  // The replicas must have applied those SETs before MONITOR starts, or it would show them.
+  await waitReplicasCaughtUp(sb.addrs.slice(0, 6));
   work = mkdtempSync(join(tmpdir(), "shardform-readonly-"));
   // MONITOR every node from here on: it shows every command any client sends.
   for (const a of sb.addrs) {
