@@ -31,26 +31,41 @@ export class SpecValidationError extends ShardformError {
   }
 }
 
+/** A node that cannot be connected to, or whose connection broke. */
 export class NodeUnreachableError extends ShardformError {
   readonly node: string;
   readonly causeMessage: string;
-  constructor(node: string, causeMessage: string) {
-    super(
-      `cannot reach ${node}: ${causeMessage.replace(/\.$/, "")}. Check that the node is running and that host:port is right; ` +
-        `for a password-protected cluster set --password-env VAR (or REDISCLI_AUTH).`,
-    );
+  constructor(node: string, causeMessage: string, hint = "Check that the node is running and that host:port is right.") {
+    super(`cannot reach ${node}: ${causeMessage.replace(/\.$/, "")}. ${hint}`);
     this.node = node;
     this.causeMessage = causeMessage;
   }
 }
 
+/** A node that accepted the connection but did not answer a command in time (paused, overloaded, blocked). */
+export class NodeTimeoutError extends ShardformError {
+  readonly node: string;
+  readonly command: string;
+  constructor(node: string, command: string, ms: number) {
+    super(`${node} did not answer ${command} within ${(ms / 1000).toFixed(ms < 1000 ? 1 : 0)} s: it may be paused, overloaded or blocked by a long command`);
+    this.node = node;
+    this.command = command;
+  }
+}
+
 export class AuthFailedError extends ShardformError {
   readonly node: string;
-  constructor(node: string, causeMessage: string) {
-    super(
-      `${node} refused the credentials: ${causeMessage}. Check the password in the variable named by --password-env ` +
-        `(or the spec's auth.passwordEnv / auth.passwordFile, or REDISCLI_AUTH) and the --user name.`,
-    );
+  constructor(node: string, message: string) {
+    super(message);
+    this.node = node;
+  }
+}
+
+/** The connection's user lacks a permission (ACL). */
+export class PermissionError extends ShardformError {
+  readonly node: string;
+  constructor(node: string, message: string) {
+    super(message);
     this.node = node;
   }
 }
@@ -123,3 +138,21 @@ export class StepFailedError extends ShardformError {
     this.kind = kind;
   }
 }
+
+/** The cluster is not what a step expects of it: something changed outside this apply. */
+export class ClusterChangedError extends ShardformError {}
+
+/** apply ran every step, but the cluster it finds at the end is not the plan's end state. */
+export class EndStateError extends ShardformError {
+  readonly differences: string[];
+  constructor(differences: string[]) {
+    super(
+      `every step ran, but the cluster is not in the plan's end state:\n` +
+        differences.map((d) => `  - ${d}`).join("\n") +
+        `\nSomething changed the cluster during apply (a failover, a node restarted, another tool). Check it with \`shardform check\`, then run \`shardform plan\` again.`,
+    );
+    this.differences = differences;
+  }
+}
+
+export class LockedError extends ShardformError {}

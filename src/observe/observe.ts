@@ -1,43 +1,94 @@
 /**
- * Reads a live cluster into an ObservedCluster. Every connection is read-only:
- * observe never sends a command that changes a node.
+ * Reads a live cluster into an ObservedCluster. Every connection is read-only: observe never sends a
+ * command that changes a node. A node is its node id: readings are keyed by the id each node gives,
+ * whatever address it was reached at.
  */
-import { NodeClient, describe, type Credentials } from "../redis/connect.js";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { NodeClient, describe, type Access } from "../redis/connect.js";
 import { parseClusterNodes, parseInfo, type NodeEntry } from "../redis/cluster-nodes.js";
-import { compareAddr, normalizeAddr, type NodeAddr } from "../redis/node-key.js";
-import { AuthFailedError, ClusterStateError, NodeUnreachableError, ShardformError } from "../errors.js";
+import { parseClientList, parseLeaseName } from "../redis/client-list.js";
+import { compareAddr, formatNodeAddr, normalizeAddr, parseNodeAddr, type NodeAddr } from "../redis/node-key.js";
+import { AuthFailedError, ClusterStateError, NodeTimeoutError, NodeUnreachableError, PermissionError, ShardformError } from "../errors.js";
+import { SLOT_COUNT, expandRanges } from "../slots.js";
+import { mapLimit } from "../util/limit.js";
 import { compactViews, findDisagreements } from "./disagreements.js";
-import type { ObservedCluster, ObservedNode, Outsider, ViewEntry } from "./types.js";
+import type { Alias, ApplyHolder, ObservedCluster, ObservedNode, Outsider, ViewEntry } from "./types.js";
 
 export interface ObserveOptions {
   seeds: NodeAddr[];
-  /** Spec nodes to probe when they are not members (new nodes to be added). */
+  /** Spec nodes to probe when they are not members (new nodes to be added, or members written another way). */
   probe?: NodeAddr[];
-  credentials?: Credentials;
+  access?: Access;
   /** Called with a short status line while observing. */
   onProgress?: (msg: string) => void;
+  /** Reads in flight at once (default 32). */
+  concurrency?: number;
+  /** Look for applies in progress (CLIENT LIST); default true. */
+  leases?: boolean;
 }
 
 interface NodeReading {
+  /** The address it was reached at. */
   addr: NodeAddr;
+  me: NodeEntry;
   entries: NodeEntry[];
   info: Record<string, string>;
   clusterInfo: Record<string, string>;
   keys: number;
+  strayKeys: { slot: number; keys: number }[];
+  leaseNames: string[];
 }
 
-async function read(addr: NodeAddr, credentials?: Credentials): Promise<NodeReading> {
-  const c = await NodeClient.connect(addr, { readOnly: true, ...(credentials ? { credentials } : {}) });
+const DEFAULT_CONCURRENCY = 32;
+
+function selfEntry(addr: NodeAddr, entries: NodeEntry[]): NodeEntry {
+  const me = entries.find((e) => e.flags.includes("myself"));
+  if (!me) throw new ClusterStateError(`${addr} did not list itself in CLUSTER NODES`);
+  return me;
+}
+
+/**
+ * Keys a master holds in slots it neither owns nor has open. DBSIZE against the counts of its own
+ * slots first (one pipeline); only when they differ is every other slot counted.
+ */
+async function strays(c: NodeClient, me: NodeEntry, keys: number): Promise<{ slot: number; keys: number }[]> {
+  if (me.role !== "master" || keys === 0) return [];
+  const mine = new Set([...expandRanges(me.slots), ...me.migrating.map((m) => m.slot), ...me.importing.map((m) => m.slot)]);
+  const own = [...mine];
+  const counts = own.length ? await c.pipeline(own.map((s) => ["cluster", "countkeysinslot", s]), 30_000) : [];
+  const held = counts.reduce((sum, [err, n]) => sum + (err ? 0 : Number(n)), 0);
+  if (held >= keys) return [];
+  const others: number[] = [];
+  for (let s = 0; s < SLOT_COUNT; s++) if (!mine.has(s)) others.push(s);
+  const res = await c.pipeline(others.map((s) => ["cluster", "countkeysinslot", s]), 30_000);
+  const out: { slot: number; keys: number }[] = [];
+  res.forEach(([err, n], i) => {
+    if (!err && Number(n) > 0) out.push({ slot: others[i]!, keys: Number(n) });
+  });
+  return out;
+}
+
+async function read(addr: NodeAddr, access: Access | undefined, leases: boolean): Promise<NodeReading> {
+  const c = await NodeClient.connect(addr, { readOnly: true, access });
   try {
-    const res = await c.pipeline([["cluster", "nodes"], ["cluster", "info"], ["info", "replication"], ["dbsize"]]);
+    const cmds: (string | number)[][] = [["cluster", "nodes"], ["cluster", "info"], ["info", "server"], ["info", "replication"], ["dbsize"]];
+    if (leases) cmds.push(["client", "list", "type", "normal"]);
+    const res = await c.pipeline(cmds);
     for (const [err] of res) if (err) throw err;
-    const nodesText = res[0]![1] as string;
+    const entries = parseClusterNodes(res[0]![1] as string);
+    const me = selfEntry(addr, entries);
+    const keys = Number(res[4]![1]);
+    const leaseNames = leases ? parseClientList(res[5]![1] as string).map((e) => e.name).filter((n) => parseLeaseName(n)) : [];
     return {
       addr,
-      entries: parseClusterNodes(nodesText),
+      me,
+      entries,
       clusterInfo: parseInfo(res[1]![1] as string),
-      info: parseInfo(res[2]![1] as string),
-      keys: Number(res[3]![1]),
+      info: { ...parseInfo(res[2]![1] as string), ...parseInfo(res[3]![1] as string) },
+      keys,
+      strayKeys: await strays(c, me, keys),
+      leaseNames,
     };
   } catch (err) {
     if (/cluster support disabled/i.test(describe(err))) {
@@ -61,139 +112,225 @@ function toView(e: NodeEntry): ViewEntry {
   };
 }
 
-function self(r: NodeReading): NodeEntry {
-  const me = r.entries.find((e) => e.flags.includes("myself"));
-  if (!me) throw new ClusterStateError(`${r.addr} did not list itself in CLUSTER NODES`);
-  return me;
+/** "redis 7.0.15" / "valkey 8.0.1" from INFO server. */
+function serverName(info: Record<string, string>): string | undefined {
+  if (info["valkey_version"]) return `valkey ${info["valkey_version"]}`;
+  if (info["redis_version"]) return `${info["server_name"] === "valkey" ? "valkey" : "redis"} ${info["redis_version"]}`;
+  return undefined;
+}
+
+/** The address a node announces, or the one we reached it at when it announces none (":7000"). */
+function announced(e: NodeEntry, reachedAt: NodeAddr): NodeAddr {
+  return e.addr.startsWith(":") ? reachedAt : e.addr;
 }
 
 export async function observeCluster(opts: ObserveOptions): Promise<ObservedCluster> {
   const progress = opts.onProgress ?? (() => {});
-  const seeds = opts.seeds.map(normalizeAddr);
-  const readings = new Map<NodeAddr, NodeReading>();
+  const leases = opts.leases ?? true;
+  const limit = opts.concurrency ?? DEFAULT_CONCURRENCY;
+  const seeds = [...new Set(opts.seeds.map(normalizeAddr))];
+  const byAddr = new Map<NodeAddr, NodeReading>();
   const failures = new Map<NodeAddr, string>();
 
   const readMany = async (addrs: NodeAddr[]): Promise<void> => {
-    await Promise.all(
-      addrs.map(async (a) => {
-        if (readings.has(a) || failures.has(a)) return;
+    await mapLimit(
+      addrs.filter((a) => !byAddr.has(a) && !failures.has(a)),
+      limit,
+      async (a) => {
         try {
-          readings.set(a, await read(a, opts.credentials));
+          byAddr.set(a, await read(a, opts.access, leases));
         } catch (err) {
-          if (err instanceof ClusterStateError || err instanceof AuthFailedError) throw err;
-          failures.set(a, err instanceof NodeUnreachableError ? err.causeMessage : describe(err));
+          if (err instanceof ClusterStateError || err instanceof AuthFailedError || err instanceof PermissionError) throw err;
+          failures.set(a, err instanceof NodeUnreachableError ? err.causeMessage : err instanceof NodeTimeoutError ? err.message : describe(err));
         }
-      }),
+      },
     );
   };
 
   progress(`reading ${seeds.length} seed node(s)`);
   await readMany(seeds);
-  // The cluster is the component of the seed that knows the most members.
-  const seedReadings = seeds.map((s) => readings.get(s)).filter((r): r is NodeReading => !!r);
+  const seedReadings = seeds.map((s) => byAddr.get(s)).filter((r): r is NodeReading => !!r);
   if (seedReadings.length === 0) {
     const first = seeds[0]!;
-    throw new NodeUnreachableError(first, failures.get(first) ?? "no seed answered");
+    throw new NodeUnreachableError(first, failures.get(first) ?? "no seed answered", "Check that the node is running and that host:port is right (--seed, or the spec's cluster.seeds).");
   }
-  const anchor = [...seedReadings].sort((a, b) => b.entries.length - a.entries.length)[0]!;
-  const anchorIds = new Set(anchor.entries.map((e) => e.id));
 
-  // Discover every member: whatever any reachable member lists (handshakes excluded).
-  const memberAddr = new Map<string, NodeAddr>();
-  const frontier: NodeReading[] = [anchor];
-  while (frontier.length > 0) {
-    const r = frontier.pop()!;
-    const toRead: NodeAddr[] = [];
-    for (const e of r.entries) {
-      if (e.flags.includes("handshake") || e.flags.includes("noaddr")) continue;
-      const addr = e.flags.includes("myself") ? r.addr : e.addr;
-      if (!memberAddr.has(e.id)) {
-        memberAddr.set(e.id, addr);
-        toRead.push(addr);
+  /** Every member reachable from `anchor` through members' views; readings by node id. */
+  const discover = async (anchor: NodeReading): Promise<{ ids: Map<string, NodeAddr>; readings: Map<string, NodeReading> }> => {
+    const ids = new Map<string, NodeAddr>();
+    const readings = new Map<string, NodeReading>([[anchor.me.id, anchor]]);
+    ids.set(anchor.me.id, announced(anchor.me, anchor.addr));
+    let frontier: NodeReading[] = [anchor];
+    while (frontier.length > 0) {
+      const toRead: NodeAddr[] = [];
+      const wanted = new Map<NodeAddr, string>();
+      for (const r of frontier) {
+        for (const e of r.entries) {
+          if (e.flags.includes("handshake") || e.flags.includes("noaddr") || ids.has(e.id)) continue;
+          ids.set(e.id, e.addr);
+          toRead.push(e.addr);
+          wanted.set(e.addr, e.id);
+        }
+      }
+      if (toRead.length) progress(`reading ${toRead.length} member(s)`);
+      await readMany(toRead);
+      frontier = [];
+      for (const a of toRead) {
+        const r = byAddr.get(a);
+        if (r && r.me.id === wanted.get(a) && !readings.has(r.me.id)) {
+          readings.set(r.me.id, r);
+          ids.set(r.me.id, announced(r.me, a));
+          frontier.push(r);
+        }
       }
     }
-    progress(`reading ${toRead.length} member(s)`);
-    await readMany(toRead);
-    for (const a of toRead) {
-      const next = readings.get(a);
-      if (next && !frontier.includes(next)) frontier.push(next);
+    return { ids, readings };
+  };
+
+  // The cluster is the component of the seed that knows the most members, unless no other member
+  // lists that seed: then it is a node that remembers a cluster which has forgotten it (removed, then
+  // restarted with its old nodes.conf), and another seed, or a member it lists, anchors the cluster.
+  const candidates = [...seedReadings].sort((a, b) => b.entries.length - a.entries.length);
+  let found: Awaited<ReturnType<typeof discover>> | undefined;
+  const rejected = new Set<string>();
+  for (let k = 0; k < candidates.length + 1 && !found; k++) {
+    let anchor = candidates.find((c) => !rejected.has(c.me.id));
+    if (!anchor) {
+      // Every seed was rejected: anchor on a member the first seed lists that did answer.
+      const listed = candidates[0]!.entries.filter((e) => !e.flags.includes("myself")).map((e) => e.addr);
+      await readMany(listed);
+      anchor = listed.map((a) => byAddr.get(a)).find((r): r is NodeReading => !!r && !rejected.has(r.me.id));
+      if (!anchor) break;
     }
+    const d = await discover(anchor);
+    const listedBack = d.readings.size === 1 || [...d.readings.values()].some((r) => r !== anchor && r.entries.some((e) => e.id === anchor!.me.id));
+    if (listedBack) found = d;
+    else rejected.add(anchor.me.id);
   }
+  if (!found) found = await discover(candidates[0]!);
+  const { ids: memberAddr, readings } = found;
+
+  // Members' hostnames and flags as their peers see them, for those that could not be read.
+  const peerView = (id: string): NodeEntry | undefined => {
+    for (const r of readings.values()) {
+      const e = r.entries.find((x) => x.id === id && !x.flags.includes("myself"));
+      if (e) return e;
+    }
+    return undefined;
+  };
 
   const nodes: ObservedNode[] = [];
+  const holders = new Map<string, ApplyHolder>();
   for (const [id, addr] of memberAddr) {
-    const r = readings.get(addr);
-    if (r) {
-      const me = self(r);
-      if (me.id !== id) {
-        // The address now answers with another id: the old member is gone and something else took its place.
-        nodes.push(unreachableNode(id, addr, readings, `answers with id ${me.id.slice(0, 8)}`));
-        continue;
-      }
-      const node: ObservedNode = {
-        id,
-        addr,
-        role: me.role,
-        masterId: me.masterId,
-        flags: toView(me).flags,
-        slots: me.slots,
-        configEpoch: me.configEpoch,
-        migrating: me.migrating,
-        importing: me.importing,
-        reachable: true,
-        clusterState: r.clusterInfo["cluster_state"] === "ok" ? "ok" : "fail",
-        currentEpoch: Number(r.clusterInfo["cluster_current_epoch"] ?? 0),
-        knownNodes: Number(r.clusterInfo["cluster_known_nodes"] ?? r.entries.length),
-        keys: r.keys,
-        view: r.entries.filter((e) => !e.flags.includes("myself")).map(toView).sort((a, b) => a.id.localeCompare(b.id)),
-      };
-      if (me.role === "replica") node.masterLinkUp = r.info["master_link_status"] === "up";
-      nodes.push(node);
-    } else {
-      nodes.push(unreachableNode(id, addr, readings, failures.get(addr) ?? "unreachable"));
+    const r = readings.get(id);
+    if (!r) {
+      const a = byAddr.get(addr);
+      const why = a ? `answers with id ${a.me.id.slice(0, 8)}` : (failures.get(addr) ?? "unreachable");
+      nodes.push(unreachableNode(id, addr, peerView(id), why));
+      continue;
+    }
+    const me = r.me;
+    const hostname = me.hostname ?? peerView(id)?.hostname;
+    const node: ObservedNode = {
+      id,
+      addr,
+      ...(hostname ? { hostname } : {}),
+      role: me.role,
+      masterId: me.masterId,
+      flags: toView(me).flags,
+      slots: me.slots,
+      configEpoch: me.configEpoch,
+      migrating: me.migrating,
+      importing: me.importing,
+      reachable: true,
+      clusterState: r.clusterInfo["cluster_state"] === "ok" ? "ok" : "fail",
+      currentEpoch: Number(r.clusterInfo["cluster_current_epoch"] ?? 0),
+      knownNodes: Number(r.clusterInfo["cluster_known_nodes"] ?? r.entries.length),
+      keys: r.keys,
+      view: r.entries.filter((e) => !e.flags.includes("myself")).map(toView).sort((a, b) => a.id.localeCompare(b.id)),
+    };
+    const server = serverName(r.info);
+    if (server) node.server = server;
+    if (r.strayKeys.length) node.strayKeys = r.strayKeys;
+    if (me.role === "replica") node.masterLinkUp = r.info["master_link_status"] === "up";
+    nodes.push(node);
+    for (const name of r.leaseNames) {
+      const h = parseLeaseName(name)!;
+      const key = `${h.host}:${h.pid}:${h.since}`;
+      const holder = holders.get(key) ?? { host: h.host, pid: h.pid, since: h.since, nodes: [] };
+      holder.nodes.push(addr);
+      holders.set(key, holder);
     }
   }
   nodes.sort((a, b) => compareAddr(a.addr, b.addr));
 
-  // Probe spec nodes that are not members.
+  // Probe the addresses the caller named that are not members' own addresses.
+  const memberIds = new Set(nodes.map((n) => n.id));
   const memberAddrs = new Set(nodes.map((n) => n.addr));
   const probe = [...new Set([...(opts.probe ?? []).map(normalizeAddr), ...seeds])].filter((a) => !memberAddrs.has(a));
+  if (probe.length) progress(`probing ${probe.length} node(s) outside the cluster`);
   await readMany(probe);
-  const outsiders: Outsider[] = probe
-    .map((addr): Outsider => {
-      const r = readings.get(addr);
-      if (!r) return { addr, state: "unreachable", detail: failures.get(addr) ?? "unreachable" };
-      const me = self(r);
-      const base = { addr, id: me.id, keys: r.keys, knownNodes: r.entries.length };
-      if (anchorIds.has(me.id)) return { ...base, state: "other-cluster", detail: "listed by the cluster under another address" };
-      if (r.entries.length > 1 || me.slots.length > 0) {
-        return { ...base, state: "other-cluster", detail: `knows ${r.entries.length - 1} other node(s) and owns ${me.slots.length} slot range(s)` };
+  const aliases: Alias[] = [];
+  const outsiders: Outsider[] = [];
+  for (const addr of probe) {
+    const r = byAddr.get(addr);
+    if (r) {
+      if (memberIds.has(r.me.id)) {
+        aliases.push({ addr, id: r.me.id, how: "answered" });
+        continue;
       }
-      if (r.keys > 0) return { ...base, state: "has-keys", detail: `holds ${r.keys} key(s)` };
-      return { ...base, state: "empty" };
-    })
-    .sort((a, b) => compareAddr(a.addr, b.addr));
+      const base = { addr, id: r.me.id, keys: r.keys, knownNodes: r.entries.length };
+      const remembers = r.entries.filter((e) => memberIds.has(e.id)).length;
+      if (remembers > 0) {
+        outsiders.push({ ...base, state: "other-cluster", detail: `was removed from this cluster (no member lists it) but still remembers ${remembers} of its members` });
+      } else if (r.entries.length > 1 || r.me.slots.length > 0) {
+        outsiders.push({ ...base, state: "other-cluster", detail: `belongs to another cluster: it knows ${r.entries.length - 1} other node(s), none of them a member of this one, and owns ${r.me.slots.length} slot range(s)` });
+      } else if (r.keys > 0) outsiders.push({ ...base, state: "has-keys", detail: `holds ${r.keys} key(s)` });
+      else outsiders.push({ ...base, state: "empty" });
+      continue;
+    }
+    // Not reachable at this spelling: a member may still be named so (hostname, or a name resolving to its address).
+    const match = await matchUnreachable(addr, nodes);
+    if (match) aliases.push(match);
+    else outsiders.push({ addr, state: "unreachable", detail: failures.get(addr) ?? "unreachable" });
+  }
+  aliases.sort((a, b) => a.addr.localeCompare(b.addr));
+  outsiders.sort((a, b) => compareAddr(a.addr, b.addr));
 
   const compact = compactViews(nodes);
   return {
     kind: "shardform-snapshot",
-    formatVersion: 1,
+    formatVersion: 2,
     nodes: compact,
     outsiders,
+    aliases,
     disagreements: findDisagreements(compact),
+    ...(leases ? { applies: [...holders.values()].sort((a, b) => a.since.localeCompare(b.since)) } : {}),
   };
 }
 
-/** A member nobody could read: describe it as its peers see it. */
-function unreachableNode(id: string, addr: NodeAddr, readings: Map<NodeAddr, NodeReading>, why: string): ObservedNode {
-  let seen: NodeEntry | undefined;
-  for (const r of readings.values()) {
-    seen = r.entries.find((e) => e.id === id);
-    if (seen) break;
+/** A member an unreachable address names: by the hostname it announces, or by what the name resolves to. */
+async function matchUnreachable(addr: NodeAddr, nodes: ObservedNode[]): Promise<Alias | null> {
+  const { host, port } = parseNodeAddr(addr);
+  if (isIP(host)) return null;
+  const byHostname = nodes.find((n) => n.hostname === host && parseNodeAddr(n.addr).port === port);
+  if (byHostname) return { addr, id: byHostname.id, how: "hostname" };
+  let resolved: string[] = [];
+  try {
+    resolved = (await lookup(host, { all: true })).map((r) => formatNodeAddr({ host: r.address, port }));
+  } catch {
+    return null;
   }
+  const hits = nodes.filter((n) => resolved.includes(n.addr));
+  return hits.length === 1 ? { addr, id: hits[0]!.id, how: "resolved" } : null;
+}
+
+/** A member nobody could read: describe it as its peers see it. */
+function unreachableNode(id: string, addr: NodeAddr, seen: NodeEntry | undefined, why: string): ObservedNode {
   return {
     id,
     addr,
+    ...(seen?.hostname ? { hostname: seen.hostname } : {}),
     role: seen?.role ?? "master",
     masterId: seen?.masterId ?? null,
     flags: (seen?.flags.filter((f) => f !== "myself") ?? []) as ObservedNode["flags"],

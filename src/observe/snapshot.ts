@@ -12,18 +12,27 @@ export function writeSnapshot(file: string, o: ObservedCluster): void {
 }
 
 export function readSnapshot(file: string): ObservedCluster {
-  let data: unknown;
+  let text: string;
   try {
-    data = JSON.parse(readFileSync(file, "utf8"));
+    text = readFileSync(file, "utf8");
   } catch (err) {
     throw new InputError(`cannot read snapshot ${file}: ${(err as Error).message}`);
   }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new InputError(`${file} is not a shardform snapshot (it is not JSON): make one with \`shardform snapshot --seed HOST:PORT --out snapshot.json\``);
+  }
   const o = data as Partial<ObservedCluster>;
   if (o?.kind !== "shardform-snapshot" || !Array.isArray(o.nodes) || !Array.isArray(o.outsiders)) {
-    throw new InputError(`${file} is not a shardform snapshot: make one with \`shardform snapshot --seed HOST:PORT --out ${file}\``);
+    const what = (data as { kind?: unknown })?.kind === "shardform-plan" ? "it is a plan, not a snapshot" : "it has no \"kind\": \"shardform-snapshot\"";
+    throw new InputError(`${file} is not a shardform snapshot (${what}): make one with \`shardform snapshot --seed HOST:PORT --out snapshot.json\``);
   }
   if (o.formatVersion !== SNAPSHOT_FORMAT_VERSION) {
-    throw new InputError(`${file} has snapshot format ${String(o.formatVersion)}; this shardform reads format ${SNAPSHOT_FORMAT_VERSION}`);
+    throw new InputError(
+      `${file} has snapshot format ${String(o.formatVersion)}; this shardform reads format ${SNAPSHOT_FORMAT_VERSION}. Take the snapshot again with this version: shardform snapshot --seed HOST:PORT --out FILE`,
+    );
   }
-  return { disagreements: [], ...o } as ObservedCluster;
+  return { disagreements: [], aliases: [], ...o } as ObservedCluster;
 }

@@ -17,7 +17,10 @@ export interface ViewEntry {
 
 export interface ObservedNode {
   id: string;
+  /** The address the node announces (what the cluster uses), host:port. */
   addr: NodeAddr;
+  /** The hostname it announces (cluster-announce-hostname), if any. */
+  hostname?: string;
   role: Role;
   masterId: string | null;
   /** Flags as the node reports itself, or as its peers do when it is unreachable. */
@@ -37,6 +40,13 @@ export interface ObservedNode {
   keys?: number;
   /** For replicas: whether the link to the master is up. */
   masterLinkUp?: boolean;
+  /** "redis 7.0.15", "valkey 8.0.1": what INFO server says. */
+  server?: string;
+  /**
+   * Masters: keys held in slots the node neither owns nor has open. Such keys cannot be read by
+   * clients (the node redirects them): a move that went wrong left them behind.
+   */
+  strayKeys?: { slot: number; keys: number }[];
   /**
    * The lines of its own CLUSTER NODES that disagree with what their subject says of itself (lines
    * that agree are left out, so a healthy cluster stores no view at all). Absent when unreachable.
@@ -46,7 +56,7 @@ export interface ObservedNode {
   unknownMembers?: string[];
 }
 
-/** A node named in the spec that is not a member of the observed cluster. */
+/** A node named in the spec (or a seed) that is not a member of the observed cluster. */
 export interface Outsider {
   addr: NodeAddr;
   id?: string;
@@ -57,14 +67,37 @@ export interface Outsider {
   detail?: string;
 }
 
+/**
+ * An address named in the spec (or a seed) that is a member written another way: it answered with
+ * a member's node id, or it is the hostname a member announces, or its name resolves to a member's
+ * address.
+ */
+export interface Alias {
+  addr: NodeAddr;
+  id: string;
+  how: "answered" | "hostname" | "resolved";
+}
+
+/** An apply holding the in-cluster lease (a connection named shardform-apply:HOST:PID:SINCE). */
+export interface ApplyHolder {
+  host: string;
+  pid: number;
+  since: string;
+  /** The members on which it holds the lease. */
+  nodes: NodeAddr[];
+}
+
 export interface ObservedCluster {
   kind: "shardform-snapshot";
-  formatVersion: 1;
+  formatVersion: 2;
   /** Members, sorted by address. */
   nodes: ObservedNode[];
   outsiders: Outsider[];
+  aliases: Alias[];
   /** Every way in which members' views differ, in words. */
   disagreements: string[];
+  /** Applies in progress (from the in-cluster lease), when they were looked for. */
+  applies?: ApplyHolder[];
 }
 
-export const SNAPSHOT_FORMAT_VERSION = 1;
+export const SNAPSHOT_FORMAT_VERSION = 2;

@@ -5,8 +5,10 @@
  * awaiting a reply is bounded, so memory stays flat however many keys are written.
  */
 import { connect, type Socket } from "node:net";
-import { AuthFailedError, ClusterStateError, NodeUnreachableError } from "../errors.js";
-import type { Credentials } from "./connect.js";
+import { connect as tlsConnect } from "node:tls";
+import { ClusterStateError, NodeUnreachableError } from "../errors.js";
+import type { Access } from "./connect.js";
+import { authError, connectError } from "./errors.js";
 import { parseNodeAddr, type NodeAddr } from "./node-key.js";
 
 const OK = "+OK\r\n";
@@ -30,8 +32,10 @@ export class BulkWriter {
   private waiter: (() => void) | null = null;
   private received = 0;
   private authenticating: boolean;
+  private readonly credentials: Access["credentials"];
 
-  private constructor(addr: NodeAddr, socket: Socket, maxInFlight: number, authenticating: boolean) {
+  private constructor(addr: NodeAddr, socket: Socket, maxInFlight: number, authenticating: boolean, credentials: Access["credentials"]) {
+    this.credentials = credentials;
     this.addr = addr;
     this.socket = socket;
     this.maxInFlight = maxInFlight;
@@ -44,15 +48,28 @@ export class BulkWriter {
     });
   }
 
-  static async open(addr: NodeAddr, credentials: Credentials = {}, maxInFlight = 100_000): Promise<BulkWriter> {
+  static async open(addr: NodeAddr, access: Access = {}, maxInFlight = 100_000): Promise<BulkWriter> {
     const { host, port } = parseNodeAddr(addr);
+    const credentials = access.credentials ?? {};
+    const tls = access.tls;
     const socket = await new Promise<Socket>((done, fail) => {
-      const s = connect({ host, port });
+      const s: Socket = tls
+        ? tlsConnect({
+            host,
+            port,
+            ...(tls.ca ? { ca: tls.ca } : {}),
+            ...(tls.cert ? { cert: tls.cert } : {}),
+            ...(tls.key ? { key: tls.key } : {}),
+            ...(tls.servername ? { servername: tls.servername } : {}),
+            rejectUnauthorized: !tls.insecure,
+            ...(tls.insecure ? { checkServerIdentity: () => undefined } : {}),
+          })
+        : connect({ host, port });
       s.setNoDelay(true);
-      s.once("connect", () => done(s));
-      s.once("error", (err) => fail(new NodeUnreachableError(addr, err.message)));
+      s.once(tls ? "secureConnect" : "connect", () => done(s));
+      s.once("error", (err) => fail(connectError(addr, err, Boolean(tls))));
     });
-    const w = new BulkWriter(addr, socket, maxInFlight, Boolean(credentials.password));
+    const w = new BulkWriter(addr, socket, maxInFlight, Boolean(credentials.password), credentials);
     if (credentials.password) {
       try {
         await w.send(resp(credentials.user ? ["AUTH", credentials.user, credentials.password] : ["AUTH", credentials.password]), 1);
@@ -100,9 +117,8 @@ export class BulkWriter {
 
   private check(): void {
     if (this.firstError !== null) {
-      if (this.authenticating && /WRONGPASS|NOAUTH|invalid password|without any password/i.test(this.firstError)) {
-        throw new AuthFailedError(this.addr, this.firstError);
-      }
+      const auth = authError(this.addr, new Error(this.firstError), this.credentials);
+      if (auth && (this.authenticating || /^NOAUTH/.test(this.firstError))) throw auth;
       throw new ClusterStateError(`writing to ${this.addr} failed: ${this.firstError}`);
     }
     if (this.closedWith) throw new NodeUnreachableError(this.addr, this.closedWith.message);

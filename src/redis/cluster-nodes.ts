@@ -19,6 +19,8 @@ export interface NodeEntry {
   id: string;
   /** "host:port"; empty host (a node that never learnt its own ip) stays "" + ":port" */
   addr: string;
+  /** The hostname the node announces (cluster-announce-hostname, Redis 7+), if any. */
+  hostname?: string;
   busPort: number;
   role: "master" | "replica";
   masterId: string | null;
@@ -40,8 +42,9 @@ export function parseClusterNodes(text: string): NodeEntry[] {
     const [id, addrField, flagField, master, , , epoch, link, ...slotFields] = f as [
       string, string, string, string, string, string, string, string, ...string[],
     ];
-    // ip:port@cport[,hostname]
-    const at = addrField.split(",")[0]!;
+    // ip:port@cport[,hostname[,aux=value...]]
+    const [at, ...extra] = addrField.split(",") as [string, ...string[]];
+    const hostname = extra.find((x) => x !== "" && !x.includes("="));
     const [hostPort, cport] = at.split("@") as [string, string | undefined];
     const lastColon = hostPort.lastIndexOf(":");
     const host = hostPort.slice(0, lastColon);
@@ -59,6 +62,7 @@ export function parseClusterNodes(text: string): NodeEntry[] {
     const entry: NodeEntry = {
       id,
       addr: host === "" ? `:${port}` : formatNodeAddr({ host, port }),
+      ...(hostname ? { hostname } : {}),
       busPort: cport ? Number(cport) : port + 10000,
       role: wireFlags.includes("slave") ? "replica" : "master",
       masterId: master === "-" ? null : master,

@@ -2,21 +2,48 @@
  * One admin connection to one node. Node-local commands (CLUSTER SETSLOT, FORGET, ...)
  * must reach exactly the node they are meant for, so shardform never sends them
  * through a cluster client, which may route a command elsewhere.
+ *
+ * Every command has a deadline. A connection that misses one, or that breaks, is marked broken and
+ * closed, so that callers (the executor's pool) open a fresh one instead of waiting on a dead socket.
  */
 import { Redis } from "ioredis";
-import { AuthFailedError, NodeUnreachableError, assert } from "../errors.js";
+import { NodeTimeoutError, NodeUnreachableError, assert } from "../errors.js";
+import { authError, connectError, describe, isConnectionError, permissionError } from "./errors.js";
 import { parseNodeAddr, type NodeAddr } from "./node-key.js";
+
+export { describe } from "./errors.js";
 
 export interface Credentials {
   user?: string | undefined;
   password?: string | undefined;
+  /** Where the password came from, for messages ("environment variable REDIS_PASSWORD"); never the password. */
+  source?: string | undefined;
+}
+
+/** TLS material as loaded from files (see cli/access.ts); never written anywhere. */
+export interface TlsSettings {
+  ca?: Buffer | undefined;
+  cert?: Buffer | undefined;
+  key?: Buffer | undefined;
+  servername?: string | undefined;
+  /** Skip certificate verification (like redis-cli --insecure). */
+  insecure?: boolean | undefined;
+}
+
+/** How to reach nodes: credentials, TLS, and the name our connections carry (CLIENT SETNAME). */
+export interface Access {
+  credentials?: Credentials | undefined;
+  tls?: TlsSettings | undefined;
+  /** Shown in CLIENT LIST / MONITOR, e.g. "shardform-plan". */
+  clientName?: string | undefined;
 }
 
 /** Commands that only read. A read-only connection refuses everything else before it leaves the process. */
-const READ_ONLY: ReadonlySet<string> = new Set([
+export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set([
   "ping",
   "info",
   "dbsize",
+  "asking",
   "cluster nodes",
   "cluster info",
   "cluster myid",
@@ -24,107 +51,157 @@ const READ_ONLY: ReadonlySet<string> = new Set([
   "cluster getkeysinslot",
   "cluster slots",
   "cluster shards",
+  "client list",
+  "config get",
+  "memory usage",
+  "command info",
   "get",
   "mget",
   "exists",
   "type",
 ]);
 
-function commandName(args: readonly (string | number)[]): string {
+export function commandName(args: readonly (string | number | Buffer)[]): string {
   const first = String(args[0]).toLowerCase();
-  if (first === "cluster" || first === "config" || first === "client") return `${first} ${String(args[1]).toLowerCase()}`;
+  if (first === "cluster" || first === "config" || first === "client" || first === "memory" || first === "command" || first === "acl") {
+    return `${first} ${String(args[1] ?? "").toLowerCase()}`.trim();
+  }
   return first;
 }
 
 export interface NodeClientOptions {
-  credentials?: Credentials;
-  /** When true, any command outside the read-only list throws before being sent. */
+  access?: Access | undefined;
+  /** When true, any command outside READ_ONLY_COMMANDS throws before being sent. */
   readOnly?: boolean;
   connectTimeoutMs?: number;
+  /** Default deadline of a command. */
   commandTimeoutMs?: number;
 }
+
+export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
 export class NodeClient {
   readonly addr: NodeAddr;
   readonly readOnly: boolean;
   private readonly redis: Redis;
+  private readonly timeoutMs: number;
+  private readonly access: Access;
+  /** Set once the connection broke or missed a deadline; a broken client must be replaced. */
+  broken = false;
 
-  private constructor(addr: NodeAddr, redis: Redis, readOnly: boolean) {
+  private constructor(addr: NodeAddr, redis: Redis, readOnly: boolean, timeoutMs: number, access: Access) {
     this.addr = addr;
     this.redis = redis;
     this.readOnly = readOnly;
+    this.timeoutMs = timeoutMs;
+    this.access = access;
   }
 
   static async connect(addr: NodeAddr, opts: NodeClientOptions = {}): Promise<NodeClient> {
     const { host, port } = parseNodeAddr(addr);
+    const access = opts.access ?? {};
+    const tls = access.tls;
+    const connectTimeout = opts.connectTimeoutMs ?? 3000;
     const redis = new Redis({
       host,
       port,
-      username: opts.credentials?.user,
-      password: opts.credentials?.password,
+      username: access.credentials?.user,
+      password: access.credentials?.password,
+      ...(access.clientName ? { connectionName: access.clientName } : {}),
       // RESP2 keeps reply shapes those that redis-cli and the docs show.
       protocol: 2,
       lazyConnect: true,
-      connectTimeout: opts.connectTimeoutMs ?? 3000,
-      commandTimeout: opts.commandTimeoutMs ?? 10000,
+      connectTimeout,
       maxRetriesPerRequest: 0,
       enableOfflineQueue: true,
       retryStrategy: () => null,
       enableReadyCheck: false,
+      ...(tls
+        ? {
+            tls: {
+              ...(tls.ca ? { ca: tls.ca } : {}),
+              ...(tls.cert ? { cert: tls.cert } : {}),
+              ...(tls.key ? { key: tls.key } : {}),
+              ...(tls.servername ? { servername: tls.servername } : {}),
+              rejectUnauthorized: !tls.insecure,
+              ...(tls.insecure ? { checkServerIdentity: () => undefined } : {}),
+            },
+          }
+        : {}),
     });
     // Errors surface through the awaited commands; the last one explains a closed connection.
     let lastError: unknown;
     redis.on("error", (err) => (lastError = err));
+    const client = new NodeClient(addr, redis, opts.readOnly ?? false, opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS, access);
+    redis.on("close", () => (client.broken = true));
     try {
-      await redis.connect();
-      await redis.ping();
+      await client.deadline(
+        (async () => {
+          await redis.connect();
+          await redis.ping();
+        })(),
+        "PING",
+        connectTimeout + 2000,
+      );
     } catch (err) {
       redis.disconnect();
-      const cause = describe(lastError ?? err);
-      if (/WRONGPASS|NOAUTH|invalid password|called without any password/i.test(cause)) {
-        throw new AuthFailedError(addr, cause);
-      }
-      throw new NodeUnreachableError(addr, cause);
+      if (err instanceof NodeTimeoutError) throw err;
+      const cause = lastError ?? err;
+      throw authError(addr, cause, access.credentials) ?? permissionError(addr, cause, "connect") ?? connectError(addr, cause, Boolean(tls));
     }
-    return new NodeClient(addr, redis, opts.readOnly ?? false);
+    return client;
   }
 
-  private guard(args: readonly (string | number)[]): void {
+  private guard(args: readonly (string | number | Buffer)[]): void {
     if (this.readOnly) {
       const name = commandName(args);
-      assert(READ_ONLY.has(name), `read-only connection to ${this.addr} was asked to send "${name}"`);
+      assert(READ_ONLY_COMMANDS.has(name), `read-only connection to ${this.addr} was asked to send "${name}"`);
+    }
+  }
+
+  /** Runs `p` with a deadline; a missed deadline or a broken connection closes this client. */
+  private async deadline<T>(p: Promise<T>, what: string, ms = this.timeoutMs): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, fail) => {
+      timer = setTimeout(() => fail(new NodeTimeoutError(this.addr, what, ms)), ms);
+    });
+    try {
+      return await Promise.race([p, timeout]);
+    } catch (err) {
+      if (err instanceof NodeTimeoutError) {
+        this.broken = true;
+        this.redis.disconnect();
+        p.catch(() => {}); // its rejection after the disconnect is expected
+        throw err;
+      }
+      if (isConnectionError(err)) {
+        this.broken = true;
+        throw new NodeUnreachableError(this.addr, `connection lost during ${what} (${describe(err)})`);
+      }
+      throw permissionError(this.addr, err, what, this.access.credentials) ?? err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   async call(...args: (string | number)[]): Promise<unknown> {
+    return this.callWithin(this.timeoutMs, ...args);
+  }
+
+  /** `call` with a deadline of its own (e.g. MIGRATE, which may take as long as its timeout). */
+  async callWithin(ms: number, ...args: (string | number)[]): Promise<unknown> {
     this.guard(args);
-    try {
-      return await this.redis.call(String(args[0]), ...args.slice(1));
-    } catch (err) {
-      if (isConnectionError(err)) throw new NodeUnreachableError(this.addr, describe(err));
-      throw err;
-    }
+    return this.deadline(this.redis.call(String(args[0]), ...args.slice(1)), commandName(args).toUpperCase(), ms);
   }
 
   /** Like call, but replies keep binary data (keys) as Buffers. */
   async callBuffer(...args: (string | number | Buffer)[]): Promise<unknown> {
-    this.guard(args.map((a) => (Buffer.isBuffer(a) ? "" : a)));
-    try {
-      return await this.redis.callBuffer(String(args[0]), ...args.slice(1));
-    } catch (err) {
-      if (isConnectionError(err)) throw new NodeUnreachableError(this.addr, describe(err));
-      throw err;
-    }
+    return this.callBufferWithin(this.timeoutMs, ...args);
   }
 
-  /** DUMP of a key in a slot this node is importing: ASKING and DUMP sent together, so nothing runs between. */
-  async askingDump(key: Buffer): Promise<Buffer | null> {
-    assert(!this.readOnly, "askingDump on a read-only connection");
-    const res = await this.redis.pipeline().call("asking").callBuffer("dump", key).exec();
-    assert(res !== null, "pipeline returned null");
-    const [err, value] = res[1]!;
-    if (err) throw err;
-    return value as Buffer | null;
+  async callBufferWithin(ms: number, ...args: (string | number | Buffer)[]): Promise<unknown> {
+    this.guard(args);
+    return this.deadline(this.redis.callBuffer(String(args[0]), ...args.slice(1)), commandName(args).toUpperCase(), ms);
   }
 
   async callString(...args: (string | number)[]): Promise<string> {
@@ -134,40 +211,34 @@ export class NodeClient {
   }
 
   /** Sends many commands in one round trip; per-command errors are returned, not thrown. */
-  async pipeline(commands: (string | number)[][]): Promise<[Error | null, unknown][]> {
+  async pipeline(commands: (string | number)[][], ms = this.timeoutMs): Promise<[Error | null, unknown][]> {
     for (const c of commands) this.guard(c);
     const p = this.redis.pipeline();
     for (const c of commands) p.call(String(c[0]), ...c.slice(1));
-    const res = await p.exec();
+    const res = await this.deadline(p.exec(), `a pipeline of ${commands.length} command(s) (${commandName(commands[0] ?? ["-"]).toUpperCase()} ...)`, ms);
     assert(res !== null, "pipeline returned null");
     return res as [Error | null, unknown][];
   }
 
   /** Like pipeline, but arguments may be Buffers (keys) and replies keep binary data as Buffers. */
-  async pipelineBuffer(commands: (string | number | Buffer)[][]): Promise<[Error | null, unknown][]> {
-    for (const c of commands) this.guard(c.map((a) => (Buffer.isBuffer(a) ? "" : a)));
+  async pipelineBuffer(commands: (string | number | Buffer)[][], ms = this.timeoutMs): Promise<[Error | null, unknown][]> {
+    for (const c of commands) this.guard(c);
     const p = this.redis.pipeline();
     for (const c of commands) p.callBuffer(String(c[0]), ...c.slice(1));
-    const res = await p.exec();
+    const res = await this.deadline(p.exec(), `a pipeline of ${commands.length} command(s) (${commandName(commands[0] ?? ["-"]).toUpperCase()} ...)`, ms);
     assert(res !== null, "pipeline returned null");
     return res as [Error | null, unknown][];
   }
 
   async close(): Promise<void> {
+    if (this.broken) {
+      this.redis.disconnect();
+      return;
+    }
     try {
-      await this.redis.quit();
+      await this.deadline(this.redis.quit(), "QUIT", 2000);
     } catch {
       this.redis.disconnect();
     }
   }
-}
-
-function isConnectionError(err: unknown): boolean {
-  const msg = describe(err);
-  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Connection is closed|Command timed out|connect ETIMEDOUT/.test(msg);
-}
-
-export function describe(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
 }
