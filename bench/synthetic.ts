@@ -47,5 +47,5 @@ export function syntheticCluster(masters: number, added: number): { observed: Ob
     ...shards.flatMap((s) => [`  - master: ${s.master}`, `    replicas: [${s.replica}]`]),
     "",
   ].join("\n");
-  return { observed: { kind: "shardform-snapshot", formatVersion: 1, nodes: compact, outsiders, disagreements: [] }, specYaml };
+  return { observed: { kind: "shardform-snapshot", formatVersion: 2, nodes: compact, outsiders, aliases: [], disagreements: [] }, specYaml };
 }

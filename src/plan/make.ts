@@ -4,7 +4,7 @@ import { fingerprint } from "../observe/fingerprint.js";
 import type { ObservedCluster } from "../observe/types.js";
 import type { ClusterSpec } from "../spec/types.js";
 import { summarize } from "./summary.js";
-import { PLAN_FORMAT_VERSION, type Plan, type Step } from "./types.js";
+import { PLAN_FORMAT_VERSION, type AccessSource, type Plan, type Step } from "./types.js";
 
 export function sha256(text: string): string {
   return "sha256:" + createHash("sha256").update(text).digest("hex");
@@ -27,6 +27,9 @@ export function makePlan(args: {
   observed: ObservedCluster;
   steps: Step[];
   notes?: string[];
+  warnings?: string[];
+  access?: AccessSource;
+  allowMassRemoval?: boolean;
   toolVersion: string;
 }): Plan {
   const body: Omit<Plan, "digest"> = {
@@ -35,10 +38,13 @@ export function makePlan(args: {
     toolVersion: args.toolVersion,
     specDigest: specDigest(args.spec),
     specFile: args.specFile,
+    access: args.access ?? {},
+    allow: { massRemoval: args.allowMassRemoval ?? false },
     observed: { fingerprint: fingerprint(args.observed), snapshot: args.observed },
     steps: args.steps,
-    summary: summarize(args.steps),
+    summary: summarize(args.observed, args.steps),
     notes: args.notes ?? [],
+    warnings: args.warnings ?? [],
   };
   return { ...body, digest: planDigest(body) };
 }

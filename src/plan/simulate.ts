@@ -1,10 +1,12 @@
 /**
- * A pure model of the cluster and the effect of each step on it. The planner uses it to
- * check that every intermediate state is valid; renderers use it to draw the topology after.
+ * A pure model of the cluster and the effect of each step on it. The planner uses it to check that
+ * every intermediate state is valid and to derive the steps' dependencies; apply uses it for the
+ * state a set of done steps implies and for the end state; renderers draw the topology after.
  */
 import type { ObservedCluster, Role } from "../observe/types.js";
-import { SLOT_COUNT, toRanges, type SlotRange } from "../slots.js";
+import { SLOT_COUNT, expandRanges, toRanges, type SlotRange } from "../slots.js";
 import type { NodeRef, Step } from "./types.js";
+import { openMoves } from "./open-slots.js";
 
 export interface ModelNode {
   id: string;
@@ -28,17 +30,19 @@ export function modelFromObserved(o: ObservedCluster): Model {
     nodes.set(n.id, { id: n.id, addr: n.addr, role: n.role, masterId: n.masterId });
     if (n.role === "master") for (const [a, b] of n.slots) for (let s = a; s <= b; s++) owner[s] = n.id;
   }
+  // Until an interrupted move is finished, its source owns the slot (the target may claim it early).
+  for (const m of openMoves(o)) if (m.from) owner[m.slot] = m.from;
   return { nodes, owner };
-}
-
-export function cloneModel(m: Model): Model {
-  return { nodes: new Map([...m.nodes].map(([k, v]) => [k, { ...v }])), owner: [...m.owner] };
 }
 
 export function slotsOf(m: Model, id: string): SlotRange[] {
   const out: number[] = [];
   for (let s = 0; s < SLOT_COUNT; s++) if (m.owner[s] === id) out.push(s);
   return toRanges(out);
+}
+
+export function replicasOf(m: Model, id: string): ModelNode[] {
+  return [...m.nodes.values()].filter((x) => x.masterId === id && x.id !== id);
 }
 
 function member(m: Model, ref: NodeRef, step: Step): ModelNode {
@@ -86,8 +90,7 @@ export function applyStep(m: Model, step: Step): void {
       if (master.role !== "master") throw new InvalidTransitionError(`step ${step.id}: ${master.addr} is not a master`);
       if (r.id === master.id) throw new InvalidTransitionError(`step ${step.id}: a node cannot replicate itself`);
       if (r.role === "master" && ownsAny(m, r.id)) throw new InvalidTransitionError(`step ${step.id}: ${r.addr} still owns slots`);
-      if (r.role === "master" && [...m.nodes.values()].some((x) => x.masterId === r.id))
-        throw new InvalidTransitionError(`step ${step.id}: ${r.addr} still has replicas of its own`);
+      if (r.role === "master" && replicasOf(m, r.id).length > 0) throw new InvalidTransitionError(`step ${step.id}: ${r.addr} still has replicas of its own`);
       r.role = "replica";
       r.masterId = master.id;
       return;
@@ -107,8 +110,7 @@ export function applyStep(m: Model, step: Step): void {
     case "forget-node": {
       const n = member(m, step.node, step);
       if (ownsAny(m, n.id)) throw new InvalidTransitionError(`step ${step.id}: ${n.addr} still owns slots`);
-      if ([...m.nodes.values()].some((x) => x.masterId === n.id && x.id !== n.id))
-        throw new InvalidTransitionError(`step ${step.id}: ${n.addr} still has replicas`);
+      if (replicasOf(m, n.id).length > 0) throw new InvalidTransitionError(`step ${step.id}: ${n.addr} still has replicas`);
       m.nodes.delete(n.id);
       return;
     }
@@ -120,3 +122,58 @@ export function simulate(o: ObservedCluster, steps: readonly Step[]): Model {
   for (const s of steps) applyStep(m, s);
   return m;
 }
+
+/**
+ * What a step reads and writes, as resource names, in the model as it stands just before the step:
+ * "node:<id>" (role, master, membership), "replicas:<id>" (the set of a master's replicas),
+ * "slot:<n>" (the owner of a slot). A step that writes a resource must come after every earlier
+ * step that reads or writes it; a step that reads one, after the last earlier step that wrote it.
+ */
+export function effects(m: Model, step: Step): { reads: string[]; writes: string[] } {
+  const node = (id: string): string => `node:${id}`;
+  const replicas = (id: string): string => `replicas:${id}`;
+  const slot = (s: number): string => `slot:${s}`;
+  switch (step.kind) {
+    case "reset-node":
+      return { reads: [], writes: [node(step.node.id)] };
+    case "meet":
+      return { reads: [node(step.via.id)], writes: [node(step.node.id)] };
+    case "add-slots":
+      return { reads: [node(step.node.id)], writes: expandRanges(step.ranges).map(slot) };
+    case "migrate-slot":
+      return { reads: [node(step.from.id), node(step.to.id)], writes: [slot(step.slot)] };
+    case "replicate": {
+      const old = m.nodes.get(step.replica.id)?.masterId;
+      return { reads: [node(step.master.id), replicas(step.replica.id)], writes: [node(step.replica.id), replicas(step.master.id), ...(old ? [replicas(old)] : [])] };
+    }
+    case "failover": {
+      const owned: string[] = [];
+      for (let s = 0; s < SLOT_COUNT; s++) if (m.owner[s] === step.master.id) owned.push(slot(s));
+      const followers = replicasOf(m, step.master.id).map((x) => node(x.id));
+      return { reads: [], writes: [node(step.replica.id), node(step.master.id), replicas(step.master.id), replicas(step.replica.id), ...followers, ...owned] };
+    }
+    case "forget-node": {
+      const master = m.nodes.get(step.node.id)?.masterId;
+      return { reads: [replicas(step.node.id)], writes: [node(step.node.id), ...(master ? [replicas(master)] : [])] };
+    }
+  }
+}
+
+/** The nodes a step acts on (a forget-node acts on the remaining members, not on the node it removes). */
+export function nodesActedOn(s: Step): NodeRef[] {
+  switch (s.kind) {
+    case "reset-node":
+    case "add-slots":
+      return [s.node];
+    case "meet":
+      return [s.node, s.via];
+    case "replicate":
+    case "failover":
+      return [s.replica, s.master];
+    case "migrate-slot":
+      return [s.from, s.to];
+    case "forget-node":
+      return [];
+  }
+}
+

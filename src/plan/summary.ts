@@ -1,7 +1,17 @@
+import type { ObservedCluster } from "../observe/types.js";
 import type { PlanSummary, Step } from "./types.js";
 import { countSlots } from "../slots.js";
+import { modelFromObserved, simulate, type Model } from "./simulate.js";
 
-export function summarize(steps: readonly Step[]): PlanSummary {
+/** Masters that own slots at the start and none at the end, other than by handing them over in a failover. */
+export function removedMasters(start: Model, steps: readonly Step[], end: Model): string[] {
+  const failedOver = new Set(steps.flatMap((s) => (s.kind === "failover" ? [s.master.id] : [])));
+  const endOwners = new Set(end.owner.filter((x): x is string => x !== null));
+  const startOwners = new Set(start.owner.filter((x): x is string => x !== null));
+  return [...startOwners].filter((id) => !endOwners.has(id) && !failedOver.has(id)).sort();
+}
+
+export function summarize(observed: ObservedCluster, steps: readonly Step[]): PlanSummary {
   const s: PlanSummary = {
     nodesToAdd: 0,
     nodesToRemove: 0,
@@ -11,6 +21,7 @@ export function summarize(steps: readonly Step[]): PlanSummary {
     keysToMove: 0,
     replicasToChange: 0,
     failovers: 0,
+    mastersRemoved: removedMasters(modelFromObserved(observed), steps, simulate(observed, steps)).length,
     destructive: false,
     changes: steps.length > 0,
   };

@@ -2,7 +2,7 @@ import type { NodeAddr } from "../redis/node-key.js";
 import type { ObservedCluster } from "../observe/types.js";
 import type { SlotRange } from "../slots.js";
 
-/** A node as steps name it: by id (what Redis uses) and address (what people read). */
+/** A node as steps name it: by id (what Redis uses) and address (what people read, and where apply connects). */
 export interface NodeRef {
   id: string;
   addr: NodeAddr;
@@ -11,6 +11,8 @@ export interface NodeRef {
 interface StepBase {
   /** Unique within the plan, stable for the same inputs: "<n>-<kind>". */
   id: string;
+  /** Ids of the steps that must be done before this one starts (apply runs any step whose needs are done). */
+  needs: string[];
   /** Display only: why the planner chose this step. Never read by apply. */
   reason?: string;
 }
@@ -25,6 +27,7 @@ export type Step =
   | (StepBase & { kind: "forget-node"; node: NodeRef; destructive: true });
 
 export type StepKind = Step["kind"];
+export type StepOf<K extends StepKind> = Extract<Step, { kind: K }>;
 export const STEP_KINDS: readonly StepKind[] = ["reset-node", "meet", "add-slots", "replicate", "migrate-slot", "failover", "forget-node"];
 
 export interface PlanSummary {
@@ -37,25 +40,50 @@ export interface PlanSummary {
   keysToMove: number;
   replicasToChange: number;
   failovers: number;
+  /** Masters that own slots now and none at the end (drained or forgotten). */
+  mastersRemoved: number;
   destructive: boolean;
   changes: boolean;
 }
 
+/** Where apply finds what it needs to connect: names and paths, never a secret. */
+export interface AccessSource {
+  user?: string;
+  /** Environment variable holding the password. */
+  passwordEnv?: string;
+  /** File whose first line is the password (absolute path). */
+  passwordFile?: string;
+  tls?: {
+    /** Absolute paths of PEM files. */
+    ca?: string;
+    cert?: string;
+    key?: string;
+    servername?: string;
+    insecure?: boolean;
+  };
+}
+
 export interface Plan {
   kind: "shardform-plan";
-  formatVersion: 1;
+  formatVersion: 2;
   toolVersion: string;
   /** sha256 of the normalized spec. */
   specDigest: string;
   /** The spec file the plan was made from (for messages only). */
   specFile: string;
+  /** Where the credentials and TLS files come from; apply uses the same sources. */
+  access: AccessSource;
+  /** Permissions given when the plan was made; apply and its resume need nothing more. */
+  allow: { massRemoval: boolean };
   observed: { fingerprint: string; snapshot: ObservedCluster };
   steps: Step[];
   summary: PlanSummary;
   /** Display only: remarks from the planner (e.g. "balanced within the threshold"). */
   notes: string[];
+  /** Display only: things a reviewer should know (big keys, an apply in progress, replicas sharing a host). */
+  warnings: string[];
   /** sha256 over everything above; detects a hand-edited plan. */
   digest: string;
 }
 
-export const PLAN_FORMAT_VERSION = 1;
+export const PLAN_FORMAT_VERSION = 2;

@@ -12,6 +12,8 @@ export interface RawSpec {
     auth?: { user?: string; passwordEnv?: string; passwordFile?: string };
     balance?: { threshold?: number };
     allowReset?: string[];
+    protect?: string[];
+    tls?: { ca?: string; cert?: string; key?: string; servername?: string; insecure?: boolean };
   };
   shards: { master: string; replicas?: string[]; weight?: number; slots?: string[] }[];
 }
@@ -114,6 +116,12 @@ export function checkMeaning(raw: RawSpec, loc: Locator): { spec: ClusterSpec; p
     } else allowReset.push(a);
   });
 
+  const protect: string[] = [];
+  (raw.cluster.protect ?? []).forEach((r, i) => {
+    const a = addr(r, ["cluster", "protect", i]);
+    if (a !== null) protect.push(a);
+  });
+
   if (raw.cluster.auth?.passwordEnv && raw.cluster.auth.passwordFile) {
     problems.push(loc.at(["cluster", "auth"], `auth has both passwordEnv and passwordFile: keep one`));
   }
@@ -123,8 +131,10 @@ export function checkMeaning(raw: RawSpec, loc: Locator): { spec: ClusterSpec; p
     seeds,
     threshold: raw.cluster.balance?.threshold ?? DEFAULT_THRESHOLD,
     allowReset,
+    protect,
     shards,
     ...(raw.cluster.auth ? { auth: raw.cluster.auth } : {}),
+    ...(raw.cluster.tls ? { tls: raw.cluster.tls } : {}),
   };
   return { spec, problems };
 }

@@ -7,6 +7,15 @@ export interface AuthSpec {
   passwordFile?: string;
 }
 
+/** TLS as the spec gives it: paths to PEM files (relative to the spec file), never inline keys. */
+export interface TlsSpec {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  servername?: string;
+  insecure?: boolean;
+}
+
 export interface ShardSpec {
   master: NodeAddr;
   replicas: NodeAddr[];
@@ -20,10 +29,13 @@ export interface ShardSpec {
 export interface ClusterSpec {
   seeds: NodeAddr[];
   auth?: AuthSpec;
+  tls?: TlsSpec;
   /** Percent. */
   threshold: number;
-  /** Nodes the operator allows shardform to wipe (CLUSTER RESET HARD). */
+  /** Nodes the operator allows shardform to wipe (FLUSHALL and CLUSTER RESET). */
   allowReset: NodeAddr[];
+  /** Nodes no plan may remove, drain or demote (like Terraform's prevent_destroy). */
+  protect: NodeAddr[];
   shards: ShardSpec[];
 }
 

@@ -54,9 +54,10 @@ export function observed(masters: MasterDesc[], outsiders: (string | Partial<Out
   nodes.sort((a, b) => a.addr.localeCompare(b.addr));
   return {
     kind: "shardform-snapshot",
-    formatVersion: 1,
+    formatVersion: 2,
     nodes,
     outsiders: outsiders.map((o) => (typeof o === "string" ? { addr: o, id: idOf(o), state: "empty", keys: 0, knownNodes: 1 } : { id: idOf(o.addr), state: "empty", ...o })),
+    aliases: [],
     disagreements: [],
   };
 }
@@ -66,6 +67,7 @@ export function spec(shards: (Partial<ShardSpec> & { master: string })[], extra:
     seeds: [shards[0]!.master],
     threshold: 2,
     allowReset: [],
+    protect: [],
     shards: shards.map((s) => ({ replicas: [], weight: 1, ...s })),
     ...extra,
   };

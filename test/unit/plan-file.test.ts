@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { planSteps } from "../../src/planner/plan.js";
-import { makePlan } from "../../src/plan/make.js";
+import { makePlan, planDigest } from "../../src/plan/make.js";
 import { parsePlan, readPlan, serializePlan, writePlan } from "../../src/plan/file.js";
 import { PlanFormatError, PlanTamperedError } from "../../src/errors.js";
 import { Ajv } from "ajv";
@@ -46,11 +46,14 @@ describe("plan file", () => {
 
   it("carries format version, spec digest, fingerprint, node refs with id and addr, and a summary", () => {
     const plan = scaleOutPlan();
-    expect(plan.formatVersion).toBe(1);
+    expect(plan.formatVersion).toBe(2);
     expect(plan.specDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(plan.observed.fingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
     const meet = plan.steps[0]!;
-    expect(meet).toMatchObject({ id: "1-meet", kind: "meet", node: { addr: A(7006), id: expect.stringMatching(/^[0-9a-f]{40}$/) } });
+    expect(meet).toMatchObject({ id: "1-meet", kind: "meet", needs: [], node: { addr: A(7006), id: expect.stringMatching(/^[0-9a-f]{40}$/) } });
+    // a slot move needs the meet of its target; the replica's replicate needs both meets
+    expect(plan.steps.find((s) => s.kind === "migrate-slot")!.needs).toContain("1-meet");
+    expect(plan.steps.find((s) => s.kind === "replicate")!.needs).toEqual(["1-meet", "2-meet"]);
     expect(plan.summary).toMatchObject({ nodesToAdd: 2, nodesToRemove: 0, slotsToMove: 4096, replicasToChange: 1, changes: true, destructive: false });
   });
 
@@ -78,9 +81,11 @@ describe("plan file", () => {
 
   it("rejects an unknown format version, an unknown step kind, and non-plans", () => {
     const p = JSON.parse(serializePlan(scaleOutPlan()));
-    expect(() => parsePlan(JSON.stringify({ ...p, formatVersion: 99 }), "x.json")).toThrow(/format version 99 is not supported; expected 1/);
+    expect(() => parsePlan(JSON.stringify({ ...p, formatVersion: 99 }), "x.json")).toThrow(/plan format 99 is not supported \(this version reads format 2\)/);
+    expect(() => parsePlan(JSON.stringify({ ...p, formatVersion: 1 }), "x.json")).toThrow(/made by an older shardform \(plan format 1.*shardform plan SPEC --out plan\.json/);
     const q = JSON.parse(serializePlan(scaleOutPlan()));
     q.steps[0].kind = "explode";
+    q.digest = planDigest(q);
     expect(() => parsePlan(JSON.stringify(q), "x.json")).toThrow(/invalid step kind "explode"/);
     expect(() => parsePlan("{}", "x.json")).toThrow(PlanFormatError);
     expect(() => parsePlan("not json", "x.json")).toThrow(/not JSON/);

@@ -1,13 +1,23 @@
 /**
- * Properties over many generated topologies: the plan is valid step by step, its end state covers
- * 16384 slots exactly once with the spec's members and roles, it moves the fewest slots that reach
- * the target counts, and the same input gives the same plan.
+ * Properties over many generated topologies, including the states faults leave behind: pinned slots,
+ * slots left open by an interrupted move, roles swapped by a failover, slots nobody owns, nodes that
+ * are down, a new master replacing an old one that stays as its replica, every threshold case.
+ *
+ * For every one, the planner either refuses with a PlanningError (never an assertion), or gives steps
+ * that are valid one by one, in plan order and in any order that respects their needs, and that end in
+ * the spec's topology; it moves the fewest slots when nothing forces more; the same input gives the
+ * same plan; and a plan that removes half or more of the slot-owning masters needs the permission.
  */
 import { describe, expect, it } from "vitest";
 import { planSteps } from "../../src/planner/plan.js";
 import { weightedCounts } from "../../src/planner/distribute.js";
-import { simulate, modelFromObserved } from "../../src/plan/simulate.js";
+import { applyStep, modelFromObserved, simulate, type Model } from "../../src/plan/simulate.js";
+import { removedMasters } from "../../src/plan/summary.js";
+import type { Step } from "../../src/plan/types.js";
+import { PlanningError } from "../../src/errors.js";
 import { SLOT_COUNT } from "../../src/slots.js";
+import type { ObservedCluster } from "../../src/observe/types.js";
+import type { ClusterSpec } from "../../src/spec/types.js";
 import { A, idOf, observed, spec, type MasterDesc } from "../helpers/build.js";
 
 function rng(seed: number): () => number {
@@ -21,10 +31,19 @@ function rng(seed: number): () => number {
   };
 }
 
-function generate(seed: number) {
+interface Case {
+  o: ObservedCluster;
+  sp: ClusterSpec;
+  /** Nothing but balance forces slot moves (no open slot, no gap, no failover): the fewest moves must be made. */
+  plain: boolean;
+  features: string[];
+}
+
+function generate(seed: number): Case {
   const r = rng(seed);
-  const nMasters = 1 + Math.floor(r() * 7);
-  // random contiguous split of the slot space
+  const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const features: string[] = [];
+  const nMasters = 1 + Math.floor(r() * 6);
   const cuts = new Set<number>();
   while (cuts.size < nMasters - 1) cuts.add(1 + Math.floor(r() * (SLOT_COUNT - 2)));
   const bounds = [0, ...[...cuts].sort((a, b) => a - b), SLOT_COUNT];
@@ -33,54 +52,172 @@ function generate(seed: number) {
   for (let i = 0; i < nMasters; i++) {
     const m = A(port++);
     const replicas = Array.from({ length: Math.floor(r() * 3) }, () => A(port++));
-    masters.push({ addr: m, slots: [`${bounds[i]}-${bounds[i + 1]! - 1}`], replicas, keys: Math.floor(r() * 1000) });
+    let lo = bounds[i]!;
+    const hi = bounds[i + 1]! - 1;
+    // a gap: the first few slots of a range are owned by nobody
+    if (r() < 0.1 && hi - lo > 10) {
+      lo += 5;
+      features.push("unassigned");
+    }
+    masters.push({ addr: m, slots: [`${lo}-${hi}`], replicas, keys: Math.floor(r() * 1000) });
   }
-  const spares = Array.from({ length: Math.floor(r() * 5) }, () => A(port++));
-  // desired: keep some masters, drop some, add spares as masters or replicas
+  const spares = Array.from({ length: Math.floor(r() * 4) }, () => A(port++));
   const kept = masters.filter(() => r() < 0.75);
   if (kept.length === 0) kept.push(masters[0]!);
   const shards = kept.map((m) => ({
     master: m.addr,
     replicas: (m.replicas ?? []).filter(() => r() < 0.7),
     weight: r() < 0.3 ? 1 + Math.floor(r() * 3) : 1,
-  }));
+  })) as { master: string; replicas: string[]; weight: number; slots?: [number, number][] }[];
   for (const s of spares) {
     if (r() < 0.5) shards.push({ master: s, replicas: [], weight: 1 });
-    else shards[Math.floor(r() * shards.length)]!.replicas.push(s);
+    else pick(shards).replicas.push(s);
   }
-  return { o: observed(masters, spares), sp: spec(shards, { threshold: [0, 2, 10][Math.floor(r() * 3)]! }) };
+  // a new master takes over a demoted one that stays as its replica
+  const demotable = masters.filter((m) => !kept.includes(m));
+  if (r() < 0.15 && demotable.length > 0) {
+    const old = demotable[0]!;
+    shards.push({ master: A(port), replicas: [old.addr], weight: 1 });
+    spares.push(A(port++));
+    features.push("takeover");
+  }
+  // a pinned shard (with at least one unpinned shard left)
+  if (r() < 0.2 && shards.length > 1) {
+    const a = Math.floor(r() * (SLOT_COUNT - 200));
+    shards[0]!.slots = [[a, a + Math.floor(r() * 150)]];
+    features.push("pins");
+  }
+  const o = observed(masters, spares);
+  // a slot left open by an interrupted move between two masters
+  const withSlots = o.nodes.filter((n) => n.role === "master" && n.slots.length > 0);
+  if (r() < 0.2 && withSlots.length > 1) {
+    const [src, dst] = [withSlots[0]!, withSlots[1]!];
+    const slot = src.slots[0]![1];
+    if (r() < 0.7) src.migrating.push({ slot, peerId: dst.id });
+    if (r() < 0.7 || src.migrating.length === 0) dst.importing.push({ slot, peerId: src.id });
+    features.push("open-slot");
+  }
+  // a failover Redis made on its own: a kept master's replica took over
+  const swappable = o.nodes.filter((n) => n.role === "master" && shards.some((s) => s.master === n.addr) && o.nodes.some((x) => x.masterId === n.id));
+  if (r() < 0.2 && swappable.length > 0) {
+    const m = swappable[0]!;
+    const rep = o.nodes.find((x) => x.masterId === m.id)!;
+    rep.role = "master";
+    rep.masterId = null;
+    rep.slots = m.slots;
+    m.slots = [];
+    m.role = "replica";
+    m.masterId = rep.id;
+    for (const x of o.nodes) if (x.masterId === m.id && x.id !== rep.id) x.masterId = rep.id;
+    for (const x of o.nodes) for (const op of [...x.migrating, ...x.importing]) if (op.peerId === m.id) op.peerId = rep.id;
+    m.migrating = [];
+    m.importing = [];
+    features.push("swapped");
+  }
+  // a node that is down
+  if (r() < 0.15) {
+    const n = pick(o.nodes);
+    n.reachable = false;
+    n.unreachableReason = "connect ECONNREFUSED";
+    features.push(`down-${n.role}`);
+  }
+  const sp = spec(shards, { threshold: pick([0, 2, 10, 50]) });
+  const plain = !features.some((f) => ["unassigned", "takeover", "open-slot", "swapped"].includes(f));
+  return { o, sp, plain, features };
 }
 
-describe("planner properties over generated topologies", () => {
-  const seeds = Array.from({ length: 150 }, (_, i) => i + 1);
-  it.each(seeds)("seed %i", (seed) => {
-    const { o, sp } = generate(seed);
-    const { steps } = planSteps(sp, o);
-    const end = simulate(o, steps); // throws on any invalid intermediate step
+/** Runs the steps in a random order that respects their needs, applying each to the model. */
+function randomOrder(o: ObservedCluster, steps: Step[], r: () => number): Model {
+  const m = modelFromObserved(o);
+  const waiting = new Map(steps.map((s) => [s.id, s.needs.length]));
+  const dependents = new Map<string, Step[]>();
+  for (const s of steps) {
+    for (const n of s.needs) {
+      const list = dependents.get(n);
+      if (list) list.push(s);
+      else dependents.set(n, [s]);
+    }
+  }
+  const ready = steps.filter((s) => s.needs.length === 0);
+  let applied = 0;
+  while (ready.length > 0) {
+    const k = Math.floor(r() * ready.length);
+    const s = ready[k]!;
+    ready[k] = ready[ready.length - 1]!;
+    ready.pop();
+    applyStep(m, s);
+    applied++;
+    for (const d of dependents.get(s.id) ?? []) {
+      const w = waiting.get(d.id)! - 1;
+      waiting.set(d.id, w);
+      if (w === 0) ready.push(d);
+    }
+  }
+  expect(applied).toBe(steps.length);
+  return m;
+}
 
+const seeds = Array.from({ length: 200 }, (_, i) => i + 1);
+const seen = new Map<string, number>();
+
+describe("planner properties over generated topologies", () => {
+  it.each(seeds)("seed %i", (seed) => {
+    const { o, sp, plain, features } = generate(seed);
+    for (const f of features.length ? features : ["plain"]) seen.set(f, (seen.get(f) ?? 0) + 1);
+    let steps: Step[];
+    try {
+      steps = planSteps(sp, o, { allowMassRemoval: true }).steps;
+    } catch (err) {
+      // A refusal must be a PlanningError with reasons, never a broken invariant.
+      expect(err).toBeInstanceOf(PlanningError);
+      expect((err as PlanningError).problems.length).toBeGreaterThan(0);
+      seen.set("refused", (seen.get("refused") ?? 0) + 1);
+      return;
+    }
+    const end = simulate(o, steps); // throws on any invalid intermediate step
     // every slot has exactly one owner, and it is a spec master
     const masters = new Set(sp.shards.map((s) => idOf(s.master)));
     expect(end.owner.every((x) => x !== null && masters.has(x))).toBe(true);
     // members and roles are the spec's
     expect(new Set([...end.nodes.values()].map((n) => n.addr))).toEqual(new Set(sp.shards.flatMap((s) => [s.master, ...s.replicas])));
-    for (const s of sp.shards) for (const rep of s.replicas) expect(end.nodes.get(idOf(rep))!.masterId).toBe(idOf(s.master));
-
-    // fewest moves: every master that ends above... keeps all it can
-    const start = modelFromObserved(o);
-    const moved = steps.filter((s) => s.kind === "migrate-slot").length;
-    const held = new Map<string, number>();
-    for (const x of start.owner) if (x) held.set(x, (held.get(x) ?? 0) + 1);
-    const endCount = new Map<string, number>();
-    for (const x of end.owner) endCount.set(x!, (endCount.get(x!) ?? 0) + 1);
-    let minimum = 0;
-    for (const [id, n] of held) minimum += Math.max(0, n - (endCount.get(id) ?? 0));
-    expect(moved).toBe(minimum);
-    // counts are the weighted targets unless the planner stayed within the threshold
-    if (moved > 0) {
-      const want = weightedCounts(SLOT_COUNT, sp.shards.map((s) => s.weight));
-      sp.shards.forEach((s, i) => expect(endCount.get(idOf(s.master)) ?? 0).toBe(want[i]));
+    for (const s of sp.shards) {
+      expect(end.nodes.get(idOf(s.master))!.role).toBe("master");
+      for (const rep of s.replicas) expect(end.nodes.get(idOf(rep))!.masterId).toBe(idOf(s.master));
     }
-    // deterministic
-    expect(JSON.stringify(planSteps(sp, o).steps)).toBe(JSON.stringify(steps));
+    // pins hold
+    for (const s of sp.shards) for (const [a, b] of s.slots ?? []) expect(end.owner.slice(a, b + 1).every((x) => x === idOf(s.master))).toBe(true);
+    // needs are complete: any order that respects them is valid and ends the same
+    const r = rng(seed * 7919);
+    for (let k = 0; k < 2; k++) expect(randomOrder(o, steps, r).owner).toEqual(end.owner);
+
+    if (plain && !sp.shards.some((s) => s.slots)) {
+      // fewest moves: every master keeps all it can
+      const start = modelFromObserved(o);
+      const moved = steps.filter((s) => s.kind === "migrate-slot").length;
+      const held = new Map<string, number>();
+      for (const x of start.owner) if (x) held.set(x, (held.get(x) ?? 0) + 1);
+      const endCount = new Map<string, number>();
+      for (const x of end.owner) endCount.set(x!, (endCount.get(x!) ?? 0) + 1);
+      let minimum = 0;
+      for (const [id, n] of held) minimum += Math.max(0, n - (endCount.get(id) ?? 0));
+      expect(moved).toBe(minimum);
+      // counts are the weighted targets unless the planner stayed within the threshold
+      if (moved > 0) {
+        const want = weightedCounts(SLOT_COUNT, sp.shards.map((s) => s.weight));
+        sp.shards.forEach((s, i) => expect(endCount.get(idOf(s.master)) ?? 0).toBe(want[i]));
+      }
+    }
+    // without the permission, a plan that removes half or more of the slot-owning masters is refused, and only then;
+    // with it or without it, the same input gives the same plan (checked on every fourth seed, to keep the suite quick)
+    const start = modelFromObserved(o);
+    const owners = new Set(start.owner.filter((x) => x !== null)).size;
+    const removed = removedMasters(start, steps, end).length;
+    if (removed > 0 && removed * 2 >= owners) expect(() => planSteps(sp, o)).toThrow(/--allow-mass-removal/);
+    else if (seed % 4 === 0) expect(JSON.stringify(planSteps(sp, o).steps)).toBe(JSON.stringify(steps));
+  });
+
+  it("covered every kind of state", () => {
+    for (const f of ["plain", "unassigned", "takeover", "pins", "open-slot", "swapped", "refused"]) expect(seen.get(f) ?? 0, f).toBeGreaterThan(0);
+    expect((seen.get("down-master") ?? 0) + (seen.get("down-replica") ?? 0)).toBeGreaterThan(0);
   });
 });

@@ -41,6 +41,7 @@ shards:
       auth: { passwordEnv: "REDIS_PASSWORD" },
       threshold: 2,
       allowReset: [],
+      protect: [],
       shards: [
         { master: "127.0.0.1:7000", replicas: ["127.0.0.1:7003"], weight: 1, slots: [[0, 5460]] },
         { master: "127.0.0.1:7001", replicas: [], weight: 1 },

@@ -1,6 +1,6 @@
 /** Terminal rendering, Terraform-like. Pure: (plan, options) => string. */
 import type { Plan } from "../types.js";
-import { closingLine, destructiveWarning, planLines, type Mark } from "./lines.js";
+import { accessLine, closingLine, destructiveWarning, permissionLine, planLines, type Mark } from "./lines.js";
 
 export interface HumanOptions {
   color: boolean;
@@ -17,6 +17,9 @@ export function renderHuman(plan: Plan, opts: HumanOptions): string {
     `Observed ${snapshot.nodes.length} member(s), ${snapshot.outsiders.length} node(s) outside the cluster; fingerprint ${plan.observed.fingerprint.slice(0, 19)}`,
   );
   for (const n of plan.notes) out.push(`Note: ${n}`);
+  const access = accessLine(plan);
+  if (access) out.push(access);
+  for (const w of plan.warnings) out.push(paint("33", `Warning: ${w}`));
   out.push("");
   if (plan.steps.length > 0) {
     out.push("shardform will perform the following actions:");
@@ -32,6 +35,11 @@ export function renderHuman(plan: Plan, opts: HumanOptions): string {
     const warn = destructiveWarning(plan);
     if (warn) {
       out.push(paint("31;1", `Warning: ${warn}`));
+      out.push("");
+    }
+    const perm = permissionLine(plan);
+    if (perm) {
+      out.push(paint("31;1", perm));
       out.push("");
     }
   }

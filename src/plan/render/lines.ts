@@ -104,3 +104,20 @@ export function destructiveWarning(plan: Plan): string | null {
   if (reset.length) parts.push(`resets ${reset.length} node(s), deleting their data: ${reset.join(", ")}`);
   return `This plan ${parts.join("; and ")}.`;
 }
+
+/** Where the plan's credentials come from, in words (names and paths only). */
+export function accessLine(plan: Plan): string | null {
+  const a = plan.access;
+  const parts: string[] = [];
+  if (a.user) parts.push(`ACL user ${a.user}`);
+  if (a.passwordEnv) parts.push(`password from environment variable ${a.passwordEnv}`);
+  if (a.passwordFile) parts.push(`password from file ${a.passwordFile}`);
+  if (a.tls) parts.push(`TLS${a.tls.ca ? ` (CA ${a.tls.ca})` : ""}${a.tls.insecure ? " without certificate checks" : ""}`);
+  return parts.length ? `Connects with ${parts.join(", ")}.` : null;
+}
+
+/** The permission a plan carries to remove many masters, in words, or null. */
+export function permissionLine(plan: Plan): string | null {
+  if (!plan.allow.massRemoval) return null;
+  return `This plan was made with --allow-mass-removal: it may remove half or more of the masters that own slots (it removes ${plan.summary.mastersRemoved}).`;
+}

@@ -1,6 +1,6 @@
 /** Markdown for a pull-request comment. Pure: (plan) => string. */
 import type { Plan } from "../types.js";
-import { closingLine, destructiveWarning, formatKeys, planLines } from "./lines.js";
+import { accessLine, closingLine, destructiveWarning, formatKeys, permissionLine, planLines } from "./lines.js";
 import { topologyDiff } from "./topology.js";
 
 export function renderMarkdown(plan: Plan): string {
@@ -11,11 +11,15 @@ export function renderMarkdown(plan: Plan): string {
   out.push(`**${closingLine(s)}**`);
   out.push("");
   const warn = destructiveWarning(plan);
-  if (warn) {
+  const perm = permissionLine(plan);
+  if (warn || perm) {
     out.push("> [!WARNING]");
-    out.push(`> **Destructive:** ${warn} Review these steps before approving.`);
+    if (warn) out.push(`> **Destructive:** ${warn} Review these steps before approving.`);
+    if (warn && perm) out.push(">");
+    if (perm) out.push(`> **Permission:** ${perm}`);
     out.push("");
   }
+  for (const w of plan.warnings) out.push(`> [!NOTE]`, `> ${w}`, "");
   if (s.changes) {
     out.push("| change | count |");
     out.push("| --- | ---: |");
@@ -33,6 +37,8 @@ export function renderMarkdown(plan: Plan): string {
     out.push("");
   }
   for (const n of plan.notes) out.push(`_Note: ${n}_`, "");
+  const access = accessLine(plan);
+  if (access) out.push(`_${access}_`, "");
   const diff = topologyDiff(plan);
   out.push(`<details${s.changes ? " open" : ""}><summary>Topology before → after</summary>`);
   out.push("");
@@ -46,8 +52,9 @@ export function renderMarkdown(plan: Plan): string {
     out.push("");
     out.push("```diff");
     for (const l of planLines(plan.steps)) {
-      const mark = l.mark === "+" ? "+" : l.mark === "-" || l.mark === "-/+" ? "-" : "!";
-      out.push(`${mark} [${l.steps}] ${l.text}${l.destructive ? "  (DESTRUCTIVE)" : ""}`);
+      // A diff block colours only "+" and "-"; the step's own mark (~ change, ! failover, -/+ reset) follows the bracket.
+      const mark = l.mark === "+" ? "+" : l.mark === "-" || l.mark === "-/+" ? "-" : " ";
+      out.push(`${mark} [${l.steps}] ${l.mark} ${l.text}${l.destructive ? "  (DESTRUCTIVE)" : ""}`);
     }
     out.push("```");
     out.push("</details>");

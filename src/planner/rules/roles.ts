@@ -1,0 +1,48 @@
+/**
+ * Rule 4: spec masters that are not masters with slots now.
+ *  - A spec master that is a replica of a master the spec demotes takes over by failover (this also
+ *    undoes a failover Redis made on its own).
+ *  - A spec master without slots whose shard lists, as a replica, a master that owns slots and that
+ *    the spec demotes (a new node replacing a master that stays as its replica) first replicates that
+ *    master, then takes over by failover: no key moves.
+ */
+import { countSlots } from "../../slots.js";
+import { replicasOf, slotsOf } from "../../plan/simulate.js";
+import type { PlanContext } from "../context.js";
+
+export function fixRoles(ctx: PlanContext): void {
+  const m = ctx.b.model;
+  for (const sh of ctx.shards) {
+    const n = m.nodes.get(sh.masterId);
+    if (!n) continue;
+    if (n.role === "replica") {
+      const cur = ctx.members.get(n.masterId ?? "");
+      const curNode = m.nodes.get(n.masterId ?? "");
+      if (!cur || !curNode) {
+        ctx.problems.push(`${n.addr} is a replica of an unknown master ${n.masterId ?? "-"}: wait for the cluster to settle, then plan again`);
+        continue;
+      }
+      if (ctx.want.get(cur.id)?.role === "master") {
+        ctx.problems.push(
+          `${n.addr} is a replica of ${cur.addr}, which the spec also keeps as a master: a replica can only become a master by taking over its own master's slots. ` +
+            `Make ${cur.addr} a replica in the spec, or drop ${n.addr} from the spec and add it back later`,
+        );
+      } else if (!cur.reachable || cur.flags.includes("fail")) {
+        ctx.problems.push(`${cur.addr}, the master of ${n.addr}, is down: Redis fails over on its own; wait, then plan again`);
+      } else {
+        ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(cur.id), reason: `the spec makes ${n.addr} the master` });
+      }
+      continue;
+    }
+    if (slotsOf(m, n.id).length > 0 || replicasOf(m, n.id).length > 0) continue;
+    // An empty master: can it take over a demoted master of its own shard?
+    const candidates = sh.replicaIds
+      .map((id) => m.nodes.get(id))
+      .filter((x): x is NonNullable<typeof x> => !!x && x.role === "master" && slotsOf(m, x.id).length > 0 && ctx.members.get(x.id)?.reachable === true)
+      .sort((a, b) => countSlots(slotsOf(m, b.id)) - countSlots(slotsOf(m, a.id)) || a.addr.localeCompare(b.addr));
+    const old = candidates[0];
+    if (!old) continue;
+    ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `sync ${old.addr}'s data before taking over from it` });
+    ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `the spec makes ${n.addr} the master and keeps ${old.addr} as its replica` });
+  }
+}
