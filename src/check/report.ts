@@ -2,6 +2,7 @@
 import { imbalancePercent, weightedCounts } from "../planner/distribute.js";
 import type { ObservedCluster } from "../observe/types.js";
 import { SLOT_COUNT, countSlots, formatRanges } from "../slots.js";
+import { hostWarnings } from "../plan/hosts.js";
 
 export type Band = "excellent" | "good" | "acceptable" | "needs rebalancing";
 
@@ -29,8 +30,14 @@ export interface HealthReport {
   }[];
   imbalance: { percent: number; band: Band };
   openSlots: string[];
+  /** Keys held in slots their node does not own (clients cannot reach them). */
+  strayKeys: string[];
   disagreements: string[];
+  /** Applies holding the in-cluster lease. */
+  applies: string[];
   problems: string[];
+  /** Worth knowing; they do not make the cluster unhealthy. */
+  warnings: string[];
 }
 
 export function band(percent: number): Band {
@@ -52,13 +59,19 @@ export function healthReport(o: ObservedCluster): HealthReport {
     if (owners[s]! > 1) doubled++;
   }
   const states = new Set(o.nodes.filter((n) => n.reachable).map((n) => n.clusterState));
-  const withSlots = masters;
-  const counts = withSlots.map((m) => countSlots(m.slots));
-  const percent = withSlots.length === 0 ? 0 : imbalancePercent(counts, weightedCounts(SLOT_COUNT, withSlots.map(() => 1)));
+  const counts = masters.map((m) => countSlots(m.slots));
+  const percent = masters.length === 0 ? 0 : imbalancePercent(counts, weightedCounts(SLOT_COUNT, masters.map(() => 1)));
   const openSlots: string[] = [];
   for (const n of o.nodes) {
     for (const m of n.migrating) openSlots.push(`slot ${m.slot}: MIGRATING on ${n.addr} to ${byId.get(m.peerId)?.addr ?? m.peerId.slice(0, 8)}`);
     for (const i of n.importing) openSlots.push(`slot ${i.slot}: IMPORTING on ${n.addr} from ${byId.get(i.peerId)?.addr ?? i.peerId.slice(0, 8)}`);
+  }
+  const strayKeys: string[] = [];
+  for (const n of o.nodes) {
+    for (const s of n.strayKeys ?? []) {
+      const owner = masters.find((m) => m.slots.some(([a, b]) => s.slot >= a && s.slot <= b));
+      strayKeys.push(`${n.addr} holds ${s.keys} key(s) of slot ${s.slot}, which ${owner ? owner.addr : "no master"} owns`);
+    }
   }
   const problems: string[] = [];
   if (covered < SLOT_COUNT) problems.push(`only ${covered}/${SLOT_COUNT} slots are covered`);
@@ -70,7 +83,10 @@ export function healthReport(o: ObservedCluster): HealthReport {
     if (n.role === "replica" && n.reachable && n.masterLinkUp === false) problems.push(`${n.addr}: replication link to its master is down`);
   }
   if (openSlots.length > 0) problems.push(`${openSlots.length} open slot(s): an interrupted move; \`shardform plan\` finishes it`);
+  if (strayKeys.length > 0) problems.push(`${strayKeys.length} slot(s) have keys on a node that does not own them: clients cannot read those keys`);
   if (o.disagreements.length > 0) problems.push(`${o.disagreements.length} disagreement(s) between members' views`);
+  const applies = (o.applies ?? []).map((h) => `pid ${h.pid} on ${h.host}, started ${h.since} (holds the lease on ${h.nodes.length} node(s))`);
+  const warnings = hostWarnings(o.nodes);
   const epochs = o.nodes.map((n) => n.currentEpoch ?? 0);
   return {
     healthy: problems.length === 0,
@@ -96,8 +112,11 @@ export function healthReport(o: ObservedCluster): HealthReport {
     })),
     imbalance: { percent: Number.isFinite(percent) ? Math.round(percent * 10) / 10 : 100, band: band(percent) },
     openSlots,
+    strayKeys,
     disagreements: o.disagreements,
+    applies,
     problems,
+    warnings,
   };
 }
 
@@ -118,6 +137,9 @@ export function renderHealth(r: HealthReport, color: boolean): string {
   }
   out.push("");
   if (r.openSlots.length) out.push("Open slots:", ...r.openSlots.map((s) => `  ${s}`), "");
+  if (r.strayKeys.length) out.push("Keys in slots their node does not own:", ...r.strayKeys.map((s) => `  ${s}`), "");
+  if (r.applies.length) out.push("Apply in progress:", ...r.applies.map((s) => `  ${s}`), "");
+  if (r.warnings.length) out.push(...r.warnings.map((w) => paint("33", `Warning: ${w}`)), "");
   if (r.disagreements.length) out.push("Disagreements:", ...r.disagreements.map((s) => `  ${s}`), "");
   if (r.healthy) out.push(paint("32", "[OK] all slots covered, every node agrees, no open slot."));
   else out.push(paint("31", "[ERR] unhealthy:"), ...r.problems.map((p) => paint("31", `  - ${p}`)));

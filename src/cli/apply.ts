@@ -3,15 +3,17 @@ import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "clipanion";
 import { ClusterCommand, intOption } from "./base.js";
-import { planSpec } from "./observe-input.js";
+import { loadTopology, planFrom } from "./observe-input.js";
 import { progressPrinter } from "./progress.js";
 import { loadSpec } from "../spec/load.js";
+import { specNodes } from "../spec/nodes.js";
 import { parsePlan, writePlan } from "../plan/file.js";
 import { renderHuman } from "../plan/render/human.js";
 import type { Plan } from "../plan/types.js";
-import { applyPlan } from "../executor/apply.js";
+import { applyPlan, hasResumableCheckpoint, lockCluster } from "../executor/apply.js";
 import { DEFAULT_EXEC_OPTIONS, type ExecCtx } from "../executor/context.js";
 import { InputError } from "../errors.js";
+import type { Access } from "../redis/connect.js";
 
 export class ApplyCommand extends ClusterCommand {
   static override paths = [["apply"]];
@@ -22,12 +24,23 @@ export class ApplyCommand extends ClusterCommand {
       confirmation (or --auto-approve; without a terminal and without --auto-approve it refuses).
 
       Before the first step the cluster is observed again: a plan made against another state is refused as stale, and a
-      plan file edited by hand is refused. A checkpoint (PLAN.checkpoint.json, or in --state-dir) is written before and after every
-      step (slot moves: every window of slots); running the same command again after an interruption resumes where it
-      stopped. Ctrl-C stops after the current batch of keys.
+      plan file edited by hand is refused. Steps run as a graph: every step whose needs are done may start, up to
+      --parallelism units of work at once. A unit is a window of slot moves between one source and one target
+      (--window slots whose commands share pipelines; a pair moves one window at a time), or all ready steps of another
+      kind together (they share one wait for the cluster to agree).
 
-      Slot moves: consecutive moves between one source and target go in windows (--window) whose commands share
-      pipelines, with all slots of a window in flight, and different pairs move at the same time (--parallel).
+      A checkpoint (PLAN.checkpoint.json, or in --state-dir) records every step done and in flight; running the same
+      command again after an interruption checks the cluster against it and continues. The first Ctrl-C finishes the
+      slot moves in flight (so no slot stays open) and stops; a second Ctrl-C stops at once.
+
+      States that pass by themselves (CLUSTERDOWN during a failover, LOADING, a node that does not answer for a while)
+      are waited out, with a line saying what apply waits for; --wait-timeout bounds every wait (those retries, and the
+      waits for new nodes to be known, replicas to sync, failovers and the final agreement). At the end apply observes
+      the cluster and compares it with the plan's end state: any difference is an error, never "complete". A member that
+      is down and that no step acts on is a warning.
+
+      While apply runs it holds the cluster's lock: a lock file per node id (in --lock-dir) and a lease in the cluster
+      (named connections on every node). A second apply that touches any of the nodes is refused, naming the holder.
 
       Exit codes: 0 applied (or nothing to do), 1 error, 130 stopped by Ctrl-C (resumable).
     `,
@@ -36,26 +49,42 @@ export class ApplyCommand extends ClusterCommand {
       ["Plan, confirm and apply a spec", "$0 apply cluster.yaml"],
       ["Resume after an interruption", "$0 apply plan.json --auto-approve"],
       ["Machine-readable progress", "$0 apply plan.json --json-log > apply.log"],
-      ["Move one slot at a time, as redis-cli does", "$0 apply plan.json --window 1 --parallel 1"],
+      ["Gentle on a busy cluster", "$0 apply plan.json --max-keys-per-second 20000 --parallelism 2"],
+      ["Move one slot at a time, as redis-cli does", "$0 apply plan.json --window 1 --parallelism 1"],
     ],
   });
   target = Option.String({ name: "PLAN|SPEC" });
   autoApprove = Option.Boolean("--auto-approve", false, { description: "Do not ask for confirmation" });
-  stateDir = Option.String("--state-dir", { description: "Where the checkpoint and lock live (default: beside the plan)" });
+  stateDir = Option.String("--state-dir", { description: "Where the checkpoint lives (default: beside the plan)" });
+  lockDir = Option.String("--lock-dir", { description: "Directory of the node lock files (default: $SHARDFORM_LOCK_DIR, else the temp directory); put it on shared storage to share it between machines" });
   restart = Option.Boolean("--restart", false, { description: "Ignore an existing checkpoint and start from the first step (the plan must not be stale)" });
   jsonLog = Option.Boolean("--json-log", false, { description: "Print progress as JSON lines on stdout" });
   pipeline = Option.String("--pipeline", { description: `Keys per MIGRATE command (default ${DEFAULT_EXEC_OPTIONS.pipeline})` });
   window = Option.String("--window", {
     description: `Slots of one source->target pair moved together: their SETSLOT, GETKEYSINSLOT and MIGRATE commands share pipelines (default ${DEFAULT_EXEC_OPTIONS.window}; 1 = one slot at a time, like redis-cli)`,
   });
+  parallelism = Option.String("--parallelism", {
+    description: `Units of work at once: windows of different source->target pairs, or batches of other steps (default ${DEFAULT_EXEC_OPTIONS.parallelism}; 1 = one after another)`,
+  });
   migrateTimeout = Option.String("--migrate-timeout", {
-    description: `MIGRATE's I/O timeout in ms (default ${DEFAULT_EXEC_OPTIONS.migrateTimeoutMs}); for a key that does not move within it, it grows fourfold per retry up to 50 s`,
+    description: `MIGRATE's I/O timeout in ms (default ${DEFAULT_EXEC_OPTIONS.migrateTimeoutMs}); for a key that does not move within it, it grows fourfold per retry, never past a quarter of cluster-node-timeout`,
   });
-  parallel = Option.String("--parallel", {
-    description: `Source->target pairs moving slots at the same time (default ${DEFAULT_EXEC_OPTIONS.parallel}; 1 = one pair after another)`,
+  waitTimeout = Option.String("--wait-timeout", {
+    description: `Seconds any wait may take: retries of a step through CLUSTERDOWN/LOADING/a node not answering, new nodes being known, replicas syncing, failovers, the final agreement (default ${DEFAULT_EXEC_OPTIONS.waitTimeoutMs / 1000})`,
   });
+  maxKeysPerSecond = Option.String("--max-keys-per-second", { description: "Move at most this many keys per second, over all pairs (default: no limit)" });
+  allowMassRemoval = Option.Boolean("--allow-mass-removal", false, { description: "With a SPEC: permit removing half or more of the masters that own slots" });
 
   async run(): Promise<number> {
+    const exec = {
+      ...DEFAULT_EXEC_OPTIONS,
+      pipeline: intOption(this.pipeline, "--pipeline", DEFAULT_EXEC_OPTIONS.pipeline, 1),
+      window: intOption(this.window, "--window", DEFAULT_EXEC_OPTIONS.window, 1),
+      parallelism: intOption(this.parallelism, "--parallelism", DEFAULT_EXEC_OPTIONS.parallelism, 1),
+      migrateTimeoutMs: intOption(this.migrateTimeout, "--migrate-timeout", DEFAULT_EXEC_OPTIONS.migrateTimeoutMs, 1),
+      waitTimeoutMs: intOption(this.waitTimeout, "--wait-timeout", DEFAULT_EXEC_OPTIONS.waitTimeoutMs / 1000, 1) * 1000,
+      maxKeysPerSecond: intOption(this.maxKeysPerSecond, "--max-keys-per-second", 0, 1),
+    };
     const text = (() => {
       try {
         return readFileSync(this.target, "utf8");
@@ -63,66 +92,73 @@ export class ApplyCommand extends ClusterCommand {
         throw new InputError(`cannot read ${this.target}: ${(err as Error).message}`);
       }
     })();
-    let plan: Plan;
-    let planFile: string;
-    let credentials;
-    const specMode = !text.trimStart().startsWith("{");
-    if (!specMode) {
-      plan = parsePlan(text, this.target);
-      planFile = this.target;
-      credentials = this.credentials();
-    } else {
-      const { spec } = loadSpec(this.target);
-      credentials = this.credentials(spec.auth, this.target);
-      plan = await planSpec({ spec, specFile: this.target, credentials, status: (m) => this.status(m) });
+    if (text.trimStart().startsWith("{")) {
+      const plan = parsePlan(text, this.target);
+      const { access } = this.access({ plan: plan.access }, "shardform-apply");
+      return this.runPlan(plan, this.target, access, exec, false);
+    }
+    const { spec } = loadSpec(this.target);
+    const { access, source } = this.access({ spec, specFile: this.target }, "shardform-apply");
+    const observed = await loadTopology({ seeds: spec.seeds, probe: specNodes(spec), access, status: (m) => this.status(m) });
+    // The lock is taken before the plan is shown and written, and held through the apply.
+    const unlock = await lockCluster(observed, access, this.lockDir, `apply ${resolve(this.target)}`);
+    try {
+      const plan = planFrom({ spec, specFile: this.target, observed, source, allowMassRemoval: this.allowMassRemoval });
       if (!this.jsonLog) this.out(renderHuman(plan, { color: this.useColor() }));
       if (!plan.summary.changes) return 0;
       if (!(await this.confirm())) return 1;
-      planFile = join(this.stateDir ? resolve(this.stateDir) : dirname(resolve(this.target)), `${basename(this.target).replace(/\.ya?ml$/, "")}.plan.json`);
+      const planFile = join(this.stateDir ? resolve(this.stateDir) : dirname(resolve(this.target)), `${basename(this.target).replace(/\.ya?ml$/, "")}.plan.json`);
       writePlan(planFile, plan);
       this.status(`Saved the plan to ${planFile}.`);
+      // A plan made from a spec just now supersedes any checkpoint of an earlier plan of that spec.
+      return await this.runPlan(plan, planFile, access, exec, true);
+    } finally {
+      await unlock();
     }
+  }
+
+  private async runPlan(plan: Plan, planFile: string, access: Access, exec: typeof DEFAULT_EXEC_OPTIONS, fresh: boolean): Promise<number> {
     if (plan.steps.length === 0) {
       this.out("No changes. Nothing to apply.\n");
       return 0;
     }
     const totalSlots = plan.steps.filter((s) => s.kind === "migrate-slot").length;
+    const stream = this.jsonLog ? this.context.stdout : this.context.stderr;
     const mode = this.jsonLog ? "json" : (this.context.stderr as NodeJS.WriteStream).isTTY ? "tty" : "plain";
-    const emit = progressPrinter(mode, this.jsonLog ? this.context.stdout : this.context.stderr, totalSlots);
+    const emit = progressPrinter(mode, stream, totalSlots);
     const resume = `shardform apply ${planFile} --auto-approve${this.stateDir ? ` --state-dir ${this.stateDir}` : ""}`;
     let ctxRef: ExecCtx | undefined;
     let interrupts = 0;
     const onSigint = (): void => {
       interrupts++;
-      if (interrupts > 1) process.exit(130);
-      if (ctxRef) ctxRef.stopRequested = true;
-      this.context.stderr.write(`\nStopping after the current batch (Ctrl-C again to quit at once) ...\n`);
+      if (interrupts > 1) {
+        this.context.stderr.write(`\nStopped at once; slots in flight may stay open until you resume with: ${resume}\n`);
+        process.exit(130);
+      }
+      if (ctxRef) ctxRef.stop = "soft";
+      this.context.stderr.write(`\nStopping: finishing the slot moves in flight so that no slot stays open (Ctrl-C again to quit at once) ...\n`);
     };
     process.on("SIGINT", onSigint);
     try {
       const result = await applyPlan(plan, {
         planFile,
         stateDir: this.stateDir,
-        // A plan made from a spec just now supersedes any checkpoint of an earlier plan of that spec.
-        restart: this.restart || specMode,
-        credentials,
-        exec: {
-          ...DEFAULT_EXEC_OPTIONS,
-          pipeline: intOption(this.pipeline, "--pipeline", DEFAULT_EXEC_OPTIONS.pipeline, 1),
-          window: intOption(this.window, "--window", DEFAULT_EXEC_OPTIONS.window, 1),
-          parallel: intOption(this.parallel, "--parallel", DEFAULT_EXEC_OPTIONS.parallel, 1),
-          migrateTimeoutMs: intOption(this.migrateTimeout, "--migrate-timeout", DEFAULT_EXEC_OPTIONS.migrateTimeoutMs, 1),
-        },
+        lockDir: this.lockDir,
+        restart: this.restart || fresh,
+        access,
+        exec,
         emit,
         onContext: (c) => (ctxRef = c),
       });
       if (result.status === "stopped") {
-        this.context.stderr.write(`Stopped after step ${result.completed} of ${result.total}; the checkpoint is ${result.journalFile}.\nResume with: ${resume}\n`);
+        this.context.stderr.write(`Stopped with ${result.done} of ${result.total} step(s) done; the checkpoint is ${result.journalFile}.\nResume with: ${resume}\n`);
         return 130;
       }
       return 0;
     } catch (err) {
-      this.context.stderr.write(`The checkpoint stays consistent; after fixing the cause, resume with: ${resume}\n`);
+      if (hasResumableCheckpoint(plan, planFile, this.stateDir)) {
+        this.context.stderr.write(`The checkpoint is consistent; after fixing the cause, resume with: ${resume}\n`);
+      }
       throw err;
     } finally {
       process.off("SIGINT", onSigint);

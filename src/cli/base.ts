@@ -1,10 +1,9 @@
-import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
 import { Command, Option, UsageError } from "clipanion";
-import { ShardformError, InputError } from "../errors.js";
-import type { Credentials } from "../redis/connect.js";
-import type { AuthSpec } from "../spec/types.js";
+import { ShardformError } from "../errors.js";
 import { normalizeAddr } from "../redis/node-key.js";
+import type { AccessSource } from "../plan/types.js";
+import type { AuthSpec, TlsSpec } from "../spec/types.js";
+import { accessOptions, resolveAccess, specAccess, type ResolvedAccess } from "./access.js";
 
 /** Options and helpers every command shares. Subclasses implement run(). */
 export abstract class BaseCommand extends Command {
@@ -35,45 +34,48 @@ export abstract class BaseCommand extends Command {
     if ((this.context.stderr as NodeJS.WriteStream).isTTY) this.context.stderr.write(`${msg}\n`);
   }
 
+  /** A warning on stderr, always shown. */
+  warn(msg: string): void {
+    this.context.stderr.write(`Warning: ${msg}\n`);
+  }
+
   out(text: string): void {
     this.context.stdout.write(text);
   }
 }
 
-/** Adds --password-env and --user, and resolves credentials like redis-cli does. */
+/** Adds the connection flags (--password-env, --user, --tls ...) and resolves them. */
 export abstract class ClusterCommand extends BaseCommand {
-  passwordEnv = Option.String("--password-env", {
-    description: "Read the password from this environment variable (default: the spec's auth, then REDISCLI_AUTH)",
-  });
-  user = Option.String("--user", { description: "ACL user name" });
+  passwordEnv = accessOptions().passwordEnv;
+  user = accessOptions().user;
+  tls = accessOptions().tls;
+  cacert = accessOptions().cacert;
+  cert = accessOptions().cert;
+  key = accessOptions().key;
+  sni = accessOptions().sni;
+  insecure = accessOptions().insecure;
 
-  credentials(auth?: AuthSpec, specFile?: string): Credentials {
-    const user = this.user ?? auth?.user;
-    let password: string | undefined;
-    const fromEnv = (name: string): string => {
-      const v = process.env[name];
-      if (v === undefined || v === "") throw new InputError(`environment variable ${name} is not set: export ${name}=... with the cluster's password`);
-      return v;
-    };
-    if (this.passwordEnv) password = fromEnv(this.passwordEnv);
-    else if (auth?.passwordEnv) password = fromEnv(auth.passwordEnv);
-    else if (auth?.passwordFile) {
-      const f = specFile ? resolve(dirname(specFile), auth.passwordFile) : auth.passwordFile;
-      try {
-        password = readFileSync(f, "utf8").split("\n")[0]!.trim();
-      } catch (err) {
-        throw new InputError(`cannot read the password file ${f}: ${(err as Error).message}`);
-      }
-    } else if (process.env["REDISCLI_AUTH"]) password = process.env["REDISCLI_AUTH"];
-    return { ...(user ? { user } : {}), ...(password ? { password } : {}) };
+  /** The connection settings, from the flags and the spec (or a plan's recorded sources); prints which password source is used. */
+  access(from: { spec: { auth?: AuthSpec; tls?: TlsSpec }; specFile: string } | { plan: AccessSource } | null, clientName: string, readSecrets = true): ResolvedAccess {
+    const r = resolveAccess(
+      { passwordEnv: this.passwordEnv, user: this.user, tls: this.tls, cacert: this.cacert, cert: this.cert, key: this.key, sni: this.sni, insecure: this.insecure },
+      from === null ? null : "plan" in from ? from : specAccess(from.spec, from.specFile),
+      clientName,
+      readSecrets,
+    );
+    for (const n of r.notes) {
+      if (n.startsWith("warning: ")) this.warn(n.slice("warning: ".length));
+      else this.status(`Using the ${n}.`);
+    }
+    return r;
   }
 }
 
 export function addrOption(value: string, flag: string): string {
   try {
     return normalizeAddr(value);
-  } catch {
-    throw new UsageError(`${flag} "${value}" is not host:port, e.g. 127.0.0.1:7000`);
+  } catch (err) {
+    throw new UsageError(`${flag} ${(err as Error).message.replace(/^Invalid node address /, "")}`);
   }
 }
 
@@ -83,9 +85,11 @@ export function planFormat(json: boolean, markdown: boolean): "human" | "json" |
   return json ? "json" : markdown ? "markdown" : "human";
 }
 
-export function intOption(value: string | undefined, flag: string, fallback: number, min = 0): number {
+export function intOption(value: string | undefined, flag: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be a whole number >= ${min}, got "${value}"`);
+  if (value.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`${flag} must be a whole number${max < Number.MAX_SAFE_INTEGER ? ` from ${min} to ${max}` : ` >= ${min}`}, got "${value}"`);
+  }
   return n;
 }

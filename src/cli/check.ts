@@ -2,15 +2,21 @@ import { Command, Option } from "clipanion";
 import { ClusterCommand, addrOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { healthReport, renderHealth } from "../check/report.js";
+import { ShardformError } from "../errors.js";
 
 export class CheckCommand extends ClusterCommand {
   static override paths = [["check"]];
   static override usage = Command.Usage({
     description: "report the cluster's health",
     details: `
-      Overview, a line per node, slot coverage, open slots, members whose views disagree, and the slot imbalance
-      (largest deviation of a master from an equal share: 0-2% excellent, 2-5% good, 5-10% acceptable, over 10% needs rebalancing).
-      Read-only. Exit 0 when healthy, 1 when not.
+      Overview, a line per node, slot coverage, open slots, keys held in slots their node does not own, members whose
+      views disagree, members that are down, applies in progress, and the slot imbalance (largest deviation of a master
+      from an equal share: 0-2% excellent, 2-5% good, 5-10% acceptable, over 10% needs rebalancing; information only,
+      since check has no spec). Warnings (e.g. a replica on the same host as its master) do not change the exit code.
+      Read-only: it reports the state at once, without waiting for the cluster to settle.
+
+      Exit 0 when healthy, 1 when not (or when the cluster cannot be read). With --json the output is always JSON,
+      errors included.
     `,
     examples: [
       ["Check a cluster", "$0 check --seed 127.0.0.1:7000"],
@@ -18,12 +24,20 @@ export class CheckCommand extends ClusterCommand {
     ],
   });
   seed = Option.Array("--seed", { required: true, description: "A reachable member, HOST:PORT (repeatable)" });
-  json = Option.Boolean("--json", false, { description: "Print the report as JSON" });
+  json = Option.Boolean("--json", false, { description: "Print the report as JSON (always JSON, errors included)" });
 
   async run(): Promise<number> {
-    const observed = await observeCluster({ seeds: this.seed.map((s) => addrOption(s, "--seed")), credentials: this.credentials() });
-    const report = healthReport(observed);
-    this.out(this.json ? JSON.stringify(report, null, 2) + "\n" : renderHealth(report, this.useColor()));
-    return report.healthy ? 0 : 1;
+    try {
+      const { access } = this.access(null, "shardform-check");
+      const observed = await observeCluster({ seeds: this.seed.map((s) => addrOption(s, "--seed")), access });
+      const report = healthReport(observed);
+      this.out(this.json ? JSON.stringify(report, null, 2) + "\n" : renderHealth(report, this.useColor()));
+      return report.healthy ? 0 : 1;
+    } catch (err) {
+      if (this.json && err instanceof ShardformError) {
+        this.out(JSON.stringify({ healthy: false, error: { kind: err.name, message: err.message } }, null, 2) + "\n");
+      }
+      throw err;
+    }
   }
 }

@@ -1,6 +1,6 @@
 import { existsSync, writeFileSync } from "node:fs";
-import { Command, Option } from "clipanion";
-import { ClusterCommand, addrOption, intOption } from "./base.js";
+import { Command, Option, UsageError } from "clipanion";
+import { ClusterCommand, addrOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { specFromTopology } from "../spec/from-topology.js";
 import { InputError } from "../errors.js";
@@ -9,7 +9,13 @@ export class ImportCommand extends ClusterCommand {
   static override paths = [["import"]];
   static override usage = Command.Usage({
     description: "write a spec of the live cluster",
-    details: "Reads the cluster (read-only) and prints a spec such that `shardform plan` on it reports no changes: a starting point to edit. Shards are balanced by weight when the live slots are within the threshold, else pinned as they are.",
+    details: `
+      Reads the cluster (read-only) and prints a spec such that \`shardform plan\` on it reports no changes: a starting
+      point to edit. Shards are balanced by weight when the live slots are within the threshold, else pinned as they are.
+      Nodes are written the way you reached the cluster: with --seed redis-a.example:7000, members that announce the
+      address that name resolves to are written with the name. A password or TLS files used to connect become the
+      spec's auth and tls sections (the variable's name or the file's path, never the password).
+    `,
     examples: [
       ["Print a spec of the live cluster", "$0 import --seed 127.0.0.1:7000"],
       ["Save it", "$0 import --seed 127.0.0.1:7000 --out cluster.yaml"],
@@ -18,16 +24,26 @@ export class ImportCommand extends ClusterCommand {
   seed = Option.Array("--seed", { required: true, description: "A reachable member, HOST:PORT (repeatable)" });
   outFile = Option.String("--out", { description: "Write the spec here (refuses to overwrite without --force)" });
   force = Option.Boolean("--force", false, { description: "Overwrite --out if it exists" });
-  threshold = Option.String("--threshold", { description: "balance.threshold to write, percent (default 2)" });
+  threshold = Option.String("--threshold", { description: "balance.threshold to write, percent from 0 to 100 (default 2)" });
 
   async run(): Promise<number> {
     const seeds = this.seed.map((s) => addrOption(s, "--seed"));
-    const threshold = intOption(this.threshold, "--threshold", 2);
-    const observed = await observeCluster({ seeds, credentials: this.credentials() });
-    const envName = this.passwordEnv ?? (process.env["REDISCLI_AUTH"] ? "REDISCLI_AUTH" : undefined);
-    const text = specFromTopology(observed, { seeds, threshold, ...(envName ? { passwordEnv: envName } : {}), ...(this.user ? { user: this.user } : {}) });
+    const threshold = this.threshold === undefined ? 2 : Number(this.threshold);
+    if (this.threshold !== undefined && (this.threshold.trim() === "" || !Number.isFinite(threshold) || threshold < 0 || threshold > 100)) {
+      throw new UsageError(`--threshold must be a percentage from 0 to 100, got "${this.threshold}"`);
+    }
+    if (this.outFile && existsSync(this.outFile) && !this.force) throw new InputError(`${this.outFile} exists: pass --force to overwrite it`);
+    const { access, source } = this.access(null, "shardform-import");
+    const observed = await observeCluster({ seeds, access, leases: false });
+    // Write members under the name the user reached them by (a seed alias), where that name covers their address.
+    const hostNames = new Map<string, string>();
+    const host = (addr: string): string => addr.slice(0, addr.lastIndexOf(":"));
+    for (const alias of observed.aliases) {
+      const member = observed.nodes.find((n) => n.id === alias.id);
+      if (member && seeds.includes(alias.addr)) hostNames.set(host(member.addr), host(alias.addr));
+    }
+    const text = specFromTopology(observed, { seeds, threshold, access: source, hostNames });
     if (this.outFile) {
-      if (existsSync(this.outFile) && !this.force) throw new InputError(`${this.outFile} exists: pass --force to overwrite it`);
       writeFileSync(this.outFile, text);
       this.status(`Wrote ${this.outFile}; check it with \`shardform plan ${this.outFile}\`.`);
     } else this.out(text);

@@ -2,6 +2,7 @@ import { Builtins, Cli } from "clipanion";
 import { TOOL_VERSION } from "../version.js";
 import { ApplyCommand } from "./apply.js";
 import { CheckCommand } from "./check.js";
+import { ForceUnlockCommand } from "./force-unlock.js";
 import { ImportCommand } from "./import.js";
 import { PlanCommand } from "./plan.js";
 import { PopulateCommand } from "./populate.js";
@@ -19,6 +20,7 @@ export const commands = [
   ImportCommand,
   SnapshotCommand,
   CheckCommand,
+  ForceUnlockCommand,
   PopulateCommand,
   SandboxUpCommand,
   SandboxDownCommand,

@@ -2,10 +2,10 @@
 import { observeCluster } from "../observe/observe.js";
 import { readSnapshot } from "../observe/snapshot.js";
 import type { ObservedCluster } from "../observe/types.js";
-import type { Credentials } from "../redis/connect.js";
+import type { Access } from "../redis/connect.js";
 import { planSteps } from "../planner/plan.js";
 import { makePlan } from "../plan/make.js";
-import type { Plan } from "../plan/types.js";
+import type { AccessSource, Plan } from "../plan/types.js";
 import { specNodes } from "../spec/nodes.js";
 import type { ClusterSpec } from "../spec/types.js";
 import { TOOL_VERSION } from "../version.js";
@@ -14,7 +14,7 @@ export async function loadTopology(args: {
   observedFile?: string | undefined;
   seeds: string[];
   probe?: string[];
-  credentials: Credentials;
+  access: Access;
   status: (msg: string) => void;
 }): Promise<ObservedCluster> {
   if (args.observedFile) {
@@ -22,7 +22,23 @@ export async function loadTopology(args: {
     return readSnapshot(args.observedFile);
   }
   args.status(`Observing the cluster via ${args.seeds.join(", ")} ...`);
-  return observeCluster({ seeds: args.seeds, probe: args.probe ?? [], credentials: args.credentials });
+  return observeCluster({ seeds: args.seeds, probe: args.probe ?? [], access: args.access });
+}
+
+/** Plans the spec against an observed topology. */
+export function planFrom(args: { spec: ClusterSpec; specFile: string; observed: ObservedCluster; source: AccessSource; allowMassRemoval?: boolean }): Plan {
+  const { steps, notes, warnings } = planSteps(args.spec, args.observed, { allowMassRemoval: args.allowMassRemoval ?? false });
+  return makePlan({
+    spec: args.spec,
+    specFile: args.specFile,
+    observed: args.observed,
+    steps,
+    notes,
+    warnings,
+    access: args.source,
+    allowMassRemoval: args.allowMassRemoval ?? false,
+    toolVersion: TOOL_VERSION,
+  });
 }
 
 /** Observes (or reads the snapshot), then plans the spec against it. */
@@ -31,16 +47,17 @@ export async function planSpec(args: {
   specFile: string;
   observedFile?: string | undefined;
   seeds?: string[] | undefined;
-  credentials: Credentials;
+  access: Access;
+  source: AccessSource;
+  allowMassRemoval?: boolean;
   status: (msg: string) => void;
-}): Promise<Plan> {
+}): Promise<{ plan: Plan; observed: ObservedCluster }> {
   const observed = await loadTopology({
     observedFile: args.observedFile,
     seeds: args.seeds ?? args.spec.seeds,
     probe: specNodes(args.spec),
-    credentials: args.credentials,
+    access: args.access,
     status: args.status,
   });
-  const { steps, notes } = planSteps(args.spec, observed);
-  return makePlan({ spec: args.spec, specFile: args.specFile, observed, steps, notes, toolVersion: TOOL_VERSION });
+  return { plan: planFrom({ ...args, observed }), observed };
 }

@@ -13,6 +13,13 @@ export class PlanCommand extends ClusterCommand {
       Reads the live cluster (or a snapshot with --observed), diffs it against SPEC and prints the plan.
       Nothing on the cluster is changed: every connection is read-only.
 
+      A plan that removes half or more of the masters that own slots (drains them or forgets them) is
+      refused unless --allow-mass-removal is given: a wrong file or a bad merge must not drain a cluster.
+      The permission is recorded in the plan. Nodes listed under cluster.protect are never removed.
+
+      The plan records where the password and TLS files come from (names and paths, never the secret),
+      so that \`apply PLAN\` uses the same sources.
+
       Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, 2 changes present (only with --detailed-exitcode).
     `,
     examples: [
@@ -20,6 +27,7 @@ export class PlanCommand extends ClusterCommand {
       ["Save the plan for review and apply", "$0 plan cluster.yaml --out plan.json"],
       ["Post as a PR comment; fail CI on drift", "$0 plan cluster.yaml --markdown --detailed-exitcode > plan.md"],
       ["Plan from a saved snapshot, no cluster needed", "$0 plan cluster.yaml --observed snapshot.json"],
+      ["Remove two of four masters on purpose", "$0 plan scale-in.yaml --allow-mass-removal --out plan.json"],
     ],
   });
   spec = Option.String({ name: "SPEC" });
@@ -29,24 +37,31 @@ export class PlanCommand extends ClusterCommand {
   detailedExitcode = Option.Boolean("--detailed-exitcode", false, { description: "Exit 2 when the plan has changes, 0 when none" });
   observed = Option.String("--observed", { description: "Plan from a snapshot file (from `shardform snapshot`) instead of the live cluster" });
   seed = Option.Array("--seed", { description: "Reach the cluster through this HOST:PORT instead of the spec's seeds (repeatable)" });
+  allowMassRemoval = Option.Boolean("--allow-mass-removal", false, { description: "Permit removing half or more of the masters that own slots (recorded in the plan)" });
 
   async run(): Promise<number> {
     const format = planFormat(this.json, this.markdown);
     const { spec } = loadSpec(this.spec);
-    const credentials = this.observed ? {} : this.credentials(spec.auth, this.spec);
-    const plan = await planSpec({
+    const { access, source } = this.access({ spec, specFile: this.spec }, "shardform-plan", !this.observed);
+    const { plan } = await planSpec({
       spec,
       specFile: this.spec,
       observedFile: this.observed,
       seeds: this.seed?.length ? this.seed.map((s) => addrOption(s, "--seed")) : undefined,
-      credentials,
+      access,
+      source,
+      allowMassRemoval: this.allowMassRemoval,
       status: (m) => this.status(m),
     });
+    this.out(renderPlan(plan, format, this.useColor()));
     if (this.outFile) {
       writePlan(this.outFile, plan);
-      this.status(`Plan saved to ${this.outFile}; review it with \`shardform show ${this.outFile}\`.`);
+      const msg = plan.summary.changes
+        ? `Saved the plan to ${this.outFile}. To perform exactly these actions, run: shardform apply ${this.outFile}`
+        : `Saved the plan to ${this.outFile} (it has no changes).`;
+      if (format === "human") this.out(`\n${msg}\n`);
+      else this.status(msg);
     }
-    this.out(renderPlan(plan, format, this.useColor()));
     return this.detailedExitcode && plan.summary.changes ? 2 : 0;
   }
 }

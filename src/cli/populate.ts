@@ -1,13 +1,18 @@
 import { Command, Option } from "clipanion";
 import { ClusterCommand, addrOption, intOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
-import { populate, verifyTestKeys } from "../testdata/populate.js";
+import { MAX_TEST_KEYS, populate, verifyTestKeys } from "../testdata/populate.js";
 
 export class PopulateCommand extends ClusterCommand {
   static override paths = [["populate"]];
   static override usage = Command.Usage({
     description: "write deterministic test keys",
-    details: "Writes keys PREFIX0000000000.. spread over all slots, as raw pipelined RESP on one connection per master, masters in parallel, with a progress bar on a terminal. Values are derived from the key's number, so --verify can read every key back and report any that is missing or wrong (exit 1), e.g. after a migration.",
+    details: `
+      Writes keys PREFIX0000000000.. spread over all slots, as raw pipelined RESP on one connection per master, masters
+      in parallel, with a progress bar on a terminal. Values are derived from the key's number, so --verify can read every
+      key back and report any that is missing or wrong (exit 1), e.g. after a migration. --verify follows redirections
+      like a cluster client (MOVED, and ASK for a slot being moved), so it may run during an apply.
+    `,
     examples: [
       ["Write 100,000 keys", "$0 populate --seed 127.0.0.1:7000 --keys 100000"],
       ["Check that all of them are still there", "$0 populate --seed 127.0.0.1:7000 --keys 100000 --verify"],
@@ -20,12 +25,13 @@ export class PopulateCommand extends ClusterCommand {
   verify = Option.Boolean("--verify", false, { description: "Read the keys back instead of writing them; exit 1 if any is missing or wrong" });
 
   async run(): Promise<number> {
-    const n = intOption(this.keys, "--keys", 0, 1);
-    const credentials = this.credentials();
-    const observed = await observeCluster({ seeds: [addrOption(this.seed, "--seed")], credentials });
-    const valueSize = intOption(this.valueSize, "--value-size", 16, 1);
+    const n = intOption(this.keys, "--keys", 0, 1, MAX_TEST_KEYS);
+    const valueSize = intOption(this.valueSize, "--value-size", 16, 1, 512 * 1024 * 1024);
+    const seed = addrOption(this.seed, "--seed");
+    const { access } = this.access(null, "shardform-populate");
+    const observed = await observeCluster({ seeds: [seed], access, leases: false });
     if (this.verify) {
-      const r = await verifyTestKeys(observed, { keys: n, prefix: this.prefix, valueSize, credentials });
+      const r = await verifyTestKeys(observed, { keys: n, prefix: this.prefix, valueSize, access });
       const ok = r.missing.length === 0 && r.wrong.length === 0;
       this.out(`Checked ${r.checked} keys: ${r.missing.length} missing, ${r.wrong.length} with a wrong value.\n`);
       for (const k of [...r.missing.slice(0, 10)]) this.out(`  missing: ${k}\n`);
@@ -34,7 +40,7 @@ export class PopulateCommand extends ClusterCommand {
     }
     const started = performance.now();
     const bar = progressBar(this.context.stderr, n, started);
-    const written = await populate(observed, { keys: n, prefix: this.prefix, valueSize, credentials, onProgress: bar.update });
+    const written = await populate(observed, { keys: n, prefix: this.prefix, valueSize, access, onProgress: bar.update });
     bar.end();
     const secs = (performance.now() - started) / 1000;
     this.out(`Wrote ${written} keys in ${secs.toFixed(2)} s (${Math.round(written / secs)} keys/s).\n`);

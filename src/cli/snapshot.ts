@@ -9,7 +9,7 @@ export class SnapshotCommand extends ClusterCommand {
   static override paths = [["snapshot"]];
   static override usage = Command.Usage({
     description: "save the observed topology to a file",
-    details: "Reads every member's own view (read-only) and saves it, so that `plan --observed FILE` can plan with no cluster reachable, e.g. in CI. With --spec, the spec's new nodes are probed too.",
+    details: "Reads every member's own view (read-only) and saves it, so that `plan --observed FILE` can plan with no cluster reachable, e.g. in CI. With --spec, the spec's new nodes (and members written under other names) are probed too.",
     examples: [
       ["Save a snapshot", "$0 snapshot --seed 127.0.0.1:7000 --out snapshot.json"],
       ["Include the nodes a spec would add", "$0 snapshot --seed 127.0.0.1:7000 --spec cluster.yaml --out snapshot.json"],
@@ -21,10 +21,11 @@ export class SnapshotCommand extends ClusterCommand {
 
   async run(): Promise<number> {
     const spec = this.spec ? loadSpec(this.spec).spec : undefined;
+    const { access } = this.access(spec ? { spec, specFile: this.spec! } : null, "shardform-snapshot");
     const observed = await observeCluster({
       seeds: this.seed.map((s) => addrOption(s, "--seed")),
       probe: spec ? specNodes(spec) : [],
-      credentials: this.credentials(spec?.auth, this.spec),
+      access,
     });
     if (this.outFile) {
       writeSnapshot(this.outFile, observed);

@@ -1,29 +1,43 @@
 /**
- * What every step handler gets: a connection to each node (never a cluster client),
- * live views, waiting with a deadline, progress events and the stop flag.
+ * What every step handler gets: a connection to each node (never a cluster client; a connection that
+ * broke or missed a deadline is replaced), a shared read of every member's view (steps that wait at
+ * the same time share the reads), waits with a deadline, progress events and the stop state.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { NodeClient, type Credentials } from "../redis/connect.js";
+import { NodeClient, type Access } from "../redis/connect.js";
 import { parseClusterNodes, parseInfo, type NodeEntry } from "../redis/cluster-nodes.js";
-import { ClusterStateError } from "../errors.js";
+import { ClusterChangedError, ClusterStateError } from "../errors.js";
 import type { NodeAddr } from "../redis/node-key.js";
-import type { Step } from "../plan/types.js";
+import type { NodeRef } from "../plan/types.js";
+import { mapLimit } from "../util/limit.js";
 import type { ProgressEvent } from "./progress.js";
 
 export interface ExecOptions {
   /** Keys per MIGRATE command. */
   pipeline: number;
-  /** MIGRATE timeout in ms (grows for big keys). */
+  /** MIGRATE timeout in ms (grows for big keys, up to a quarter of cluster-node-timeout). */
   migrateTimeoutMs: number;
-  /** How long to wait for the cluster to converge after a step. */
-  convergeTimeoutMs: number;
-  /** Consecutive migrate-slot steps (same source and target) whose control commands share pipelines; 1 = one slot at a time. */
+  /** How long any wait (for the cluster to agree, a replica to sync, a node to come back) may take. */
+  waitTimeoutMs: number;
+  /** Slots of one source->target pair moved together (their commands share pipelines). */
   window: number;
-  /** Source->target pairs whose slot moves run at the same time; 1 = one pair after another. */
-  parallel: number;
+  /** Units of work at once: windows of slot moves, or batches of other steps. */
+  parallelism: number;
+  /** Keys moved per second at most, over all pairs; 0 = no limit. */
+  maxKeysPerSecond: number;
 }
 
-export const DEFAULT_EXEC_OPTIONS: ExecOptions = { pipeline: 100, migrateTimeoutMs: 10_000, convergeTimeoutMs: 60_000, window: 256, parallel: 4 };
+export const DEFAULT_EXEC_OPTIONS: ExecOptions = {
+  pipeline: 100,
+  migrateTimeoutMs: 10_000,
+  waitTimeoutMs: 60_000,
+  window: 256,
+  parallelism: 10,
+  maxKeysPerSecond: 0,
+};
+
+/** none: run; soft (first Ctrl-C): finish the slot moves in flight, start nothing new; hard: stop at once. */
+export type StopState = "none" | "soft" | "hard";
 
 export class StopRequested extends Error {
   constructor() {
@@ -31,62 +45,76 @@ export class StopRequested extends Error {
   }
 }
 
+/** Every member's own CLUSTER NODES and CLUSTER INFO, read at one moment. */
+export interface ClusterRead {
+  /** Members as the anchor lists them (no handshake or noaddr entries). */
+  members: NodeEntry[];
+  views: Map<string, NodeEntry[]>;
+  info: Map<string, Record<string, string>>;
+  /** Members that could not be read, and why. */
+  down: Map<string, string>;
+}
+
+const READ_TTL_MS = 40;
+
 export class ExecCtx {
-  readonly credentials: Credentials;
+  readonly access: Access;
   readonly options: ExecOptions;
   readonly emit: (e: ProgressEvent) => void;
   private readonly pool = new Map<NodeAddr, Promise<NodeClient>>();
-  /** Set by Ctrl-C: handlers stop at the next safe point. */
-  stopRequested = false;
-  /** The step being run, for error messages. */
-  current?: Step;
+  stop: StopState = "none";
   /** Addresses of members, tried in order when a step needs "any member". */
   readonly knownAddrs: NodeAddr[] = [];
+  /** The smallest cluster-node-timeout of the masters, in ms (read at the start). */
+  nodeTimeoutMs = 15_000;
+  private lastRead: { at: number; read: ClusterRead } | null = null;
+  /** When the key budget (--max-keys-per-second) next allows a batch. */
+  private paceNext = 0;
+  private reading: Promise<ClusterRead> | null = null;
 
-  constructor(credentials: Credentials, options: ExecOptions, emit: (e: ProgressEvent) => void) {
-    this.credentials = credentials;
+  constructor(access: Access, options: ExecOptions, emit: (e: ProgressEvent) => void) {
+    this.access = access;
     this.options = options;
     this.emit = emit;
   }
 
-  /** A connection to exactly this node. */
-  conn(addr: NodeAddr): Promise<NodeClient> {
-    let c = this.pool.get(addr);
-    if (!c) {
-      c = NodeClient.connect(addr, { credentials: this.credentials, commandTimeoutMs: 60_000 });
-      c.catch(() => this.pool.delete(addr));
-      this.pool.set(addr, c);
+  /** A connection to exactly this node; a broken one is replaced. */
+  async conn(addr: NodeAddr): Promise<NodeClient> {
+    const cached = this.pool.get(addr);
+    if (cached) {
+      const c = await cached.catch(() => null);
+      if (c && !c.broken) return c;
+      if (this.pool.get(addr) === cached) this.pool.delete(addr);
     }
-    return c;
-  }
-
-  /** Drops a cached connection (after a node restarted or an error broke it). */
-  async drop(addr: NodeAddr): Promise<void> {
-    const c = this.pool.get(addr);
-    this.pool.delete(addr);
-    if (c) await c.then((x) => x.close()).catch(() => {});
+    let p = this.pool.get(addr);
+    if (!p) {
+      p = NodeClient.connect(addr, { access: this.access });
+      p.catch(() => {
+        if (this.pool.get(addr) === p) this.pool.delete(addr);
+      });
+      this.pool.set(addr, p);
+    }
+    return p;
   }
 
   async closeAll(): Promise<void> {
-    const all = [...this.pool.keys()];
-    await Promise.all(all.map((a) => this.drop(a)));
+    const all = [...this.pool.values()];
+    this.pool.clear();
+    await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => {})));
   }
 
-  /** A reachable member other than `excludeId`. */
-  async anchor(excludeId?: string): Promise<NodeAddr> {
-    for (const a of this.knownAddrs) {
-      try {
-        const me = await this.self(a);
-        if (me.id !== excludeId) return a;
-      } catch {
-        // try the next one
-      }
-    }
-    throw new ClusterStateError(`no member answers (tried ${this.knownAddrs.join(", ")})`);
+  /** Waits until `keys` more keys may move under --max-keys-per-second (shared by every pair). */
+  async pace(keys: number): Promise<void> {
+    const limit = this.options.maxKeysPerSecond;
+    if (!(limit > 0)) return;
+    const now = Date.now();
+    const start = Math.max(now, this.paceNext);
+    this.paceNext = start + (keys * 1000) / limit;
+    if (start > now) await sleep(start - now);
   }
 
   checkStop(): void {
-    if (this.stopRequested) throw new StopRequested();
+    if (this.stop !== "none") throw new StopRequested();
   }
 
   /** This node's own CLUSTER NODES. */
@@ -100,93 +128,129 @@ export class ExecCtx {
     return me;
   }
 
-  async clusterInfo(addr: NodeAddr): Promise<Record<string, string>> {
-    return parseInfo(await (await this.conn(addr)).callString("cluster", "info"));
+  /**
+   * The node at ref.addr, checked to still be the node the plan names: a node restarted with a new
+   * id, or another node now at that address, is a changed cluster.
+   */
+  async selfOf(ref: NodeRef): Promise<NodeEntry> {
+    const me = await this.self(ref.addr);
+    if (me.id !== ref.id) {
+      throw new ClusterChangedError(
+        `${ref.addr} now answers with node id ${me.id.slice(0, 8)}, not ${ref.id.slice(0, 8)} as in the plan: the node was replaced or reset. Check the cluster with \`shardform check\`, then plan again.`,
+      );
+    }
+    return me;
   }
 
   async info(addr: NodeAddr, section: string): Promise<Record<string, string>> {
     return parseInfo(await (await this.conn(addr)).callString("info", section));
   }
 
+  /** A reachable member's address. */
+  async anchor(excludeId?: string): Promise<NodeAddr> {
+    for (const a of this.knownAddrs) {
+      try {
+        const me = await this.self(a);
+        if (me.id !== excludeId && !me.flags.includes("handshake")) return a;
+      } catch {
+        // try the next one
+      }
+    }
+    throw new ClusterStateError(`no member answers (tried ${this.knownAddrs.join(", ")})`);
+  }
+
   /**
-   * The members as `via` sees them (no handshake or noaddr entries), with `via` at its real address.
+   * Every member's CLUSTER NODES and CLUSTER INFO, read in parallel. Callers that ask within a few
+   * milliseconds of each other share one read, so steps that wait together cost one read per poll.
    */
-  async members(via: NodeAddr): Promise<NodeEntry[]> {
-    return (await this.view(via))
-      .filter((e) => !e.flags.includes("handshake") && !e.flags.includes("noaddr"))
-      .map((e) => (e.flags.includes("myself") ? { ...e, addr: via } : e));
+  async readCluster(): Promise<ClusterRead> {
+    if (this.lastRead && Date.now() - this.lastRead.at < READ_TTL_MS) return this.lastRead.read;
+    if (this.reading) return this.reading;
+    this.reading = (async () => {
+      const anchor = await this.anchor();
+      const members = (await this.view(anchor))
+        .filter((e) => !e.flags.includes("handshake") && !e.flags.includes("noaddr"))
+        .map((e) => (e.flags.includes("myself") ? { ...e, addr: anchor } : e));
+      const views = new Map<string, NodeEntry[]>();
+      const info = new Map<string, Record<string, string>>();
+      const down = new Map<string, string>();
+      await mapLimit(members, 32, async (m) => {
+        try {
+          const c = await this.conn(m.addr);
+          const res = await c.pipeline([["cluster", "nodes"], ["cluster", "info"]]);
+          const err = res[0]![0] ?? res[1]![0];
+          if (err) throw err;
+          views.set(m.id, parseClusterNodes(res[0]![1] as string));
+          info.set(m.id, parseInfo(res[1]![1] as string));
+        } catch (err) {
+          down.set(m.id, (err as Error).message);
+        }
+      });
+      const read = { members, views, info, down };
+      this.lastRead = { at: Date.now(), read };
+      return read;
+    })().finally(() => (this.reading = null));
+    return this.reading;
   }
 
   /** Polls `check` until it returns null (done) or the deadline passes; the last reason is in the error. */
-  async waitUntil(what: string, check: () => Promise<string | null>, timeoutMs = this.options.convergeTimeoutMs): Promise<void> {
+  async waitUntil(what: string, check: () => Promise<string | null>, timeoutMs = this.options.waitTimeoutMs, stoppable = true): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let reason: string | null = "not checked";
     let delay = 20;
-    while (Date.now() < deadline) {
-      this.checkStop();
+    for (;;) {
+      if (stoppable) this.checkStop();
       try {
         reason = await check();
       } catch (err) {
+        if (err instanceof ClusterChangedError) throw err;
         reason = (err as Error).message;
       }
       if (reason === null) return;
+      if (Date.now() >= deadline) break;
       await sleep(delay);
       delay = Math.min(delay * 2, 250);
     }
-    throw new ClusterStateError(`timed out after ${Math.round(timeoutMs / 1000)} s waiting until ${what}: ${reason}`);
-  }
-
-  /** Every member's view of every master's slots and every node's role matches that node's own account. */
-  async waitAgreement(): Promise<void> {
-    await this.waitUntil("every member agrees on roles and slot owners and serves them", async () => {
-      const members = await this.members(await this.anchor());
-      const selves = new Map<string, NodeEntry>();
-      const views = new Map<string, NodeEntry[]>();
-      for (const m of members) {
-        const v = await this.view(m.addr);
-        views.set(m.addr, v);
-        const me = v.find((e) => e.flags.includes("myself"));
-        if (me) selves.set(me.id, me);
-      }
-      const ranges = (e: NodeEntry): string => e.slots.map(([a, b]) => `${a}-${b}`).join(",");
-      for (const [addr, v] of views) {
-        for (const e of v) {
-          const own = selves.get(e.id);
-          if (!own || e.flags.includes("myself")) continue;
-          if (e.role !== own.role || e.masterId !== own.masterId) return `${addr} still sees ${own.addr} as ${e.role}`;
-          if (own.role === "master" && ranges(e) !== ranges(own)) return `${addr} has not yet learnt the slots of ${own.addr}`;
-        }
-      }
-      // A cluster that assigns every slot must also serve them: cluster_state:ok everywhere.
-      for (const m of members) {
-        const info = await this.clusterInfo(m.addr);
-        if (info["cluster_slots_assigned"] === "16384" && info["cluster_state"] !== "ok") return `${m.addr} reports cluster_state:${info["cluster_state"]}`;
-      }
-      return null;
-    });
+    throw new ClusterStateError(
+      `timed out after ${Math.round(timeoutMs / 1000)} s waiting until ${what}: ${reason}. ` +
+        `The checkpoint is consistent: fix the cause and run the same apply again (--wait-timeout sets how long apply waits).`,
+    );
   }
 
   /**
-   * Every member lists every other with a connected link and the same set of ids;
-   * with `requireOk`, every member also reports cluster_state:ok.
+   * Every reachable member agrees on every node's role and on masters' slots, and, when all slots are
+   * assigned, reports cluster_state:ok. Returns the members that could not be read (they are not waited for).
    */
-  async waitConverged(anyMember: NodeAddr, requireOk: boolean, mustInclude?: string): Promise<void> {
-    await this.waitUntil(requireOk ? "every member knows every other and reports cluster_state:ok" : "every member knows every other", async () => {
-      const members = await this.members(anyMember);
-      if (mustInclude && !members.some((m) => m.id === mustInclude)) return `${anyMember} does not know ${mustInclude.slice(0, 8)} yet`;
-      const ids = members.map((m) => m.id).sort().join(",");
-      for (const m of members) {
-        const v = (await this.view(m.addr)).filter((e) => !e.flags.includes("handshake"));
-        const vids = v.map((e) => e.id).sort().join(",");
-        if (vids !== ids) return `${m.addr} knows ${v.length} node(s), ${anyMember} knows ${members.length}`;
-        const bad = v.find((e) => !e.flags.includes("myself") && (!e.linkConnected || e.flags.includes("fail") || e.flags.includes("pfail")));
-        if (bad) return `${m.addr} has no healthy link to ${bad.addr}`;
-        if (requireOk) {
-          const state = (await this.clusterInfo(m.addr))["cluster_state"];
-          if (state !== "ok") return `${m.addr} reports cluster_state:${state}`;
+  async waitAgreement(): Promise<Map<string, string>> {
+    let down = new Map<string, string>();
+    await this.waitUntil(
+      "every member agrees on roles and slot owners and serves them",
+      async () => {
+        const r = await this.readCluster();
+        down = r.down;
+        const selves = new Map<string, NodeEntry>();
+        for (const v of r.views.values()) {
+          const me = v.find((e) => e.flags.includes("myself"));
+          if (me) selves.set(me.id, me);
         }
-      }
-      return null;
-    });
+        const ranges = (e: NodeEntry): string => e.slots.map(([a, b]) => `${a}-${b}`).join(",");
+        for (const [id, v] of r.views) {
+          const viewer = selves.get(id)?.addr ?? id.slice(0, 8);
+          for (const e of v) {
+            const own = selves.get(e.id);
+            if (!own || e.flags.includes("myself")) continue;
+            if (e.role !== own.role || e.masterId !== own.masterId) return `${viewer} still sees ${own.addr} as ${e.role}`;
+            if (own.role === "master" && ranges(e) !== ranges(own)) return `${viewer} has not yet learnt the slots of ${own.addr}`;
+          }
+        }
+        for (const [id, info] of r.info) {
+          if (info["cluster_slots_assigned"] === "16384" && info["cluster_state"] !== "ok") return `${selves.get(id)?.addr ?? id} reports cluster_state:${info["cluster_state"]}`;
+        }
+        return null;
+      },
+      this.options.waitTimeoutMs,
+      false,
+    );
+    return down;
   }
 }

@@ -1,26 +1,27 @@
-/** One handler per step kind. A missing handler is a compile error. Each returns true when the step was already done. */
-import type { Step } from "../plan/types.js";
+/** One handler per step kind; each takes a batch of ready steps of its kind. A missing handler is a compile error. */
+import type { StepKind, StepOf } from "../plan/types.js";
 import type { ExecCtx } from "./context.js";
 import { addSlots } from "./steps/add-slots.js";
 import { failover } from "./steps/failover.js";
 import { forgetNode } from "./steps/forget-node.js";
 import { meet } from "./steps/meet.js";
-import { migrateSlot } from "./steps/migrate-slot.js";
+import { migrateSlots } from "./steps/migrate-slots.js";
 import { replicate } from "./steps/replicate.js";
 import { resetNode } from "./steps/reset-node.js";
+import type { Unit } from "./scheduler.js";
 
-type Handlers = { [K in Step["kind"]]: (s: Extract<Step, { kind: K }>, ctx: ExecCtx) => Promise<boolean> };
+type Handlers = { [K in StepKind]: (steps: StepOf<K>[], ctx: ExecCtx) => Promise<void> };
 
 export const handlers: Handlers = {
   "reset-node": resetNode,
   meet,
   "add-slots": addSlots,
   replicate,
-  "migrate-slot": migrateSlot,
+  "migrate-slot": migrateSlots,
   failover,
   "forget-node": forgetNode,
 };
 
-export function runStep(s: Step, ctx: ExecCtx): Promise<boolean> {
-  return (handlers[s.kind] as (s: Step, ctx: ExecCtx) => Promise<boolean>)(s, ctx);
+export function runUnit(unit: Unit, ctx: ExecCtx): Promise<void> {
+  return (handlers[unit.kind] as (steps: Unit["steps"], ctx: ExecCtx) => Promise<void>)(unit.steps, ctx);
 }

@@ -1,11 +1,14 @@
-/** Progress events from the executor, and the three ways to show them. */
+/** Progress events from the executor; cli/progress.ts shows them (a live line, plain lines, or JSON lines). */
 export type ProgressEvent =
-  | { type: "plan-start"; steps: number; resumed: number }
+  | { type: "plan-start"; steps: number; resumed: number; limit?: string }
   | { type: "step-start"; index: number; id: string; kind: string; text: string }
   | { type: "step-done"; index: number; id: string; kind: string; skipped: boolean; ms: number }
   | { type: "keys-moved"; slot: number; keys: number }
   | { type: "setslot-node"; slot: number; phase: "target" | "source" | "others" }
   | { type: "wait"; what: string }
+  | { type: "retry"; what: string; cause: string; attempt: number }
   | { type: "note"; message: string }
+  | { type: "warning"; message: string }
+  | { type: "failpoint"; name: string }
   | { type: "done"; steps: number; keysMoved: number; ms: number }
   | { type: "stopped"; reason: string };

@@ -3,7 +3,7 @@
  * verify. Each key goes to the master that owns its slot, so no write is redirected.
  */
 import calculateSlot from "cluster-key-slot";
-import { NodeClient, type Credentials } from "../redis/connect.js";
+import { NodeClient, type Access } from "../redis/connect.js";
 import { BulkWriter } from "../redis/bulk.js";
 import type { ObservedCluster } from "../observe/types.js";
 import { ClusterStateError, InputError } from "../errors.js";
@@ -14,7 +14,7 @@ export interface PopulateOptions {
   prefix?: string;
   valueSize?: number;
   batch?: number;
-  credentials?: Credentials;
+  access?: Access;
   onProgress?: (written: number) => void;
 }
 
@@ -146,7 +146,7 @@ export async function populate(o: ObservedCluster, opts: PopulateOptions): Promi
     opts.onProgress?.(written);
   };
   try {
-    for (const w of await Promise.all(masters.map((a) => BulkWriter.open(a, opts.credentials)))) writers.set(w.addr, w);
+    for (const w of await Promise.all(masters.map((a) => BulkWriter.open(a, opts.access)))) writers.set(w.addr, w);
     for (let i = 0; i < opts.keys; i++) {
       const addr = owners[slotOf(i)]!;
       const p = pending.get(addr)!;
@@ -169,31 +169,56 @@ export interface VerifyResult {
   wrong: string[];
 }
 
-/** Reads every test key back from the master that owns its slot and compares its value. */
+/**
+ * Reads every test key back from the master that owns its slot and compares its value, following
+ * redirections as a cluster client does: MOVED to the node named, ASK with ASKING (a slot being moved).
+ */
 export async function verifyTestKeys(o: ObservedCluster, opts: Omit<PopulateOptions, "onProgress">): Promise<VerifyResult> {
   const prefix = opts.prefix ?? "key:";
   const size = opts.valueSize ?? 16;
   const batch = opts.batch ?? 1000;
   const perMaster = keysByMaster(o, opts.keys, prefix);
   const result: VerifyResult = { checked: 0, missing: [], wrong: [] };
-  await Promise.all(
-    [...perMaster].map(async ([addr, ids]) => {
-      const c = await NodeClient.connect(addr, { readOnly: true, ...(opts.credentials ? { credentials: opts.credentials } : {}) });
-      try {
-        for (let k = 0; k < ids.length; k += batch) {
-          const chunk = ids.slice(k, k + batch);
-          const res = await c.pipeline(chunk.map((i) => ["get", testKey(prefix, i)]));
-          res.forEach(([err, value], j) => {
-            const i = chunk[j]!;
-            if (err || value === null) result.missing.push(testKey(prefix, i));
-            else if (value !== testValue(i, size)) result.wrong.push(testKey(prefix, i));
-          });
-          result.checked += chunk.length;
+  const conns = new Map<string, Promise<NodeClient>>();
+  const conn = (addr: string): Promise<NodeClient> => {
+    let c = conns.get(addr);
+    if (!c) conns.set(addr, (c = NodeClient.connect(addr, { readOnly: true, ...(opts.access ? { access: opts.access } : {}) })));
+    return c;
+  };
+  const judge = (i: number, value: unknown): void => {
+    if (value === null || value === undefined) result.missing.push(testKey(prefix, i));
+    else if (value !== testValue(i, size)) result.wrong.push(testKey(prefix, i));
+  };
+  /** Reads keys at `addr` (with ASKING before each when `asking`), following up to 5 redirections. */
+  const readAt = async (addr: string, ids: number[], asking: boolean, hops: number): Promise<void> => {
+    const c = await conn(addr);
+    for (let k = 0; k < ids.length; k += batch) {
+      const chunk = ids.slice(k, k + batch);
+      const cmds = chunk.flatMap((i) => (asking ? [["asking"], ["get", testKey(prefix, i)]] : [["get", testKey(prefix, i)]]));
+      const res = await c.pipeline(cmds);
+      const replies = asking ? res.filter((_, j) => j % 2 === 1) : res;
+      const redirect = new Map<string, { ask: boolean; ids: number[] }>();
+      replies.forEach(([err, value], j) => {
+        const i = chunk[j]!;
+        const m = err ? /^(MOVED|ASK) \d+ (\S+)/.exec(err.message) : null;
+        if (m && hops < 5) {
+          const key = `${m[1]} ${m[2]}`;
+          const r = redirect.get(key) ?? { ask: m[1] === "ASK", ids: [] };
+          r.ids.push(i);
+          redirect.set(key, r);
+          return;
         }
-      } finally {
-        await c.close();
-      }
-    }),
-  );
+        if (err) result.missing.push(testKey(prefix, i));
+        else judge(i, value);
+      });
+      for (const [key, r] of redirect) await readAt(key.split(" ")[1]!, r.ids, r.ask, hops + 1);
+      if (hops === 0) result.checked += chunk.length;
+    }
+  };
+  try {
+    await Promise.all([...perMaster].map(([addr, ids]) => readAt(addr, ids, false, 0)));
+  } finally {
+    await Promise.all([...conns.values()].map((p) => p.then((c) => c.close()).catch(() => {})));
+  }
   return result;
 }

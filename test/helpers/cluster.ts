@@ -44,7 +44,7 @@ export async function waitConsistent(addrs: string[], password?: string, timeout
     const views: string[] = [];
     let ok = true;
     for (const a of addrs) {
-      const c = await NodeClient.connect(a, password ? { credentials: { password } } : {});
+      const c = await NodeClient.connect(a, password ? { access: { credentials: { password } } } : {});
       try {
         const info = String(await c.call("cluster", "info"));
         const repl = String(await c.call("info", "replication"));

@@ -1,6 +1,8 @@
 /**
  * apply killed with SIGKILL at several moments of a migration, then resumed with the same command:
- * every key is still there with its value, every member agrees, no slot is left open.
+ * every key is still there with its value, every member agrees, no slot is left open. Where timing
+ * cannot place the kill (between the target's and the source's SETSLOT NODE), a failpoint freezes
+ * apply there and the test checks the in-between state on the cluster before it kills.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
@@ -32,13 +34,22 @@ function spec(name: string, masters: number[]): string {
   return f;
 }
 
-type Event = { type: string; kind?: string; index?: number; slot?: number; phase?: string };
+type Event = { type: string; kind?: string; index?: number; slot?: number; phase?: string; name?: string };
 
-/** Runs apply in a child process and SIGKILLs it when `when` returns true for a progress event. */
-function applyAndKill(planFile: string, when: (e: Event) => boolean, extra: string[] = []): Promise<{ killed: boolean; events: Event[]; pid: number }> {
+/**
+ * Runs apply in a child process and SIGKILLs it when `when` returns true for a progress event
+ * (after `beforeKill`, which may look at the cluster while the child is frozen at a failpoint).
+ */
+function applyAndKill(
+  planFile: string,
+  when: (e: Event) => boolean,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+  beforeKill: () => Promise<void> = async () => {},
+): Promise<{ killed: boolean; events: Event[]; pid: number }> {
   return new Promise((resolve, reject) => {
     const args = ["bin/shardform.js", "apply", planFile, "--auto-approve", "--json-log", "--pipeline", "10", ...extra];
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     const events: Event[] = [];
     let buf = "";
     let killed = false;
@@ -54,7 +65,13 @@ function applyAndKill(planFile: string, when: (e: Event) => boolean, extra: stri
         events.push(e);
         if (!killed && when(e)) {
           killed = true;
-          child.kill("SIGKILL");
+          beforeKill().then(
+            () => child.kill("SIGKILL"),
+            (err: unknown) => {
+              child.kill("SIGKILL");
+              reject(err);
+            },
+          );
         }
       }
     });
@@ -89,7 +106,7 @@ async function resumeAndVerify(planFile: string, members: number): Promise<{ std
   const journal = JSON.parse(readFileSync(planFile.replace(/\.json$/, ".checkpoint.json"), "utf8"));
   expect(journal.finished).toBe(false);
   const r = await runCli(["apply", planFile, "--auto-approve"]);
-  expect(r.stderr).toContain("resuming after step");
+  expect(r.stderr).toMatch(/resuming: \d+ of \d+ step\(s\) done/);
   expect(r.stderr).toContain("Apply complete");
   expect(r.code).toBe(0);
   await expectHealthy(a(0), members);
@@ -159,15 +176,42 @@ describe("apply survives SIGKILL at any moment and resumes", { timeout: 240_000 
     await resumeAndVerify(planFile, 8);
   });
 
-  it("killed while ownership is handed over (SETSLOT NODE)", async () => {
+  it("killed between the target's and the source's SETSLOT NODE (frozen there by a failpoint)", async () => {
     const back = await planTo("in2", [0, 2, 4]);
     const b = await runCli(["apply", back]);
     expect(b.stderr).toContain("Apply complete");
     expect(b.code).toBe(0);
     const planFile = await planTo("out3", [0, 2, 4, 6]);
-    let seen = 0;
-    const { killed } = await applyAndKill(planFile, (e) => e.type === "setslot-node" && e.phase === "target" && ++seen === 200);
+    const plan = JSON.parse(readFileSync(planFile, "utf8")) as { steps: { kind: string; slot?: number; from?: { id: string; addr: string }; to?: { id: string; addr: string } }[] };
+    let inBetween = 0;
+    const { killed, events } = await applyAndKill(
+      planFile,
+      (e) => e.type === "failpoint",
+      ["--parallelism", "1"],
+      { SHARDFORM_FAILPOINTS: "migrate:after-target-setslot" },
+      async () => {
+        // The target has taken the window's slots; the source has not been told yet.
+        const move = plan.steps.find((s) => s.kind === "migrate-slot")!;
+        const dst = await NodeClient.connect(move.to!.addr);
+        const src = await NodeClient.connect(move.from!.addr);
+        const owns = (nodes: string, slot: number) =>
+          nodes.split("\n").find((l) => l.includes("myself"))!.split(" ").slice(8).some((r) => {
+            const [lo, hi] = r.split("-").map(Number) as [number, number | undefined];
+            return !r.startsWith("[") && slot >= lo && slot <= (hi ?? lo);
+          });
+        const dstNodes = String(await dst.call("cluster", "nodes"));
+        const srcNodes = String(await src.call("cluster", "nodes"));
+        for (const s of plan.steps.filter((x) => x.kind === "migrate-slot" && x.from!.id === move.from!.id).slice(0, 256)) {
+          const srcStill = owns(srcNodes, s.slot!) || srcNodes.includes(`[${s.slot}->-${move.to!.id}]`);
+          if (owns(dstNodes, s.slot!) && srcStill) inBetween++;
+        }
+        await dst.close();
+        await src.close();
+      },
+    );
     expect(killed).toBe(true);
+    expect(events.some((e) => e.type === "failpoint" && e.name === "migrate:after-target-setslot")).toBe(true);
+    expect(inBetween).toBe(256);
     await resumeAndVerify(planFile, 8);
   });
 
@@ -179,16 +223,22 @@ describe("apply survives SIGKILL at any moment and resumes", { timeout: 240_000 
     const firstMove = plan.steps.findIndex((s) => s.kind === "migrate-slot");
     const firstLaneEnd = plan.steps.findIndex((s, i) => i > firstMove && s.kind === "migrate-slot" && s.from!.id !== plan.steps[firstMove]!.from!.id);
     // Kill as soon as a window of the second lane is done: the first lane is then still under way.
-    const { killed } = await applyAndKill(planFile, (e) => e.type === "step-done" && e.kind === "migrate-slot" && (e.index ?? 0) >= firstLaneEnd, ["--window", "32", "--parallel", "3"]);
+    const { killed } = await applyAndKill(planFile, (e) => e.type === "step-done" && e.kind === "migrate-slot" && (e.index ?? 0) >= firstLaneEnd, ["--window", "32", "--parallelism", "3"]);
     expect(killed).toBe(true);
-    const journal = JSON.parse(readFileSync(planFile.replace(/\.json$/, ".checkpoint.json"), "utf8")) as { completed: number; doneAhead: string[]; inDoubt: string[] };
-    expect(journal.completed).toBeLessThan(firstLaneEnd);
-    expect(journal.doneAhead.length).toBeGreaterThan(0);
+    // The journal is a set: steps of the second lane are done while earlier steps of the first are not.
+    const journal = JSON.parse(readFileSync(planFile.replace(/\.json$/, ".checkpoint.json"), "utf8")) as { done: string; inFlight: string };
+    const done = journal.done.split(",").flatMap((r) => {
+      const [lo, hi] = r.split("-").map(Number) as [number, number | undefined];
+      return Array.from({ length: (hi ?? lo) - lo + 1 }, (_, k) => lo + k);
+    });
+    const firstMissing = Array.from({ length: plan.steps.length }, (_, k) => k + 1).find((n) => !done.includes(n))!;
+    expect(Math.max(...done)).toBeGreaterThan(firstMissing);
+    expect(journal.inFlight).not.toBe("");
     const r = await resumeAndVerify(planFile, 8);
-    expect(r.stderr).toMatch(/later step\(s\) already done/);
+    expect(r.stderr).toMatch(/step\(s\) [\d,-]+ were in progress and are continued/);
   });
 
-  it("Ctrl-C stops after the current batch, exits 130, prints the command that resumes", async () => {
+  it("a first Ctrl-C finishes the slots in flight (no slot stays open), exits 130, and prints the command that resumes", async () => {
     const planFile = await planTo("in3", [0, 2, 4]);
     const child = spawn(process.execPath, ["bin/shardform.js", "apply", planFile, "--json-log"], { stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
@@ -202,8 +252,19 @@ describe("apply survives SIGKILL at any moment and resumes", { timeout: 240_000 
     });
     const code = await new Promise<number | null>((r) => child.on("exit", r));
     expect(code).toBe(130);
-    expect(err).toMatch(/Stopping after the current batch/);
+    expect(err).toMatch(/finishing the slot moves in flight so that no slot stays open/);
     expect(err).toMatch(/Resume with: shardform apply .*in3\.json --auto-approve/);
+    const o = await observeCluster({ seeds: [a(0)] });
+    expect(o.nodes.flatMap((n) => [...n.migrating, ...n.importing])).toEqual([]);
+    // Slot moves in flight were finished: none is left in doubt (other steps may be).
+    const journal = JSON.parse(readFileSync(planFile.replace(/\.json$/, ".checkpoint.json"), "utf8")) as { done: string; inFlight: string };
+    const plan = JSON.parse(readFileSync(planFile, "utf8")) as { steps: { id: string; kind: string }[] };
+    expect(journal.done).not.toBe("");
+    const inFlight = journal.inFlight.split(",").filter(Boolean).flatMap((r) => {
+      const [lo, hi] = r.split("-").map(Number) as [number, number | undefined];
+      return Array.from({ length: (hi ?? lo) - lo + 1 }, (_, k) => lo + k);
+    });
+    expect(inFlight.map((n) => plan.steps[n - 1]!.kind).filter((k) => k === "migrate-slot")).toEqual([]);
     await resumeAndVerify(planFile, 6);
   });
 });

@@ -1,29 +1,50 @@
-/** add-slots: ADDSLOTSRANGE for slots nobody owns, a fresh config epoch, and wait until every member agrees. */
-import { expandRanges, toRanges } from "../../slots.js";
-import type { Step } from "../../plan/types.js";
+/**
+ * add-slots: ADDSLOTSRANGE for slots nobody owns (ADDSLOTS on servers without it, e.g. Redis 6.2), a
+ * fresh config epoch, then one shared wait until every member sees every node of the batch owning them.
+ */
+import { ClusterChangedError } from "../../errors.js";
+import { expandRanges, toRanges, type SlotRange } from "../../slots.js";
+import type { StepOf } from "../../plan/types.js";
+import type { NodeClient } from "../../redis/connect.js";
 import type { ExecCtx } from "../context.js";
 
-type AddSlotsStep = Extract<Step, { kind: "add-slots" }>;
+type AddSlotsStep = StepOf<"add-slots">;
 
-export async function addSlots(s: AddSlotsStep, ctx: ExecCtx): Promise<boolean> {
-  const me = await ctx.self(s.node.addr);
-  const owned = new Set(expandRanges(me.slots));
-  const missing = toRanges(expandRanges(s.ranges).filter((x) => !owned.has(x)));
-  const c = await ctx.conn(s.node.addr);
-  if (missing.length > 0) {
-    await c.call("cluster", "addslotsrange", ...missing.flat());
-    // A unique config epoch lets this claim win over stale ones; collisions are resolved by Redis.
-    await c.call("cluster", "bumpepoch");
+/** ADDSLOTSRANGE, or ADDSLOTS when the server does not know it (decided by its answer, not its version). */
+export async function addSlotRanges(c: NodeClient, ranges: SlotRange[]): Promise<void> {
+  try {
+    await c.call("cluster", "addslotsrange", ...ranges.flat());
+  } catch (err) {
+    if (!/unknown subcommand|unknown command/i.test((err as Error).message)) throw err;
+    await c.call("cluster", "addslots", ...expandRanges(ranges));
   }
-  const want = new Set(expandRanges(s.ranges));
-  ctx.emit({ type: "wait", what: `every member to see ${s.node.addr} owning its slots` });
-  await ctx.waitUntil(`every member sees ${s.node.addr} owning its new slots`, async () => {
-    for (const m of await ctx.members(s.node.addr)) {
-      const entry = (await ctx.view(m.addr)).find((e) => e.id === s.node.id);
-      const has = new Set(expandRanges(entry?.slots ?? []));
-      for (const x of want) if (!has.has(x)) return `${m.addr} does not see slot ${x} on ${s.node.addr} yet`;
+}
+
+export async function addSlots(steps: AddSlotsStep[], ctx: ExecCtx): Promise<void> {
+  await Promise.all(
+    steps.map(async (s) => {
+      const me = await ctx.selfOf(s.node);
+      if (me.role !== "master") throw new ClusterChangedError(`${s.node.addr} should be a master to take slots, but is a replica: the cluster changed; plan again`);
+      const owned = new Set(expandRanges(me.slots));
+      const missing = toRanges(expandRanges(s.ranges).filter((x) => !owned.has(x)));
+      if (missing.length === 0) return;
+      const c = await ctx.conn(s.node.addr);
+      await addSlotRanges(c, missing);
+      // A unique config epoch lets this claim win over stale ones; collisions are resolved by Redis.
+      await c.call("cluster", "bumpepoch");
+    }),
+  );
+  ctx.emit({ type: "wait", what: `every member to see the new slot owners` });
+  await ctx.waitUntil(`every member sees ${steps.map((s) => s.node.addr).join(", ")} owning their new slots`, async () => {
+    const r = await ctx.readCluster();
+    for (const s of steps) {
+      const want = expandRanges(s.ranges);
+      for (const [viewer, v] of r.views) {
+        const has = new Set(expandRanges(v.find((e) => e.id === s.node.id)?.slots ?? []));
+        const gap = want.find((x) => !has.has(x));
+        if (gap !== undefined) return `${r.members.find((m) => m.id === viewer)?.addr ?? viewer} does not see slot ${gap} on ${s.node.addr} yet`;
+      }
     }
     return null;
   });
-  return missing.length === 0;
 }

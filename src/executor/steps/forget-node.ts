@@ -2,22 +2,42 @@
  * forget-node: CLUSTER FORGET is local to the node that receives it, so it goes to every remaining
  * member, in parallel (each one bans the node for 60 s, so gossip cannot bring it back meanwhile).
  * Then CLUSTER RESET SOFT on the removed node, if it answers, so that it stops rejoining.
+ * Refused when the node still owns slots, is still replicated, or is a master holding keys.
  */
-import { StepFailedError } from "../../errors.js";
-import type { Step } from "../../plan/types.js";
+import { ClusterChangedError } from "../../errors.js";
+import type { StepOf } from "../../plan/types.js";
 import type { ExecCtx } from "../context.js";
 
-type ForgetStep = Extract<Step, { kind: "forget-node" }>;
+type ForgetStep = StepOf<"forget-node">;
 
-export async function forgetNode(s: ForgetStep, ctx: ExecCtx): Promise<boolean> {
+export async function forgetNode(steps: ForgetStep[], ctx: ExecCtx): Promise<void> {
+  for (const s of steps) await forgetOne(s, ctx);
+}
+
+async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
   const via = await ctx.anchor(s.node.id);
-  const remaining = (await ctx.members(via)).filter((m) => m.id !== s.node.id);
+  const view = await ctx.view(via);
+  const entry = view.find((e) => e.id === s.node.id);
+  const remaining = view.filter((e) => e.id !== s.node.id && !e.flags.includes("handshake") && !e.flags.includes("noaddr")).map((e) => (e.flags.includes("myself") ? { ...e, addr: via } : e));
+  if (entry && entry.slots.length > 0) {
+    throw new ClusterChangedError(`refusing to forget ${s.node.addr}: it still owns slots (as ${via} sees it). The plan drains it first, so the cluster changed: check it and plan again`);
+  }
   const orphans = remaining.filter((m) => m.masterId === s.node.id);
   if (orphans.length > 0) {
-    throw new StepFailedError(
-      s.id,
-      s.kind,
-      `${orphans.map((o) => o.addr).join(", ")} still replicate ${s.node.addr}; the plan re-points them first, so the cluster changed: plan again`,
+    throw new ClusterChangedError(`refusing to forget ${s.node.addr}: ${orphans.map((o) => o.addr).join(", ")} still replicate it; the plan re-points them first, so the cluster changed: plan again`);
+  }
+  // The node itself, if it answers: it must be the plan's node, and not a master holding keys.
+  let self: { id: string; role: string; keys: number; known: number } | null = null;
+  try {
+    const v = await ctx.view(s.node.addr);
+    const me = v.find((e) => e.flags.includes("myself"))!;
+    self = { id: me.id, role: me.role, keys: Number(await (await ctx.conn(s.node.addr)).call("dbsize")), known: v.length };
+  } catch {
+    self = null;
+  }
+  if (self && self.id === s.node.id && self.role === "master" && self.keys > 0) {
+    throw new ClusterChangedError(
+      `refusing to forget ${s.node.addr}: it is a master that still holds ${self.keys} key(s) (the plan drained it, so something wrote to it). Check what they are, then plan again`,
     );
   }
   let sent = false;
@@ -25,7 +45,12 @@ export async function forgetNode(s: ForgetStep, ctx: ExecCtx): Promise<boolean> 
     const holders: string[] = [];
     await Promise.all(
       remaining.map(async (m) => {
-        const listed = (await ctx.view(m.addr)).some((e) => e.id === s.node.id);
+        let listed: boolean;
+        try {
+          listed = (await ctx.view(m.addr)).some((e) => e.id === s.node.id);
+        } catch {
+          return; // a member that is down cannot be told; it is reported at the end
+        }
         if (!listed) return;
         holders.push(m.addr);
         try {
@@ -38,15 +63,17 @@ export async function forgetNode(s: ForgetStep, ctx: ExecCtx): Promise<boolean> 
     );
     return holders.length === 0 ? null : `still listed by ${holders.join(", ")}`;
   });
-  // Make the removed node forget the cluster too, if it is still up (keys are never its own: it was drained).
-  try {
-    const c = await ctx.conn(s.node.addr);
-    const me = await ctx.self(s.node.addr);
-    if (me.id === s.node.id && (await ctx.view(s.node.addr)).length > 1) await c.call("cluster", "reset", "soft");
-  } catch {
+  const at = ctx.knownAddrs.indexOf(s.node.addr);
+  if (at >= 0) ctx.knownAddrs.splice(at, 1);
+  // Make the removed node forget the cluster too, if it is still up (its keys are copies: it was drained).
+  if (self && self.id === s.node.id && self.known > 1) {
+    try {
+      await (await ctx.conn(s.node.addr)).call("cluster", "reset", "soft");
+    } catch {
+      ctx.emit({ type: "note", message: `${s.node.addr} was forgotten by every member but did not accept CLUSTER RESET SOFT` });
+    }
+  } else if (!self) {
     ctx.emit({ type: "note", message: `${s.node.addr} did not answer; it was forgotten by every member but could not be reset` });
-  } finally {
-    await ctx.drop(s.node.addr);
   }
-  return !sent;
+  if (!sent) ctx.emit({ type: "note", message: `${s.node.addr} was already forgotten` });
 }

@@ -1,40 +1,81 @@
-/** meet: CLUSTER MEET, then wait until every member knows every other (and, for a working cluster, reports ok). */
+/**
+ * meet: CLUSTER MEET sent to each new node (all the steps of a batch together), then one shared wait
+ * until every member knows every new node with a connected link (and, for a cluster that served every
+ * slot, reports cluster_state:ok again). CLUSTER MEET takes an IP address, so names are resolved first.
+ */
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { ClusterChangedError } from "../../errors.js";
 import { parseNodeAddr } from "../../redis/node-key.js";
 import { SLOT_COUNT } from "../../slots.js";
-import type { Step } from "../../plan/types.js";
+import type { StepOf } from "../../plan/types.js";
 import type { ExecCtx } from "../context.js";
 
-type MeetStep = Extract<Step, { kind: "meet" }>;
+type MeetStep = StepOf<"meet">;
 
-export async function meet(s: MeetStep, ctx: ExecCtx): Promise<boolean> {
-  const known = (await ctx.members(s.via.addr)).some((m) => m.id === s.node.id);
-  // A cluster that served every slot must do so again before the next step (else CLUSTERDOWN).
-  const covered = Number((await ctx.clusterInfo(s.via.addr))["cluster_slots_assigned"] ?? 0) === SLOT_COUNT;
-  const node = parseNodeAddr(s.node.addr);
-  if (!known) {
-    const { host, port } = parseNodeAddr(s.via.addr);
-    await (await ctx.conn(s.node.addr)).call("cluster", "meet", host, port);
-  }
-  ctx.emit({ type: "wait", what: `${s.node.addr} to be known by every member` });
-  // Gossip spreads the new node, except to members that banned its id with CLUSTER FORGET in the
-  // last 60 s (a node removed and added back keeps its id): those are told by an explicit MEET.
+/** host:port with the host as an IP address, for CLUSTER MEET. */
+export async function ipPort(addr: string): Promise<{ ip: string; port: number }> {
+  const { host, port } = parseNodeAddr(addr);
+  return { ip: isIP(host) ? host : (await lookup(host)).address, port };
+}
+
+export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
+  const via = steps[0]!.via;
+  await ctx.selfOf(via);
+  const covered = Number(/cluster_slots_assigned:(\d+)/.exec(await (await ctx.conn(via.addr)).callString("cluster", "info"))?.[1] ?? 0) === SLOT_COUNT;
+  const viaView = await ctx.view(via.addr);
+  const viaIp = await ipPort(via.addr);
+  await Promise.all(
+    steps.map(async (s) => {
+      const id = String(await (await ctx.conn(s.node.addr)).call("cluster", "myid"));
+      if (id !== s.node.id) {
+        throw new ClusterChangedError(`${s.node.addr} now answers with node id ${id.slice(0, 8)}, not ${s.node.id.slice(0, 8)} as in the plan: the node was replaced or reset. Plan again.`);
+      }
+      if (!viaView.some((e) => e.id === s.node.id && !e.flags.includes("handshake"))) {
+        await (await ctx.conn(s.node.addr)).call("cluster", "meet", viaIp.ip, viaIp.port);
+      }
+    }),
+  );
+  ctx.emit({ type: "wait", what: `${steps.length === 1 ? steps[0]!.node.addr : `${steps.length} new nodes`} to be known by every member` });
+  // Gossip spreads new nodes, except to members that banned a node's id with CLUSTER FORGET in the last
+  // 60 s (a node removed and added back keeps its id): those are told by an explicit MEET.
   const lastMeet = new Map<string, number>();
-  await ctx.waitUntil(`every member knows ${s.node.addr}`, async () => {
-    const members = await ctx.members(s.via.addr);
-    if (!members.some((m) => m.id === s.node.id)) return `${s.via.addr} does not know it yet`;
+  const ips = new Map(await Promise.all(steps.map(async (s) => [s.node.id, await ipPort(s.node.addr)] as const)));
+  await ctx.waitUntil(`every member knows ${steps.map((s) => s.node.addr).join(", ")}`, async () => {
+    const r = await ctx.readCluster();
     const missing: string[] = [];
-    for (const m of members) {
-      if (m.id === s.node.id) continue;
-      const v = await ctx.view(m.addr);
-      if (v.some((e) => e.id === s.node.id && !e.flags.includes("handshake"))) continue;
-      missing.push(m.addr);
-      if (Date.now() - (lastMeet.get(m.addr) ?? 0) > 2000) {
-        lastMeet.set(m.addr, Date.now());
-        await (await ctx.conn(m.addr)).call("cluster", "meet", node.host, node.port);
+    for (const s of steps) {
+      if (!r.members.some((m) => m.id === s.node.id)) {
+        missing.push(`${s.node.addr} (not yet known by ${via.addr})`);
+        continue;
+      }
+      for (const m of r.members) {
+        if (m.id === s.node.id) continue;
+        const v = r.views.get(m.id);
+        if (!v || v.some((e) => e.id === s.node.id && !e.flags.includes("handshake"))) continue;
+        missing.push(`${s.node.addr} by ${m.addr}`);
+        const key = `${m.id} ${s.node.id}`;
+        if (Date.now() - (lastMeet.get(key) ?? Date.now()) > 2000) {
+          const { ip, port } = ips.get(s.node.id)!;
+          await (await ctx.conn(m.addr)).call("cluster", "meet", ip, port);
+          lastMeet.set(key, Date.now());
+        } else if (!lastMeet.has(key)) lastMeet.set(key, Date.now());
       }
     }
-    return missing.length === 0 ? null : `not yet known by ${missing.join(", ")}`;
+    return missing.length === 0 ? null : `not yet known: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}`;
   });
-  await ctx.waitConverged(s.via.addr, covered, s.node.id);
-  return known;
+  await ctx.waitUntil(covered ? "every member knows every other and reports cluster_state:ok" : "every member knows every other", async () => {
+    const r = await ctx.readCluster();
+    const ids = r.members.map((m) => m.id).sort().join(",");
+    for (const m of r.members) {
+      const v = r.views.get(m.id);
+      if (!v) continue; // a member that is down is not waited for
+      const vids = v.filter((e) => !e.flags.includes("handshake")).map((e) => e.id).sort().join(",");
+      if (vids !== ids) return `${m.addr} knows ${v.length} node(s), ${via.addr} knows ${r.members.length}`;
+      const bad = v.find((e) => !e.flags.includes("myself") && !r.down.has(e.id) && (!e.linkConnected || e.flags.includes("fail") || e.flags.includes("pfail")));
+      if (bad) return `${m.addr} has no healthy link to ${bad.addr}`;
+      if (covered && r.info.get(m.id)?.["cluster_state"] !== "ok") return `${m.addr} reports cluster_state:${r.info.get(m.id)?.["cluster_state"]}`;
+    }
+    return null;
+  });
 }

@@ -1,43 +1,57 @@
-/** replicate: CLUSTER REPLICATE on the replica, then wait until it is connected, in sync, and seen as such by all. */
-import { StepFailedError } from "../../errors.js";
-import type { Step } from "../../plan/types.js";
+/**
+ * replicate: CLUSTER REPLICATE on each replica of the batch, then shared waits: every replica
+ * connected and in sync, and seen as a replica of its master by every member.
+ */
+import { ClusterChangedError, StepFailedError } from "../../errors.js";
+import type { StepOf } from "../../plan/types.js";
+import { mapLimit } from "../../util/limit.js";
 import type { ExecCtx } from "../context.js";
 
-type ReplicateStep = Extract<Step, { kind: "replicate" }>;
+type ReplicateStep = StepOf<"replicate">;
 
-export async function replicate(s: ReplicateStep, ctx: ExecCtx): Promise<boolean> {
-  const me = await ctx.self(s.replica.addr);
-  const already = me.role === "replica" && me.masterId === s.master.id;
-  if (!already) {
-    if (me.role === "master" && me.slots.length > 0) {
-      throw new StepFailedError(s.id, s.kind, `${s.replica.addr} still owns slots; the plan drains them first, so the cluster changed: plan again`);
-    }
-    await ctx.waitUntil(`${s.replica.addr} knows its new master ${s.master.addr}`, async () => {
-      const e = (await ctx.view(s.replica.addr)).find((x) => x.id === s.master.id);
-      return e && !e.flags.includes("handshake") ? null : `${s.master.addr} is not in its view yet`;
+export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<void> {
+  await Promise.all(
+    steps.map(async (s) => {
+      const [me, master] = await Promise.all([ctx.selfOf(s.replica), ctx.selfOf(s.master)]);
+      if (master.role !== "master") {
+        throw new ClusterChangedError(`${s.master.addr} should be a master for ${s.replica.addr} to replicate, but it is a replica: a failover happened; plan again`);
+      }
+      if (me.role === "replica" && me.masterId === s.master.id) return;
+      if (me.role === "master" && me.slots.length > 0) {
+        throw new ClusterChangedError(`${s.replica.addr} still owns slots; the plan drains them first, so the cluster changed: plan again`);
+      }
+      await ctx.waitUntil(`${s.replica.addr} knows its new master ${s.master.addr}`, async () => {
+        const e = (await ctx.view(s.replica.addr)).find((x) => x.id === s.master.id);
+        return e && !e.flags.includes("handshake") ? null : `${s.master.addr} is not in its view yet`;
+      });
+      try {
+        await (await ctx.conn(s.replica.addr)).call("cluster", "replicate", s.master.id);
+      } catch (err) {
+        const msg = (err as Error).message;
+        const hint = /must be empty/.test(msg) ? ` (${s.replica.addr} still holds keys; shardform does not delete them: check what they are, FLUSHALL it by hand if they may go, then run apply again)` : "";
+        throw new StepFailedError(s.id, s.kind, `CLUSTER REPLICATE on ${s.replica.addr} failed: ${msg}${hint}`);
+      }
+    }),
+  );
+  ctx.emit({ type: "wait", what: `${steps.length === 1 ? steps[0]!.replica.addr : `${steps.length} replicas`} to sync` });
+  await ctx.waitUntil(`${steps.map((s) => s.replica.addr).join(", ")} connected to their masters and in sync`, async () => {
+    const states = await mapLimit(steps, 32, async (s) => {
+      const info = await ctx.info(s.replica.addr, "replication");
+      if (info["role"] !== "slave") return `${s.replica.addr}: role is ${info["role"]}`;
+      if (info["master_link_status"] !== "up") return `${s.replica.addr}: master_link_status:${info["master_link_status"]}`;
+      if (info["master_sync_in_progress"] !== "0") return `${s.replica.addr}: sync in progress`;
+      return null;
     });
-    try {
-      await (await ctx.conn(s.replica.addr)).call("cluster", "replicate", s.master.id);
-    } catch (err) {
-      const msg = (err as Error).message;
-      const hint = /must be empty/.test(msg) ? ` (${s.replica.addr} still holds keys; shardform does not delete them: check what they are, FLUSHALL it by hand if they may go, then run apply again)` : "";
-      throw new StepFailedError(s.id, s.kind, `CLUSTER REPLICATE on ${s.replica.addr} failed: ${msg}${hint}`);
-    }
-  }
-  ctx.emit({ type: "wait", what: `${s.replica.addr} to sync with ${s.master.addr}` });
-  await ctx.waitUntil(`${s.replica.addr} is connected to ${s.master.addr} and in sync`, async () => {
-    const info = await ctx.info(s.replica.addr, "replication");
-    if (info["role"] !== "slave") return `role is ${info["role"]}`;
-    if (info["master_link_status"] !== "up") return `master_link_status:${info["master_link_status"]}`;
-    if (info["master_sync_in_progress"] !== "0") return "sync in progress";
-    return null;
+    return states.find((x) => x !== null) ?? null;
   });
-  await ctx.waitUntil(`every member sees ${s.replica.addr} as a replica of ${s.master.addr}`, async () => {
-    for (const m of await ctx.members(s.master.addr)) {
-      const e = (await ctx.view(m.addr)).find((x) => x.id === s.replica.id);
-      if (!e || e.role !== "replica" || e.masterId !== s.master.id) return `${m.addr} does not see it yet`;
+  await ctx.waitUntil(`every member sees the new replicas`, async () => {
+    const r = await ctx.readCluster();
+    for (const s of steps) {
+      for (const [viewer, v] of r.views) {
+        const e = v.find((x) => x.id === s.replica.id);
+        if (!e || e.role !== "replica" || e.masterId !== s.master.id) return `${r.members.find((m) => m.id === viewer)?.addr ?? viewer} does not see ${s.replica.addr} as a replica of ${s.master.addr} yet`;
+      }
     }
     return null;
   });
-  return already;
 }

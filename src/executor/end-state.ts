@@ -1,0 +1,63 @@
+/**
+ * After the last step: is the cluster in the plan's end state? Members, roles, slot owners (every
+ * slot covered once), no open slot, no keys stranded in slots their node does not own, views that
+ * agree. A member that is down and that no step acts on is a warning, not a difference. Pure.
+ */
+import { viewDisagreements } from "../observe/disagreements.js";
+import type { ObservedCluster } from "../observe/types.js";
+import { nodesActedOn, simulate } from "../plan/simulate.js";
+import type { Plan } from "../plan/types.js";
+import { SLOT_COUNT, expandRanges, formatRanges, toRanges } from "../slots.js";
+
+export interface EndStateReport {
+  differences: string[];
+  warnings: string[];
+}
+
+export function endStateDifferences(plan: Plan, live: ObservedCluster): EndStateReport {
+  const expected = simulate(plan.observed.snapshot, plan.steps);
+  const liveById = new Map(live.nodes.map((n) => [n.id, n]));
+  const acted = new Set(plan.steps.flatMap((s) => nodesActedOn(s).map((r) => r.id)));
+  const name = (id: string | null): string => (id === null ? "-" : (liveById.get(id)?.addr ?? expected.nodes.get(id)?.addr ?? id.slice(0, 8)));
+  const role = (r: string, m: string | null): string => (r === "master" ? "a master" : `a replica of ${name(m)}`);
+  const differences: string[] = [];
+  const warnings: string[] = [];
+  for (const n of expected.nodes.values()) {
+    const l = liveById.get(n.id);
+    if (!l) {
+      differences.push(`${n.addr} should be a member but is not`);
+      continue;
+    }
+    if (!l.reachable) {
+      const msg = `${l.addr} is down (${l.unreachableReason ?? "unreachable"})`;
+      if (acted.has(n.id)) differences.push(`${msg}, and the plan acted on it`);
+      else warnings.push(`${msg}; no step of this plan acts on it. Bring it back; \`shardform check\` reports it until then`);
+    }
+    if (role(n.role, n.masterId) !== role(l.role, l.masterId)) differences.push(`${l.addr} should be ${role(n.role, n.masterId)} but is ${role(l.role, l.masterId)}`);
+  }
+  for (const l of live.nodes) if (!expected.nodes.has(l.id)) differences.push(`${l.addr} is a member but the plan removes it (or never added it)`);
+  const claims: string[][] = Array.from({ length: SLOT_COUNT }, () => []);
+  for (const n of live.nodes) if (n.role === "master") for (const x of expandRanges(n.slots)) claims[x]!.push(n.id);
+  const byProblem = new Map<string, number[]>();
+  for (let x = 0; x < SLOT_COUNT; x++) {
+    const c = claims[x]!;
+    const want = expected.owner[x] ?? null;
+    let problem: string | null = null;
+    if (c.length > 1) problem = `claimed by ${c.map(name).join(" and ")}`;
+    else if ((c[0] ?? null) !== want) problem = `owned by ${c[0] ? name(c[0]) : "no master"}, the plan gives ${want ? name(want) : "no master"}`;
+    if (problem) byProblem.set(problem, [...(byProblem.get(problem) ?? []), x]);
+  }
+  for (const [problem, slots] of byProblem) differences.push(`slots ${formatRanges(toRanges(slots))} (${slots.length}) are ${problem}`);
+  for (const n of live.nodes) {
+    for (const m of n.migrating) differences.push(`slot ${m.slot} is still MIGRATING on ${n.addr}`);
+    for (const m of n.importing) differences.push(`slot ${m.slot} is still IMPORTING on ${n.addr}`);
+    for (const s of n.strayKeys ?? []) differences.push(`${n.addr} holds ${s.keys} key(s) of slot ${s.slot}, which it does not own`);
+  }
+  const downIds = new Set(live.nodes.filter((n) => !n.reachable).map((n) => n.id));
+  for (const d of viewDisagreements(live.nodes)) {
+    if (d.kind === "unreachable") continue;
+    if (downIds.has(d.subject.id)) continue; // how members see a dead node is covered by the warning above
+    if (d.kind === "role" || d.kind === "slots" || d.kind === "unknown-member" || d.kind === "stranger") differences.push(d.text);
+  }
+  return { differences, warnings };
+}

@@ -1,0 +1,144 @@
+/**
+ * The checkpoint beside the plan: which steps are done and which are in flight (started, not known
+ * to be finished). Written atomically whenever a unit of work starts or ends, so a crash leaves
+ * either the old or the new journal. Steps are recorded by number, as ranges ("1-3,5-260").
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { InputError } from "../errors.js";
+import { writeAtomic } from "../util/atomic-write.js";
+
+export const JOURNAL_FORMAT_VERSION = 2;
+
+export interface Journal {
+  kind: "shardform-journal";
+  formatVersion: 2;
+  planDigest: string;
+  planFile: string;
+  /** Step numbers done. */
+  done: string;
+  /** Step numbers started and not known to be finished. */
+  inFlight: string;
+  keysMoved: number;
+  startedAt: string;
+  updatedAt: string;
+  finished: boolean;
+  /** Once finished: whether the cluster was found in the plan's end state. */
+  endState?: "verified" | "differs";
+}
+
+export function journalPath(planFile: string, stateDir?: string): string {
+  const dir = stateDir ? resolve(stateDir) : dirname(resolve(planFile));
+  return join(dir, `${basename(planFile).replace(/\.json$/, "")}.checkpoint.json`);
+}
+
+export function stepNumber(id: string): number {
+  return Number.parseInt(id, 10);
+}
+
+/** Step numbers as ranges: [1,2,3,5] -> "1-3,5". */
+export function numbersToRanges(nums: Iterable<number>): string {
+  const sorted = [...new Set(nums)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let k = 0; k < sorted.length; ) {
+    let e = k;
+    while (e + 1 < sorted.length && sorted[e + 1] === sorted[e]! + 1) e++;
+    parts.push(e === k ? `${sorted[k]}` : `${sorted[k]}-${sorted[e]}`);
+    k = e + 1;
+  }
+  return parts.join(",");
+}
+
+export function rangesToNumbers(text: string): number[] {
+  const out: number[] = [];
+  for (const part of text.split(",")) {
+    if (!part.trim()) continue;
+    const [a, b] = part.split("-").map(Number) as [number, number | undefined];
+    for (let n = a; n <= (b ?? a); n++) out.push(n);
+  }
+  return out;
+}
+
+export function newJournal(planDigest: string, planFile: string): Journal {
+  return {
+    kind: "shardform-journal",
+    formatVersion: 2,
+    planDigest,
+    planFile: resolve(planFile),
+    done: "",
+    inFlight: "",
+    keysMoved: 0,
+    startedAt: new Date().toISOString(),
+    updatedAt: "",
+    finished: false,
+  };
+}
+
+export function readJournal(file: string): Journal | null {
+  if (!existsSync(file)) return null;
+  let j: Journal;
+  try {
+    j = JSON.parse(readFileSync(file, "utf8")) as Journal;
+  } catch (err) {
+    throw new InputError(`the checkpoint ${file} is unreadable (${(err as Error).message}); move it away, check the cluster with \`shardform check\`, and plan again`);
+  }
+  if (j?.kind !== "shardform-journal") throw new InputError(`${file} is not a shardform checkpoint: move it away or pass --state-dir`);
+  if (j.formatVersion !== JOURNAL_FORMAT_VERSION) {
+    throw new InputError(
+      `${file} is a checkpoint of an older shardform (format ${String(j.formatVersion)}). Finish that apply with the version that started it, ` +
+        `or check the cluster with \`shardform check\`, plan again, and apply the new plan (--restart ignores the old checkpoint).`,
+    );
+  }
+  return j;
+}
+
+export function saveJournal(file: string, j: Journal): void {
+  j.updatedAt = new Date().toISOString();
+  writeAtomic(file, JSON.stringify(j, null, 2) + "\n");
+}
+
+/** The journal of one apply, kept in memory as sets of step ids and saved on every change. */
+export class JournalFile {
+  readonly file: string;
+  readonly journal: Journal;
+  readonly done = new Set<string>();
+  readonly inFlight = new Set<string>();
+  private readonly idByNumber: Map<number, string>;
+
+  constructor(file: string, journal: Journal, stepIds: readonly string[]) {
+    this.file = file;
+    this.journal = journal;
+    this.idByNumber = new Map(stepIds.map((id) => [stepNumber(id), id]));
+    for (const n of rangesToNumbers(journal.done)) this.done.add(this.id(n));
+    for (const n of rangesToNumbers(journal.inFlight)) this.inFlight.add(this.id(n));
+  }
+
+  private id(n: number): string {
+    const id = this.idByNumber.get(n);
+    if (id === undefined) throw new InputError(`the checkpoint ${this.file} names step ${n}, which its plan does not have: it belongs to another plan; pass --restart or --state-dir`);
+    return id;
+  }
+
+  private flush(): void {
+    this.journal.done = numbersToRanges([...this.done].map(stepNumber));
+    this.journal.inFlight = numbersToRanges([...this.inFlight].map(stepNumber));
+    saveJournal(this.file, this.journal);
+  }
+
+  save(): void {
+    this.flush();
+  }
+
+  begin(ids: readonly string[]): void {
+    for (const id of ids) this.inFlight.add(id);
+    this.flush();
+  }
+
+  complete(ids: readonly string[]): void {
+    for (const id of ids) {
+      this.inFlight.delete(id);
+      this.done.add(id);
+    }
+    this.flush();
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Which steps may run now. Pure: it knows the plan's steps and their needs, what is done and what is
+ * running, and hands out units of work:
+ *  - slot moves of one source -> target pair, in plan order, in windows of at most `window` slots;
+ *    a pair has one window in flight at a time (keys of one pair move one window after another);
+ *  - every other kind: all ready steps of that kind together (they act at once and share one wait
+ *    for the cluster to agree).
+ * A step is ready when every step it needs is done.
+ */
+import type { Step, StepKind } from "../plan/types.js";
+import { assert } from "../errors.js";
+
+export interface Unit {
+  kind: StepKind;
+  steps: Step[];
+  /** For slot moves: "fromId>toId". */
+  pair?: string;
+}
+
+export function pairOf(s: Step): string | undefined {
+  return s.kind === "migrate-slot" ? `${s.from.id}>${s.to.id}` : undefined;
+}
+
+export class Scheduler {
+  private readonly steps: readonly Step[];
+  private readonly index = new Map<string, number>();
+  private readonly waitingOn: number[];
+  private readonly dependents: number[][];
+  private readonly ready = new Set<number>();
+  private readonly running = new Set<number>();
+  private readonly busyPairs = new Set<string>();
+  private readonly window: number;
+  private left: number;
+
+  constructor(steps: readonly Step[], done: ReadonlySet<string>, window: number) {
+    this.steps = steps;
+    this.window = Math.max(1, window);
+    steps.forEach((s, i) => this.index.set(s.id, i));
+    this.waitingOn = steps.map(() => 0);
+    this.dependents = steps.map(() => []);
+    this.left = 0;
+    steps.forEach((s, i) => {
+      if (done.has(s.id)) return;
+      this.left++;
+      for (const need of s.needs) {
+        const j = this.index.get(need);
+        assert(j !== undefined, `step ${s.id} needs unknown step ${need}`);
+        if (done.has(need)) continue;
+        this.waitingOn[i]!++;
+        this.dependents[j]!.push(i);
+      }
+      if (this.waitingOn[i] === 0) this.ready.add(i);
+    });
+  }
+
+  /** No step is left to run or running. */
+  get finished(): boolean {
+    return this.left === 0;
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /** Up to `max` units of ready steps, earliest steps first. */
+  take(max: number): Unit[] {
+    const units: Unit[] = [];
+    if (max <= 0 || this.ready.size === 0) return units;
+    const order = [...this.ready].sort((a, b) => a - b);
+    const byKind = new Map<StepKind, number[]>();
+    const byPair = new Map<string, number[]>();
+    const firstOf: { key: string; at: number }[] = [];
+    for (const i of order) {
+      const s = this.steps[i]!;
+      const pair = pairOf(s);
+      if (pair !== undefined) {
+        if (this.busyPairs.has(pair)) continue;
+        const list = byPair.get(pair);
+        if (!list) {
+          byPair.set(pair, [i]);
+          firstOf.push({ key: `pair ${pair}`, at: i });
+        } else if (list.length < this.window) list.push(i);
+      } else {
+        const list = byKind.get(s.kind);
+        if (!list) {
+          byKind.set(s.kind, [i]);
+          firstOf.push({ key: `kind ${s.kind}`, at: i });
+        } else list.push(i);
+      }
+    }
+    firstOf.sort((a, b) => a.at - b.at);
+    for (const { key } of firstOf) {
+      if (units.length >= max) break;
+      const [what, name] = [key.slice(0, key.indexOf(" ")), key.slice(key.indexOf(" ") + 1)];
+      const members = what === "pair" ? byPair.get(name)! : byKind.get(name as StepKind)!;
+      for (const i of members) {
+        this.ready.delete(i);
+        this.running.add(i);
+      }
+      const steps = members.map((i) => this.steps[i]!);
+      if (what === "pair") this.busyPairs.add(name);
+      units.push({ kind: steps[0]!.kind, steps, ...(what === "pair" ? { pair: name } : {}) });
+    }
+    return units;
+  }
+
+  /** The unit's steps are done: their dependents may become ready. */
+  complete(unit: Unit): void {
+    for (const s of unit.steps) {
+      const i = this.index.get(s.id)!;
+      assert(this.running.delete(i), `step ${s.id} completed but was not running`);
+      this.left--;
+      for (const d of this.dependents[i]!) if (--this.waitingOn[d]! === 0) this.ready.add(d);
+    }
+    if (unit.pair) this.busyPairs.delete(unit.pair);
+  }
+
+  /** The unit did not finish (stopped or failed): its steps stay in flight, not runnable again in this run. */
+  abandon(unit: Unit): void {
+    for (const s of unit.steps) this.running.delete(this.index.get(s.id)!);
+    if (unit.pair) this.busyPairs.delete(unit.pair);
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * migrate-slot: the protocol redis-cli uses, batched over a window of slots of one source -> target
+ * pair (one slot is a window of one), and made resumable:
+ *   0. look at both nodes: they must still be the plan's nodes, the target a master; each slot is
+ *      taken from wherever it stands (owned by the source, half moved, already moved);
+ *   1. SETSLOT IMPORTING on the target, then SETSLOT MIGRATING on the source, for every slot the
+ *      source still owns (one pipeline per node);
+ *   2. all slots in flight: GETKEYSINSLOT for every slot not yet empty (one pipeline), then MIGRATE ...
+ *      KEYS per slot with keys (a second), repeated until every slot is empty on the source (one pass
+ *      is not enough: keys written meanwhile are caught by the next). A slot whose MIGRATE fails goes
+ *      key by key: BUSYKEY, a key too big for the timeout, a target that refuses it;
+ *   3. SETSLOT NODE <target> on the target, then the source, then every other master.
+ * A master that gives away its last slot becomes a replica of the new owner (Redis and Valkey), so on
+ * the source and other masters "Please use SETSLOT only with masters" (or Valkey's UNBLOCKED reply to a
+ * pipelined SETSLOT) is expected; the end checks that the target owns every slot of the window.
+ */
+import { ClusterChangedError, NodeTimeoutError, StepFailedError } from "../../errors.js";
+import type { NodeEntry } from "../../redis/cluster-nodes.js";
+import { describe, type NodeClient } from "../../redis/connect.js";
+import { transientCause } from "../../redis/errors.js";
+import { parseNodeAddr } from "../../redis/node-key.js";
+import type { NodeRef, StepOf } from "../../plan/types.js";
+import type { ExecCtx } from "../context.js";
+import { failpoint } from "../failpoints.js";
+
+type MigrateStep = StepOf<"migrate-slot">;
+
+/** MIGRATE's timeout never grows past this, nor past a quarter of cluster-node-timeout. */
+const MAX_MIGRATE_TIMEOUT_MS = 50_000;
+
+const owns = (e: NodeEntry, slot: number): boolean => e.slots.some(([a, b]) => slot >= a && slot <= b);
+const importingFrom = (e: NodeEntry, slot: number, peer: string): boolean => e.importing.some((m) => m.slot === slot && m.peerId === peer);
+const migratingTo = (e: NodeEntry, slot: number, peer: string): boolean => e.migrating.some((m) => m.slot === slot && m.peerId === peer);
+
+/** The source or another master turned into a replica (it gave away its last slot). */
+export const NOW_REPLICA = /Please use SETSLOT only with masters|UNBLOCKED.*master -> replica/;
+
+/** The longest MIGRATE timeout: a MIGRATE blocks its source, which must answer its peers within cluster-node-timeout. */
+export function migrateBudgetMs(ctx: ExecCtx): number {
+  return Math.max(100, Math.min(MAX_MIGRATE_TIMEOUT_MS, Math.floor(ctx.nodeTimeoutMs / 4)));
+}
+
+/** The AUTH part of a MIGRATE command: the source logs in to the target with the same credentials. */
+function migrateAuth(ctx: ExecCtx): string[] {
+  const { user, password } = ctx.access.credentials ?? {};
+  if (!password) return [];
+  return user ? ["auth2", user, password] : ["auth", password];
+}
+
+function roleOf(e: NodeEntry, view: NodeEntry[]): string {
+  if (e.role === "master") return "a master";
+  const m = view.find((x) => x.id === e.masterId);
+  return `a replica of ${m?.addr ?? e.masterId?.slice(0, 8) ?? "-"}`;
+}
+
+export async function migrateSlots(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
+  const first = steps[0]!;
+  const [src, dst] = [first.from, first.to];
+  const [srcView, dstView] = await Promise.all([ctx.view(src.addr), ctx.view(dst.addr)]);
+  const s = await ctx.selfOf(src);
+  const d = await ctx.selfOf(dst);
+  if (d.role !== "master") {
+    throw new ClusterChangedError(
+      `the target of slot moves ${dst.addr} is now ${roleOf(d, dstView)}: the cluster failed it over during apply. ` +
+        `Nothing more is moved to it. Run \`shardform plan\` again: it finishes the open slots toward the node that now holds its data, plans the failover back, and the moves that are left.`,
+    );
+  }
+  const srcIsMaster = s.role === "master";
+  const fromSrc = steps.filter((st) => srcIsMaster && owns(s, st.slot));
+  const elsewhere = steps.filter((st) => !fromSrc.includes(st));
+  for (const st of elsewhere) {
+    if (!owns(d, st.slot) && !d.importing.some((m) => m.slot === st.slot)) {
+      const owner = dstView.find((e) => owns(e, st.slot));
+      throw new ClusterChangedError(
+        `slot ${st.slot} should be on ${src.addr} or ${dst.addr}, but ${owner ? `${owner.addr} owns it` : "no master owns it"}` +
+          (srcIsMaster ? "" : ` (${src.addr} is now ${roleOf(s, srcView)})`) +
+          `: the cluster changed outside this apply. Check it with \`shardform check\`, then plan again.`,
+      );
+    }
+  }
+
+  // 1. open the slots the source still owns
+  await pipelineOk(ctx, dst, steps, fromSrc.filter((st) => !owns(d, st.slot) && !importingFrom(d, st.slot, src.id)).map((st) => ["cluster", "setslot", st.slot, "importing", src.id]), "SETSLOT IMPORTING");
+  await pipelineOk(ctx, src, steps, fromSrc.filter((st) => !migratingTo(s, st.slot, dst.id)).map((st) => ["cluster", "setslot", st.slot, "migrating", dst.id]), "SETSLOT MIGRATING");
+
+  // 2. empty them (and any slot the source no longer owns but still holds keys of)
+  let toDrain = fromSrc;
+  if (srcIsMaster && elsewhere.length > 0) {
+    const counts = await (await ctx.conn(src.addr)).pipeline(elsewhere.map((st) => ["cluster", "countkeysinslot", st.slot]));
+    toDrain = [...fromSrc, ...elsewhere.filter((_, k) => Number(counts[k]![1] ?? 0) > 0)];
+  }
+  if (toDrain.length > 0) {
+    const at = srcView.find((e) => e.id === dst.id)?.addr ?? dst.addr;
+    await drain(toDrain, ctx, src, dst, at);
+  }
+
+  // 3. hand the slots over: target, source, every other master
+  await pipelineOk(ctx, dst, steps, steps.filter((st) => !owns(d, st.slot) || d.importing.some((m) => m.slot === st.slot)).map((st) => ["cluster", "setslot", st.slot, "node", dst.id]), "SETSLOT NODE");
+  for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "target" });
+  await failpoint(ctx, "migrate:after-target-setslot");
+  if (srcIsMaster) {
+    await pipelineOk(ctx, src, steps, steps.filter((st) => owns(s, st.slot) || s.migrating.some((m) => m.slot === st.slot)).map((st) => ["cluster", "setslot", st.slot, "node", dst.id]), "SETSLOT NODE", true);
+  }
+  for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "source" });
+  const others = dstView.filter((e) => e.role === "master" && e.id !== src.id && e.id !== dst.id && !e.flags.includes("fail") && !e.flags.includes("handshake") && !e.flags.includes("noaddr"));
+  await Promise.all(others.map((m) => pipelineOk(ctx, { id: m.id, addr: m.addr }, steps, steps.map((st) => ["cluster", "setslot", st.slot, "node", dst.id]), "SETSLOT NODE", true)));
+  for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "others" });
+
+  const after = await ctx.selfOf(dst);
+  const missing = steps.filter((st) => !owns(after, st.slot));
+  if (missing.length > 0) {
+    throw new StepFailedError(missing[0]!.id, "migrate-slot", `${dst.addr} does not own slot(s) ${missing.map((m) => m.slot).join(", ")} after SETSLOT NODE: the cluster changed during the move; check it with \`shardform check\` and plan again`);
+  }
+}
+
+/** One pipeline of SETSLOT commands (`["cluster", "setslot", slot, ...]`) to one node; the first error stops the window. */
+async function pipelineOk(ctx: ExecCtx, node: NodeRef, steps: MigrateStep[], cmds: (string | number)[][], what: string, nowReplicaOk = false): Promise<void> {
+  if (cmds.length === 0) return;
+  const res = await (await ctx.conn(node.addr)).pipeline(cmds);
+  const failed = res.findIndex(([err]) => err && !(nowReplicaOk && NOW_REPLICA.test(err.message)));
+  if (failed < 0) return;
+  const err = res[failed]![0]!;
+  if (transientCause(err)) throw err;
+  const slot = Number(cmds[failed]![2]);
+  const step = steps.find((st) => st.slot === slot) ?? steps[0]!;
+  throw new StepFailedError(step.id, step.kind, `${what} on ${node.addr} failed for slot ${slot}: ${err.message}`);
+}
+
+/** Throws a (transient) NodeTimeoutError when the target does not answer a PING quickly. */
+async function targetAnswers(ctx: ExecCtx, dst: NodeRef): Promise<void> {
+  try {
+    await (await ctx.conn(dst.addr)).callWithin(2000, "ping");
+  } catch (err) {
+    if (err instanceof NodeTimeoutError) throw err;
+    throw new NodeTimeoutError(dst.addr, "PING", 2000);
+  }
+}
+
+/**
+ * Empties every slot, all of them in flight: each pass sends one GETKEYSINSLOT per slot not yet empty
+ * in one pipeline, then one MIGRATE ... KEYS per slot that had keys in a second. A slot is done when
+ * GETKEYSINSLOT finds it empty (new keys of a MIGRATING slot go to the target, so it stays empty).
+ */
+async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: NodeRef, at: string): Promise<void> {
+  const c = await ctx.conn(src.addr);
+  const { host, port } = parseNodeAddr(at);
+  const auth = migrateAuth(ctx);
+  const timeout = Math.min(ctx.options.migrateTimeoutMs, migrateBudgetMs(ctx));
+  await targetAnswers(ctx, dst);
+  let pending = steps;
+  while (pending.length > 0) {
+    if (ctx.stop === "hard") return;
+    const found = await c.pipelineBuffer(pending.map((s) => ["cluster", "getkeysinslot", s.slot, ctx.options.pipeline]));
+    const withKeys: { s: MigrateStep; keys: Buffer[] }[] = [];
+    found.forEach(([err, keys], k) => {
+      if (err) throw err;
+      if ((keys as Buffer[]).length > 0) withKeys.push({ s: pending[k]!, keys: keys as Buffer[] });
+    });
+    if (withKeys.length === 0) return;
+    await ctx.pace(withKeys.reduce((n, w) => n + w.keys.length, 0));
+    const moved = await c.pipelineBuffer(
+      withKeys.map(({ keys }) => ["migrate", host, port, "", 0, timeout, ...auth, "keys", ...keys]),
+      10_000 + 2 * timeout,
+    );
+    const retry: MigrateStep[] = [];
+    moved.forEach(([err], k) => {
+      const { s, keys } = withKeys[k]!;
+      if (err) retry.push(s);
+      else ctx.emit({ type: "keys-moved", slot: s.slot, keys: keys.length });
+    });
+    for (const s of retry) await moveKeysOneByOne(s, ctx, at, timeout);
+    pending = withKeys.map((w) => w.s);
+  }
+}
+
+/**
+ * The careful path for one slot whose batch failed: smaller batches, then key by key, to find the key
+ * that does not move and deal with it:
+ *  - BUSYKEY (a copy already on the target, e.g. from a MIGRATE that timed out): replaced only when
+ *    identical; a differing copy stops apply, naming the key;
+ *  - a timeout: first make sure the target answers at all (else the unit is retried later), then grow
+ *    the timeout fourfold up to the budget; a key that still does not move stops apply with its size;
+ *  - any other refusal (e.g. the target's maxmemory) stops apply, naming the key, its size and the reason.
+ */
+async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, at: string, startTimeout: number): Promise<void> {
+  const src = await ctx.conn(s.from.addr);
+  const { host, port } = parseNodeAddr(at);
+  const auth = migrateAuth(ctx);
+  const budget = migrateBudgetMs(ctx);
+  let timeout = startTimeout;
+  let batch = ctx.options.pipeline;
+  const replaceable = new Set<string>();
+  for (;;) {
+    if (ctx.stop === "hard") return;
+    const keys = (await src.callBuffer("cluster", "getkeysinslot", s.slot, batch)) as Buffer[];
+    if (keys.length === 0) return;
+    const replace = keys.every((k) => replaceable.has(k.toString("hex"))) ? ["replace"] : [];
+    try {
+      await ctx.pace(keys.length);
+      await src.callBufferWithin(10_000 + 2 * timeout, "migrate", host, port, "", 0, timeout, ...replace, ...auth, "keys", ...keys);
+      ctx.emit({ type: "keys-moved", slot: s.slot, keys: keys.length });
+      batch = ctx.options.pipeline;
+    } catch (err) {
+      const msg = describe(err);
+      if (transientCause(err)) throw err;
+      if (/BUSYKEY/.test(msg)) {
+        for (const k of await replaceableKeys(s, ctx, keys)) replaceable.add(k.toString("hex"));
+        continue;
+      }
+      if (keys.length > 1) {
+        batch = 1; // one key at a time, to find the key that fails
+        continue;
+      }
+      const key = keys[0]!;
+      const timedOut = /IOERR|timeout/i.test(msg);
+      if (timedOut) await targetAnswers(ctx, s.to);
+      if (timedOut && timeout < budget) {
+        timeout = Math.min(timeout * 4, budget);
+        ctx.emit({ type: "note", message: `slot ${s.slot}: MIGRATE of key "${key.toString()}" timed out; retrying with a ${(timeout / 1000).toFixed(1)} s timeout` });
+        continue;
+      }
+      const size = await src.callBuffer("memory", "usage", key).catch(() => "unknown");
+      const what = `key "${key.toString()}" (${String(size)} bytes) of slot ${s.slot} did not move from ${s.from.addr} to ${s.to.addr}`;
+      throw new StepFailedError(
+        s.id,
+        s.kind,
+        timedOut
+          ? `${what} within ${(timeout / 1000).toFixed(1)} s: ${msg}. It is still on ${s.from.addr}. MIGRATE blocks the source while it runs, so its timeout is kept under a quarter of ` +
+              `cluster-node-timeout (${ctx.nodeTimeoutMs} ms) lest the cluster fail the source over. Raise cluster-node-timeout on the nodes (or make the key smaller), then run apply again to continue this slot.`
+          : `${what}: ${msg}. It is still on ${s.from.addr}. Fix the cause on the target (e.g. its maxmemory), then run apply again to continue this slot.`,
+      );
+    }
+  }
+}
+
+/**
+ * BUSYKEY: a key already exists on the target, e.g. copied there by a MIGRATE that timed out or a
+ * run that crashed. Returns the keys whose target copy is the same as the source's (or absent), so
+ * that replacing it loses nothing; a copy that differs stops apply, naming the key.
+ */
+async function replaceableKeys(s: MigrateStep, ctx: ExecCtx, keys: Buffer[]): Promise<Buffer[]> {
+  const src = await ctx.conn(s.from.addr);
+  const dst: NodeClient = await ctx.conn(s.to.addr);
+  const same: Buffer[] = [];
+  for (const key of keys) {
+    // The MIGRATE that answered BUSYKEY moved the other keys of its batch: the source answers ASK for those.
+    const here = (await src.callBuffer("dump", key).catch((err: Error) => {
+      if (/^ASK /.test(err.message)) return null;
+      throw err;
+    })) as Buffer | null;
+    if (here === null) continue; // gone from the source: nothing to move
+    const [, [dumpErr, there]] = (await dst.pipelineBuffer([["asking"], ["dump", key]])) as [[Error | null, unknown], [Error | null, Buffer | null]];
+    if (dumpErr) throw dumpErr;
+    if (there !== null && Buffer.compare(here, there) !== 0) {
+      throw new StepFailedError(
+        s.id,
+        s.kind,
+        `key "${key.toString()}" of slot ${s.slot} exists on both ${s.from.addr} and ${s.to.addr} with different values. ` +
+          `shardform will not overwrite either. Decide which value is right, delete the other copy by hand, then run apply again.`,
+      );
+    }
+    same.push(key);
+  }
+  return same;
+}

@@ -1,0 +1,94 @@
+/**
+ * Walks the plan as a graph: starts every unit the scheduler hands out, up to --parallelism at once,
+ * records each in the journal before it starts and after it ends, and retries a unit that failed on a
+ * state that passes by itself (CLUSTERDOWN, LOADING, a node that does not answer for a while) until
+ * --wait-timeout. Handlers look at the live state first, so running a unit again is always safe.
+ * After a failure or a first Ctrl-C nothing new starts: slot moves in flight are finished, waits end.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { ShardformError, StepFailedError, assert } from "../errors.js";
+import { describe, transientCause } from "../redis/errors.js";
+import type { Plan } from "../plan/types.js";
+import { StopRequested, type ExecCtx } from "./context.js";
+import { describeStep } from "./describe.js";
+import { runUnit } from "./handlers.js";
+import type { JournalFile } from "./journal.js";
+import { Scheduler, type Unit } from "./scheduler.js";
+
+function describeUnit(u: Unit): string {
+  if (u.steps.length === 1) return `step ${u.steps[0]!.id} (${describeStep(u.steps[0]!)})`;
+  return `steps ${u.steps[0]!.id}..${u.steps.at(-1)!.id} (${u.steps.length} ${u.kind} steps)`;
+}
+
+async function runWithRetry(unit: Unit, ctx: ExecCtx): Promise<void> {
+  const started = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await runUnit(unit, ctx);
+      return;
+    } catch (err) {
+      if (err instanceof StopRequested) throw err;
+      const cause = transientCause(err);
+      if (!cause) {
+        if (err instanceof ShardformError) throw err;
+        throw new StepFailedError(unit.steps[0]!.id, unit.kind, `${describeUnit(unit)}: ${describe(err)}. The checkpoint is consistent: fix the cause and run the same apply again to continue.`);
+      }
+      if (ctx.stop === "hard" || (ctx.stop === "soft" && unit.kind !== "migrate-slot")) throw new StopRequested();
+      const waited = Date.now() - started;
+      if (waited >= ctx.options.waitTimeoutMs) {
+        throw new StepFailedError(
+          unit.steps[0]!.id,
+          unit.kind,
+          `${describeUnit(unit)} kept failing for ${Math.round(waited / 1000)} s: ${cause}. The checkpoint is consistent: fix the cause and run the same apply again (--wait-timeout sets how long apply waits).`,
+        );
+      }
+      ctx.emit({ type: "retry", what: describeUnit(unit), cause, attempt });
+      await sleep(Math.min(250 * 2 ** Math.min(attempt, 5), 5000));
+    }
+  }
+}
+
+export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx): Promise<void> {
+  const sched = new Scheduler(plan.steps, journal.done, ctx.options.window);
+  const indexOf = new Map(plan.steps.map((s, i) => [s.id, i]));
+  const running = new Set<Promise<void>>();
+  let failure: unknown;
+  const start = (unit: Unit): void => {
+    const ids = unit.steps.map((s) => s.id);
+    journal.begin(ids);
+    for (const s of unit.steps) ctx.emit({ type: "step-start", index: indexOf.get(s.id)!, id: s.id, kind: s.kind, text: describeStep(s) });
+    const t0 = performance.now();
+    const p: Promise<void> = runWithRetry(unit, ctx)
+      .then(
+        () => {
+          sched.complete(unit);
+          journal.complete(ids);
+          // Slots of a window share its time; other batched steps each took all of it.
+          const ms = (performance.now() - t0) / (unit.kind === "migrate-slot" ? unit.steps.length : 1);
+          for (const s of unit.steps) ctx.emit({ type: "step-done", index: indexOf.get(s.id)!, id: s.id, kind: s.kind, skipped: false, ms });
+        },
+        (err: unknown) => {
+          sched.abandon(unit);
+          if (!(err instanceof StopRequested) && failure === undefined) {
+            failure = err;
+            // The others stop at their next safe point (slot moves in flight are finished first).
+            if (ctx.stop === "none") ctx.stop = "soft";
+          }
+        },
+      )
+      .finally(() => running.delete(p));
+    running.add(p);
+  };
+  for (;;) {
+    if (failure === undefined && ctx.stop === "none") {
+      for (const u of sched.take(ctx.options.parallelism - running.size)) start(u);
+    }
+    if (running.size === 0) break;
+    await Promise.race(running);
+  }
+  if (failure !== undefined) throw failure;
+  if (!sched.finished) {
+    if (ctx.stop !== "none") throw new StopRequested();
+    assert(false, "no step can run but some are left: the plan's needs form a cycle");
+  }
+}

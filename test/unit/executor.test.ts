@@ -1,0 +1,295 @@
+/**
+ * The executor's pure parts: the scheduler (which steps may run), the journal's bookkeeping, the
+ * resume check against a live topology, the end-state check, and the lock files (with takeover races).
+ */
+import { describe, expect, it } from "vitest";
+import { fork } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir, hostname } from "node:os";
+import { join } from "node:path";
+import { planSteps } from "../../src/planner/plan.js";
+import { makePlan } from "../../src/plan/make.js";
+import type { Plan, Step } from "../../src/plan/types.js";
+import type { ObservedCluster } from "../../src/observe/types.js";
+import { Scheduler } from "../../src/executor/scheduler.js";
+import { JournalFile, newJournal, numbersToRanges, rangesToNumbers, readJournal } from "../../src/executor/journal.js";
+import { resumeMismatches } from "../../src/executor/resume.js";
+import { endStateDifferences } from "../../src/executor/end-state.js";
+import { acquireLock, LockSet, readHolder } from "../../src/executor/lock.js";
+import { LockedError } from "../../src/errors.js";
+import { simulate } from "../../src/plan/simulate.js";
+import { A, idOf, observed, spec } from "../helpers/build.js";
+
+const three = () =>
+  observed(
+    [
+      { addr: A(7000), slots: ["0-5460"], keys: 6000, replicas: [A(7003)] },
+      { addr: A(7001), slots: ["5461-10922"], keys: 6000, replicas: [A(7004)] },
+      { addr: A(7002), slots: ["10923-16383"], keys: 6000, replicas: [A(7005)] },
+    ],
+    [A(7006), A(7007)],
+  );
+const fourSpec = () =>
+  spec([
+    { master: A(7000), replicas: [A(7003)] },
+    { master: A(7001), replicas: [A(7004)] },
+    { master: A(7002), replicas: [A(7005)] },
+    { master: A(7006), replicas: [A(7007)] },
+  ]);
+
+function plan(o: ObservedCluster, s = fourSpec()): Plan {
+  const { steps, notes } = planSteps(s, o, { allowMassRemoval: true });
+  return makePlan({ spec: s, specFile: "s.yaml", observed: o, steps, notes, toolVersion: "test" });
+}
+
+/** The live topology after some steps: the plan's snapshot with those steps applied. */
+function liveAfter(p: Plan, done: Step[]): ObservedCluster {
+  const m = simulate(p.observed.snapshot, done);
+  const o = observed([]);
+  o.outsiders = [];
+  for (const n of m.nodes.values()) {
+    const slots: [number, number][] = [];
+    m.owner.forEach((x, s) => {
+      if (x !== n.id) return;
+      const last = slots.at(-1);
+      if (last && last[1] === s - 1) last[1] = s;
+      else slots.push([s, s]);
+    });
+    o.nodes.push({ id: n.id, addr: n.addr, role: n.role, masterId: n.masterId, flags: [], configEpoch: 1, slots, migrating: [], importing: [], reachable: true, keys: 0 });
+  }
+  return o;
+}
+
+describe("scheduler", () => {
+  it("hands out meets together, then slot moves as one window per pair, respecting needs", () => {
+    const p = plan(three());
+    const s = new Scheduler(p.steps, new Set(), 100);
+    const first = s.take(10);
+    expect(first.map((u) => [u.kind, u.steps.length])).toEqual([["meet", 2]]);
+    expect(s.take(10)).toEqual([]); // everything else needs the meets
+    s.complete(first[0]!);
+    const next = s.take(10);
+    expect(next.map((u) => u.kind).sort()).toEqual(["migrate-slot", "migrate-slot", "migrate-slot", "replicate"]);
+    expect(next.filter((u) => u.kind === "migrate-slot").every((u) => u.steps.length === 100)).toBe(true);
+    // a pair never has two windows in flight
+    expect(s.take(10)).toEqual([]);
+    const w = next.find((u) => u.kind === "migrate-slot")!;
+    s.complete(w);
+    const again = s.take(10);
+    expect(again).toHaveLength(1);
+    expect(again[0]!.pair).toBe(w.pair);
+    expect(again[0]!.steps[0]!.id).not.toBe(w.steps[0]!.id);
+  });
+
+  it("limits units in flight to the parallelism it is given, and resumes from a done set", () => {
+    const p = plan(three());
+    const done = new Set(p.steps.slice(0, 3).map((st) => st.id)); // both meets and the replicate
+    const s = new Scheduler(p.steps, done, 256);
+    expect(s.take(2)).toHaveLength(2);
+    expect(s.take(1)).toHaveLength(1);
+    expect(s.take(5)).toEqual([]);
+  });
+
+  it("a unit that fails is not handed out again in this run, and the walk is then not finished", () => {
+    const p = plan(three());
+    const s = new Scheduler(p.steps, new Set(), 256);
+    const [meets] = s.take(1);
+    s.abandon(meets!);
+    expect(s.take(10)).toEqual([]);
+    expect(s.finished).toBe(false);
+  });
+});
+
+describe("journal", () => {
+  it("writes step numbers as ranges and reads them back", () => {
+    expect(numbersToRanges([5, 1, 2, 3, 9, 10])).toBe("1-3,5,9-10");
+    expect(rangesToNumbers("1-3,5,9-10")).toEqual([1, 2, 3, 5, 9, 10]);
+    expect(rangesToNumbers("")).toEqual([]);
+  });
+
+  it("records steps in flight and done, atomically, and refuses an older format with advice", () => {
+    const dir = mkdtempSync(join(tmpdir(), "shardform-journal-"));
+    const f = join(dir, "p.checkpoint.json");
+    const ids = ["1-meet", "2-meet", "3-replicate", "4-migrate-slot"];
+    const j = new JournalFile(f, newJournal("sha256:x", join(dir, "p.json")), ids);
+    j.begin(["1-meet", "2-meet"]);
+    expect(readJournal(f)).toMatchObject({ done: "", inFlight: "1-2" });
+    j.complete(["1-meet", "2-meet"]);
+    j.begin(["4-migrate-slot"]);
+    expect(readJournal(f)).toMatchObject({ done: "1-2", inFlight: "4" });
+    const back = new JournalFile(f, readJournal(f)!, ids);
+    expect([...back.done]).toEqual(["1-meet", "2-meet"]);
+    expect([...back.inFlight]).toEqual(["4-migrate-slot"]);
+    writeFileSync(f, JSON.stringify({ kind: "shardform-journal", formatVersion: 1, completed: 3 }));
+    expect(() => readJournal(f)).toThrow(/checkpoint of an older shardform \(format 1\).*--restart/s);
+  });
+});
+
+describe("resume check", () => {
+  const p = plan(three());
+  const moves = p.steps.filter((s) => s.kind === "migrate-slot");
+  const meets = p.steps.filter((s) => s.kind === "meet");
+
+  it("accepts a cluster that matches the done steps, with the steps in flight in either state", () => {
+    const done = [...meets, ...moves.slice(0, 300)];
+    const inFlight = moves.slice(300, 400);
+    const half = liveAfter(p, [...done, ...inFlight.slice(0, 50)]);
+    expect(resumeMismatches(p.observed.snapshot, p.steps, new Set(done.map((s) => s.id)), new Set(inFlight.map((s) => s.id)), half)).toEqual([]);
+  });
+
+  it("names a slot owned by another node than the done steps give, and a role that changed, saying replica of which node", () => {
+    const done = [...meets, ...moves.slice(0, 300)];
+    const live = liveAfter(p, meets); // the moves never happened
+    const r7003 = live.nodes.find((n) => n.addr === A(7003))!;
+    r7003.masterId = idOf(A(7001));
+    const bad = resumeMismatches(p.observed.snapshot, p.steps, new Set(done.map((s) => s.id)), new Set(), live);
+    expect(bad).toContain(`${A(7003)} should be a replica of ${A(7000)} but is a replica of ${A(7001)}`);
+    expect(bad.join("\n")).toMatch(/300 slot\(s\) have another owner than the done steps give \(first: slot 4096, owned by 127\.0\.0\.1:7000, expected 127\.0\.0\.1:7006\)/);
+  });
+
+  it("leaves the source of an unfinished move free to become a replica (it gave away its last slot), and its replicas to follow", () => {
+    // Scale in: 7002 is drained into the others; the last window is in flight when apply dies.
+    const four = observed([
+      { addr: A(7000), slots: ["0-4095"], replicas: [A(7003)] },
+      { addr: A(7001), slots: ["4096-8191"], replicas: [A(7004)] },
+      { addr: A(7002), slots: ["8192-12287"], replicas: [A(7005)] },
+      { addr: A(7006), slots: ["12288-16383"], replicas: [A(7007)] },
+    ]);
+    const s3 = spec([
+      { master: A(7000), replicas: [A(7003)] },
+      { master: A(7001), replicas: [A(7004)] },
+      { master: A(7006), replicas: [A(7007)] },
+    ]);
+    const pin = plan(four, s3);
+    const mv = pin.steps.filter((s) => s.kind === "migrate-slot");
+    const done = mv.slice(0, mv.length - 10);
+    const inFlight = mv.slice(mv.length - 10);
+    const live = liveAfter(pin, [...done, ...inFlight]);
+    // Redis turned the drained master into a replica of the last slot's new owner, and its replica followed.
+    const last = inFlight.at(-1)! as Extract<Step, { kind: "migrate-slot" }>;
+    for (const addr of [A(7002), A(7005)]) {
+      const n = live.nodes.find((x) => x.addr === addr)!;
+      n.role = "replica";
+      n.masterId = last.to.id;
+    }
+    expect(resumeMismatches(pin.observed.snapshot, pin.steps, new Set(done.map((s) => s.id)), new Set(inFlight.map((s) => s.id)), live)).toEqual([]);
+    // ...but a master that was not draining must not change role
+    const other = live.nodes.find((x) => x.addr === A(7004))!;
+    other.masterId = idOf(A(7000));
+    expect(resumeMismatches(pin.observed.snapshot, pin.steps, new Set(done.map((s) => s.id)), new Set(inFlight.map((s) => s.id)), live)).toEqual([
+      `${A(7004)} should be a replica of ${A(7001)} but is a replica of ${A(7000)}`,
+    ]);
+  });
+});
+
+describe("end state", () => {
+  const p = plan(three());
+
+  it("is clean when the cluster is the plan's end state", () => {
+    expect(endStateDifferences(p, liveAfter(p, p.steps))).toEqual({ differences: [], warnings: [] });
+  });
+
+  it("names every difference: a failover during apply, an extra master, open slots, stray keys", () => {
+    const live = liveAfter(p, p.steps);
+    const m = live.nodes.find((n) => n.addr === A(7006))!;
+    const r = live.nodes.find((n) => n.addr === A(7007))!;
+    r.role = "master";
+    r.masterId = null;
+    r.slots = m.slots;
+    m.slots = [];
+    m.role = "replica";
+    m.masterId = r.id;
+    live.nodes.find((n) => n.addr === A(7000))!.migrating.push({ slot: 10, peerId: r.id });
+    live.nodes.find((n) => n.addr === A(7001))!.strayKeys = [{ slot: 15019, keys: 24 }];
+    const { differences } = endStateDifferences(p, live);
+    expect(differences).toEqual(
+      expect.arrayContaining([
+        `${A(7006)} should be a master but is a replica of ${A(7007)}`,
+        `${A(7007)} should be a replica of ${A(7006)} but is a master`,
+        expect.stringMatching(/^slots .* \(4096\) are owned by 127\.0\.0\.1:7007, the plan gives 127\.0\.0\.1:7006$/),
+        `slot 10 is still MIGRATING on ${A(7000)}`,
+        `${A(7001)} holds 24 key(s) of slot 15019, which it does not own`,
+      ]),
+    );
+  });
+
+  it("a member that is down and that no step acts on is a warning, not a difference", () => {
+    const live = liveAfter(p, p.steps);
+    const r = live.nodes.find((n) => n.addr === A(7004))!;
+    r.reachable = false;
+    r.unreachableReason = "connect ECONNREFUSED";
+    const { differences, warnings } = endStateDifferences(p, live);
+    expect(differences).toEqual([]);
+    expect(warnings).toEqual([`${A(7004)} is down (connect ECONNREFUSED); no step of this plan acts on it. Bring it back; \`shardform check\` reports it until then`]);
+    // ...but the new master being down is a difference
+    live.nodes.find((n) => n.addr === A(7006))!.reachable = false;
+    expect(endStateDifferences(p, live).differences.join("\n")).toMatch(/127\.0\.0\.1:7006 is down .*and the plan acted on it/);
+  });
+});
+
+describe("lock files", () => {
+  const dir = mkdtempSync(join(tmpdir(), "shardform-lock-"));
+
+  it("names the holder, is re-entrant within a process, and release removes only its own file", () => {
+    const f = join(dir, "a.lock");
+    const release = acquireLock(f, "apply one");
+    const again = acquireLock(f, "apply one");
+    again();
+    expect(existsSync(f)).toBe(true);
+    release();
+    expect(existsSync(f)).toBe(false);
+    // a file that another process wrote since is not ours to remove
+    const r2 = acquireLock(f, "apply two");
+    writeFileSync(f, JSON.stringify({ pid: 1, host: "elsewhere", startedAt: "x", what: "other", token: "t" }));
+    r2();
+    expect(readHolder(f)!.host).toBe("elsewhere");
+    expect(() => acquireLock(f, "apply three")).toThrow(LockedError);
+    expect(() => acquireLock(f, "apply three")).toThrow(/another apply holds .*pid 1 on elsewhere.*shardform force-unlock/);
+  });
+
+  it("takes over a lock left by a dead process on this host", () => {
+    const f = join(dir, "dead.lock");
+    writeFileSync(f, JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), startedAt: "x", what: "dead", token: "d" }));
+    const release = acquireLock(f, "survivor");
+    expect(readHolder(f)!.pid).toBe(process.pid);
+    release();
+  });
+
+  it("of two processes that both find the same dead holder, exactly one takes the lock", async () => {
+    for (let round = 0; round < 5; round++) {
+      const f = join(dir, `race-${round}.lock`);
+      writeFileSync(f, JSON.stringify({ pid: 2 ** 22 + 999, host: hostname(), startedAt: "x", what: "dead", token: "d" }));
+      const script = join(dir, "racer.mjs");
+      writeFileSync(
+        script,
+        `import { acquireLock } from ${JSON.stringify(new URL("../../dist/executor/lock.js", import.meta.url).pathname)};
+         process.on("message", () => {
+           try { acquireLock(process.argv[2], "racer"); process.send("won", () => setTimeout(() => process.exit(0), 300)); }
+           catch (e) { process.send("lost: " + e.message, () => process.exit(0)); }
+         });`,
+      );
+      const racers = [0, 1, 2].map(() => fork(script, [f], { stdio: "ignore" }));
+      const results = await Promise.all(
+        racers.map(
+          (c) =>
+            new Promise<string>((resolve) => {
+              c.once("message", (m) => resolve(String(m)));
+              c.send("go");
+            }),
+        ),
+      );
+      expect(results.filter((r) => r === "won")).toHaveLength(1);
+      expect(results.filter((r) => r.startsWith("lost: "))).toHaveLength(2);
+    }
+  });
+
+  it("a set of locks is taken all or none", () => {
+    const a = join(dir, "s-a.lock");
+    const b = join(dir, "s-b.lock");
+    writeFileSync(b, JSON.stringify({ pid: 1, host: "elsewhere", startedAt: "x", what: "other", token: "t" }));
+    const set = new LockSet();
+    expect(() => set.add([a, b], "both")).toThrow(LockedError);
+    expect(existsSync(a)).toBe(false);
+    expect(readFileSync(b, "utf8")).toContain("elsewhere");
+  });
+});
