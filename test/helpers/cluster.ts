@@ -1,50 +1,77 @@
 /**
- * Real clusters for tests: redis-server processes from the sandbox module, each test file
- * on its own port range and in its own temp directory, so files can run in parallel.
+ * Real clusters for tests: server processes from the sandbox module, each test file on its own port
+ * range and in its own temp directory, so files can run in parallel. Faults are caused on the real
+ * processes: SIGSTOP/SIGCONT, kill -9, a restart with the node's own config and nodes.conf.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { sandboxDown, sandboxUp } from "../../src/sandbox/local.js";
-import { NodeClient } from "../../src/redis/connect.js";
+import { readSandbox, sandboxDown, sandboxRestart, sandboxUp, type SandboxUpOptions } from "../../src/sandbox/local.js";
+import { NodeClient, type Access } from "../../src/redis/connect.js";
 
 export interface TestSandbox {
   dir: string;
   addrs: string[];
   stop(): Promise<void>;
+  /** The pid of the node on that port now (after restarts too). */
+  pid(port: number): number;
+  pause(port: number): void;
+  resume(port: number): void;
+  kill9(port: number): void;
+  restart(port: number): Promise<void>;
 }
 
-export async function startNodes(basePort: number, count: number, password?: string): Promise<TestSandbox> {
+export async function startNodes(basePort: number, count: number, password?: string, opts: Partial<SandboxUpOptions> = {}): Promise<TestSandbox> {
   const dir = mkdtempSync(join(tmpdir(), `shardform-test-${basePort}-`));
-  const sb = await sandboxUp({ nodes: count, basePort, dir, password, nodeTimeoutMs: 2000 });
+  const sb = await sandboxUp({ nodes: count, basePort, dir, password, nodeTimeoutMs: 2000, ...opts });
+  const nodeDir = (port: number) => join(dir, String(port));
+  const pid = (port: number): number => {
+    const f = join(nodeDir(port), "server.pid");
+    return existsSync(f) ? Number(readFileSync(f, "utf8").trim()) : readSandbox(dir)!.nodes.find((n) => n.port === port)!.pid;
+  };
   return {
     dir,
-    addrs: sb.nodes.map((n) => `127.0.0.1:${n.port}`),
+    addrs: sb.nodes.map((n) => `${n.host ?? "127.0.0.1"}:${n.port}`),
     stop: async () => {
       await sandboxDown({ dir });
+    },
+    pid,
+    pause: (port) => process.kill(pid(port), "SIGSTOP"),
+    resume: (port) => process.kill(pid(port), "SIGCONT"),
+    kill9: (port) => process.kill(pid(port), "SIGKILL"),
+    restart: async (port) => {
+      for (let i = 0; i < 100; i++) {
+        try {
+          process.kill(pid(port), 0);
+          await sleep(20);
+        } catch {
+          break;
+        }
+      }
+      await sandboxRestart(dir, port);
     },
   };
 }
 
 /** Builds a cluster with redis-cli --cluster create (at least 3 masters) and waits until it is consistent. */
-export async function createCluster(addrs: string[], replicas: number, password?: string): Promise<void> {
+export async function createCluster(addrs: string[], replicas: number, password?: string, cli = "redis-cli"): Promise<void> {
   const args = ["--cluster", "create", ...addrs, "--cluster-replicas", String(replicas), "--cluster-yes"];
-  const r = spawnSync("redis-cli", args, { encoding: "utf8", env: { ...process.env, ...(password ? { REDISCLI_AUTH: password } : {}) } });
-  if (r.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${r.stdout}\n${r.stderr}`);
+  const r = spawnSync(cli, args, { encoding: "utf8", env: { ...process.env, ...(password ? { REDISCLI_AUTH: password } : {}) } });
+  if (r.status !== 0) throw new Error(`${cli} --cluster create failed:\n${r.stdout}\n${r.stderr}`);
   await waitConsistent(addrs, password);
 }
 
 /** Waits until every node reports cluster_state:ok and lists every other node with a connected link and roles agree. */
-export async function waitConsistent(addrs: string[], password?: string, timeoutMs = 30_000): Promise<void> {
+export async function waitConsistent(addrs: string[], password?: string, timeoutMs = 30_000, access?: Access): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (Date.now() < deadline) {
     const views: string[] = [];
     let ok = true;
     for (const a of addrs) {
-      const c = await NodeClient.connect(a, password ? { access: { credentials: { password } } } : {});
+      const c = await NodeClient.connect(a, { access: access ?? (password ? { credentials: { password } } : {}) });
       try {
         const info = String(await c.call("cluster", "info"));
         const repl = String(await c.call("info", "replication"));
