@@ -1,12 +1,16 @@
 /**
- * YAML -> ClusterSpec. Three passes, each reporting every problem it finds with
- * file:line:col: YAML syntax, the JSON schema (schemas/cluster.schema.json), then meaning.
+ * YAML -> ClusterSpec. Every problem is reported at once, each with file:line:col: the encoding
+ * (UTF-8 only), YAML syntax (one document; merge keys `<<` and anchors allowed), the JSON schema
+ * (schemas/cluster.schema.json), and the checks of meaning (semantic.ts), which run even when the
+ * schema found problems.
  */
 import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject } from "ajv";
-import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from "yaml";
+import { LineCounter, parseAllDocuments, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from "yaml";
 import { SpecValidationError, InputError, type SpecProblem } from "../errors.js";
-import { checkMeaning, type RawSpec } from "./semantic.js";
+import { addrProblem } from "../redis/node-key.js";
+import { SLOT_COUNT } from "../slots.js";
+import { checkMeaning } from "./semantic.js";
 import type { ClusterSpec } from "./types.js";
 
 const SCHEMA_URL = new URL("../../schemas/cluster.schema.json", import.meta.url);
@@ -31,12 +35,17 @@ export class Locator {
     this.lines = lines;
   }
 
+  /** The value at `path` in the document, as YAML gives it (for messages). */
+  valueAt(path: (string | number)[]): unknown {
+    const n = this.doc.getIn(path, true) as unknown;
+    return isScalar(n) ? n.value : n;
+  }
+
   /** Position of the node at `path`, or of the deepest existing parent; with `key`, of that key in the map. */
   at(path: (string | number)[], message: string, key?: string): SpecProblem {
     let node: unknown = this.doc.contents;
     let offset = 0;
-    const nodeOffset = (n: unknown): number | undefined =>
-      (n as Node | null)?.range ? (n as Node).range![0] : undefined;
+    const nodeOffset = (n: unknown): number | undefined => ((n as Node | null)?.range ? (n as Node).range![0] : undefined);
     offset = nodeOffset(node) ?? 0;
     const steps = key === undefined ? path : [...path, key];
     for (let i = 0; i < steps.length; i++) {
@@ -58,13 +67,7 @@ export class Locator {
       } else break;
     }
     const pos = this.lines.linePos(offset);
-    return {
-      file: this.file,
-      line: pos.line,
-      col: pos.col,
-      path: "/" + path.join("/"),
-      message,
-    };
+    return { file: this.file, line: pos.line, col: pos.col, path: "/" + path.join("/"), message };
   }
 }
 
@@ -79,9 +82,13 @@ function pointerToPath(pointer: string): (string | number)[] {
 
 const ADDR_HINT = "write it as host:port, e.g. 127.0.0.1:7000";
 
-function schemaMessage(e: ErrorObject, path: (string | number)[]): { message: string; key?: string } {
+function schemaMessage(e: ErrorObject, path: (string | number)[], loc: Locator): { message: string; key?: string } {
   const where = path.length ? path.join(".") : "the spec";
   const last = path[path.length - 1];
+  const parent = path[path.length - 2];
+  if (parent === "slots" || (path.includes("slots") && typeof last === "number")) {
+    return { message: `${where} is not a slot range: write a slot (42) or a range ("A-B") with 0 <= A <= B <= ${SLOT_COUNT - 1}` };
+  }
   switch (e.keyword) {
     case "required": {
       const prop = (e.params as { missingProperty: string }).missingProperty;
@@ -93,11 +100,12 @@ function schemaMessage(e: ErrorObject, path: (string | number)[]): { message: st
       const prop = (e.params as { additionalProperty: string }).additionalProperty;
       return { message: `unknown key "${prop}" in ${where}: remove it or check its spelling (see schemas/cluster.schema.json)`, key: prop };
     }
-    case "pattern":
-      if (path.includes("slots"))
-        return { message: `${where} is not a slot range: write "N" or "A-B" with 0 <= A <= B <= 16383` };
+    case "pattern": {
       if (path.includes("passwordEnv")) return { message: `${where} is not an environment variable name` };
-      return { message: `${where} is not a node address: ${ADDR_HINT}` };
+      const value = loc.valueAt(path);
+      const why = typeof value === "string" ? addrProblem(value) : null;
+      return { message: `${where} is not a node address: ${why ?? ADDR_HINT}` };
+    }
     case "type":
       return { message: `${where} must be ${(e.params as { type: string }).type}` };
     case "minItems":
@@ -111,54 +119,97 @@ function schemaMessage(e: ErrorObject, path: (string | number)[]): { message: st
   }
 }
 
+/** Refuses text that is not UTF-8, naming the encoding or the first bad byte. */
+function decode(bytes: Buffer, file: string): string {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    throw new SpecValidationError([{ file, line: 1, col: 1, path: "", message: `the file is UTF-16 (it starts with a UTF-16 byte order mark): save it as UTF-8` }]);
+  }
+  if (bytes.includes(0)) {
+    throw new SpecValidationError([{ file, line: 1, col: 1, path: "", message: `the file contains NUL bytes: it is not UTF-8 text (UTF-16 perhaps); save it as UTF-8` }]);
+  }
+  const text = bytes.toString("utf8");
+  const bad = text.indexOf("\uFFFD");
+  if (bad >= 0 && !bytes.includes(Buffer.from("\uFFFD"))) {
+    const before = text.slice(0, bad);
+    const line = before.split("\n").length;
+    const col = bad - before.lastIndexOf("\n");
+    const at = Buffer.byteLength(before);
+    throw new SpecValidationError([
+      { file, line, col, path: "", message: `the file is not UTF-8: byte 0x${bytes[at]!.toString(16).padStart(2, "0")} is not valid here; save the file as UTF-8` },
+    ]);
+  }
+  return text.replace(/^\uFEFF/, "");
+}
+
 /** Parses and checks a spec; throws SpecValidationError listing every problem. Pure but for the schema read. */
-export function parseSpec(text: string, file: string): ClusterSpec {
+export function parseSpec(input: string | Buffer, file: string): ClusterSpec {
+  const text = typeof input === "string" ? input : decode(input, file);
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const all = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
+  const docs = Array.isArray(all) ? all : [];
+  if (docs.length > 1) {
+    const line = text.slice(0, docs[1]!.range[0]).split("\n").length;
+    throw new SpecValidationError([{ file, line, col: 1, path: "", message: `the file holds ${docs.length} YAML documents (separated by ---): a spec is one document; split them into files` }]);
+  }
+  const doc = docs[0] ?? parseDocument("", { lineCounter: lines });
   if (doc.errors.length > 0) {
     throw new SpecValidationError(
       doc.errors.map((err) => {
         const pos = lines.linePos(err.pos[0]);
+        if (err.code === "DUPLICATE_KEY") {
+          const key = /^[^:\n]*/.exec(text.slice(err.pos[0]))![0].trim();
+          return { file, line: pos.line, col: pos.col, path: "", message: `the key "${key}" appears twice in the same mapping: keep one` };
+        }
         return { file, line: pos.line, col: pos.col, path: "", message: `YAML syntax: ${err.message.split("\n")[0]}` };
       }),
     );
   }
   const loc = new Locator(file, doc, lines);
-  const data: unknown = doc.toJS();
+  const data: unknown = doc.toJS({ maxAliasCount: 1000 });
   if (data === null || data === undefined || typeof data !== "object" || Array.isArray(data)) {
     throw new SpecValidationError([loc.at([], `the spec must be a mapping with "cluster" and "shards" (see cluster.example.yaml)`)]);
   }
+  const shards = (data as { shards?: unknown }).shards;
+  if (Array.isArray(shards) && shards.length > SLOT_COUNT) {
+    throw new SpecValidationError([loc.at(["shards"], `the spec has ${shards.length} shards, more than the ${SLOT_COUNT} slots a cluster has: every master needs at least one slot`)]);
+  }
+  const problems: SpecProblem[] = [];
   const validate = schemaValidator();
   if (!validate(data)) {
-    const seen = new Set<string>();
-    const problems: SpecProblem[] = [];
     for (const e of validate.errors ?? []) {
+      if (e.keyword === "oneOf") continue; // its branches say what is wrong
       const path = pointerToPath(e.instancePath);
-      const { message, key } = schemaMessage(e, path);
-      const p = loc.at(path, message, key);
-      const k = `${p.line}:${p.col}:${p.message}`;
-      if (!seen.has(k)) {
-        problems.push(p);
-        seen.add(k);
-      }
+      const { message, key } = schemaMessage(e, path, loc);
+      problems.push(loc.at(path, message, key));
     }
-    throw new SpecValidationError(sortProblems(problems));
   }
-  const { spec, problems } = checkMeaning(data as RawSpec, loc);
-  if (problems.length > 0) throw new SpecValidationError(sortProblems(problems));
+  const { spec, problems: meaning } = checkMeaning(data, loc);
+  problems.push(...meaning);
+  if (problems.length > 0) throw new SpecValidationError(dedupe(problems));
   return spec;
 }
 
-function sortProblems(p: SpecProblem[]): SpecProblem[] {
-  return [...p].sort((a, b) => a.line - b.line || a.col - b.col);
+function dedupe(p: SpecProblem[]): SpecProblem[] {
+  const seen = new Set<string>();
+  const out: SpecProblem[] = [];
+  for (const x of [...p].sort((a, b) => a.line - b.line || a.col - b.col)) {
+    const k = `${x.line}:${x.col}:${x.message}`;
+    if (seen.has(k)) continue;
+    // One problem per position: a schema message and a meaning check about the same value say one thing.
+    if (out.some((y) => y.line === x.line && y.col === x.col && y.path === x.path)) continue;
+    seen.add(k);
+    out.push(x);
+  }
+  return out;
 }
 
 export function loadSpec(file: string): { spec: ClusterSpec; text: string } {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, "utf8");
+    bytes = readFileSync(file);
   } catch (err) {
     throw new InputError(`cannot read spec ${file}: ${(err as Error).message}`);
   }
-  return { spec: parseSpec(text, file), text };
+  const spec = parseSpec(bytes, file);
+  return { spec, text: bytes.toString("utf8") };
 }

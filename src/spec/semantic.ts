@@ -1,11 +1,15 @@
-/** Checks of meaning that a JSON schema cannot express. Every problem is collected, not just the first. */
+/**
+ * Checks of meaning that a JSON schema cannot express. They run even when the schema found problems
+ * (so that `validate` reports every problem at once), so every field is read defensively: a field of
+ * the wrong type is the schema's to report, and is skipped here.
+ */
 import type { SpecProblem } from "../errors.js";
-import { normalizeAddr, parseNodeAddr } from "../redis/node-key.js";
+import { addrProblem, normalizeAddr } from "../redis/node-key.js";
 import { SLOT_COUNT, formatRange, parseRange, type SlotRange } from "../slots.js";
 import type { Locator } from "./load.js";
 import { DEFAULT_THRESHOLD, type ClusterSpec, type ShardSpec } from "./types.js";
 
-/** The spec as the schema admits it. */
+/** The spec as the schema admits it (and, when the schema found problems, anything at all). */
 export interface RawSpec {
   cluster: {
     seeds: string[];
@@ -15,66 +19,80 @@ export interface RawSpec {
     protect?: string[];
     tls?: { ca?: string; cert?: string; key?: string; servername?: string; insecure?: boolean };
   };
-  shards: { master: string; replicas?: string[]; weight?: number; slots?: string[] }[];
+  shards: { master: string; replicas?: string[]; weight?: number; slots?: (string | number)[] }[];
 }
 
-export function checkMeaning(raw: RawSpec, loc: Locator): { spec: ClusterSpec; problems: SpecProblem[] } {
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+const arr = (x: unknown): unknown[] => (Array.isArray(x) ? x : []);
+const str = (x: unknown): x is string => typeof x === "string";
+
+export function checkMeaning(raw: unknown, loc: Locator): { spec: ClusterSpec; problems: SpecProblem[] } {
   const problems: SpecProblem[] = [];
-  const addr = (value: string, path: (string | number)[]): string | null => {
-    try {
-      return normalizeAddr(value);
-    } catch {
-      const port = Number(value.slice(value.lastIndexOf(":") + 1));
-      problems.push(loc.at(path, `"${value}" has port ${port}, outside 1-65535: use a port such as 7000`));
-      return null;
-    }
+  const root = isObj(raw) ? raw : {};
+  const cluster = isObj(root["cluster"]) ? root["cluster"] : {};
+  const rawShards = arr(root["shards"]);
+  /** A well-formed address, normalized; a malformed one the schema did not catch (e.g. its port) is a problem here. */
+  const addr = (value: unknown, path: (string | number)[]): string | null => {
+    if (!str(value)) return null;
+    const why = addrProblem(value);
+    if (why === null) return normalizeAddr(value);
+    // The schema's pattern reports malformed addresses; a port out of range or brackets around a name pass it.
+    const port = /^port (\d+) is outside/.exec(why);
+    if (port) problems.push(loc.at(path, `"${value}" has port ${port[1]}, outside 1-65535: use a port such as 7000`));
+    else if (/in brackets/.test(why)) problems.push(loc.at(path, `"${value}": ${why}`));
+    return null;
   };
 
-  const seeds = raw.cluster.seeds.map((s, i) => addr(s, ["cluster", "seeds", i])).filter((s): s is string => s !== null);
+  const seeds = arr(cluster["seeds"]).map((s, i) => addr(s, ["cluster", "seeds", i])).filter((s): s is string => s !== null);
 
   // Each node may appear once across all shards.
   const firstSeen = new Map<string, string>();
   const claim = (a: string | null, path: (string | number)[]): void => {
     if (a === null) return;
     const prev = firstSeen.get(a);
-    if (prev !== undefined) {
-      problems.push(loc.at(path, `${a} is listed twice (first as ${prev}): a node belongs to one shard, as master or replica`));
-    } else {
-      firstSeen.set(a, path.join("."));
-    }
+    if (prev !== undefined) problems.push(loc.at(path, `${a} is listed twice (first as ${prev}): a node belongs to one shard, as master or replica`));
+    else firstSeen.set(a, path.join("."));
   };
 
   const shards: ShardSpec[] = [];
   const pins: { shard: number; range: SlotRange; path: (string | number)[] }[] = [];
   let invalidRanges = 0;
-  raw.shards.forEach((s, i) => {
-    const master = addr(s.master, ["shards", i, "master"]);
+  rawShards.forEach((raw, i) => {
+    const s = isObj(raw) ? raw : {};
+    const master = addr(s["master"], ["shards", i, "master"]);
     claim(master, ["shards", i, "master"]);
     const replicas: string[] = [];
-    (s.replicas ?? []).forEach((r, j) => {
+    arr(s["replicas"]).forEach((r, j) => {
       const a = addr(r, ["shards", i, "replicas", j]);
       claim(a, ["shards", i, "replicas", j]);
       if (a !== null) replicas.push(a);
     });
-    if (s.weight !== undefined && !(s.weight > 0)) {
-      problems.push(loc.at(["shards", i, "weight"], `weight ${s.weight} must be greater than 0: use 1 for an equal share, or remove the shard to drain it`));
+    const weight = typeof s["weight"] === "number" ? s["weight"] : undefined;
+    if (weight !== undefined && !(weight > 0)) {
+      problems.push(loc.at(["shards", i, "weight"], `weight ${weight} must be greater than 0: use 1 for an equal share, or remove the shard to drain it`));
     }
     let slots: SlotRange[] | undefined;
-    if (s.slots !== undefined) {
+    if (Array.isArray(s["slots"])) {
       slots = [];
-      s.slots.forEach((text, j) => {
-        const r = parseRange(text);
+      s["slots"].forEach((item, j) => {
+        if (!str(item) && typeof item !== "number") return; // the schema reports it
+        const r = parseRange(String(item));
         if (r === null) {
           invalidRanges++;
-          problems.push(loc.at(["shards", i, "slots", j], `"${text}" is not a slot range within 0-${SLOT_COUNT - 1}: write "A-B" with A <= B <= ${SLOT_COUNT - 1}`));
+          if (typeof item === "number" || /^\s*\d+\s*(-\s*\d+\s*)?$/.test(item)) {
+            problems.push(loc.at(["shards", i, "slots", j], `"${item}" is not a slot range within 0-${SLOT_COUNT - 1}: write "A-B" with A <= B <= ${SLOT_COUNT - 1}`));
+          }
         } else {
           slots!.push(r);
           pins.push({ shard: i, range: r, path: ["shards", i, "slots", j] });
         }
       });
       slots.sort((a, b) => a[0] - b[0]);
+      if (weight !== undefined && weight > 0 && weight !== 1) {
+        problems.push(loc.at(["shards", i, "weight"], `weight ${weight} has no effect on a shard with pinned slots (it gets exactly its pins): remove the weight, or the slots`));
+      }
     }
-    if (master !== null) shards.push({ master, replicas, weight: s.weight ?? 1, ...(slots ? { slots } : {}) });
+    if (master !== null) shards.push({ master, replicas, weight: weight ?? 1, ...(slots ? { slots } : {}) });
   });
 
   // Pinned ranges must not overlap.
@@ -83,16 +101,15 @@ export function checkMeaning(raw: RawSpec, loc: Locator): { spec: ClusterSpec; p
     const prev = sortedPins[k - 1]!;
     const cur = sortedPins[k]!;
     if (cur.range[0] <= prev.range[1]) {
-      problems.push(
-        loc.at(cur.path, `slots ${formatRange(cur.range)} overlap ${formatRange(prev.range)} of shard ${prev.shard}: each slot is pinned to one shard only`),
-      );
+      problems.push(loc.at(cur.path, `slots ${formatRange(cur.range)} overlap ${formatRange(prev.range)} of shard ${prev.shard}: each slot is pinned to one shard only`));
     }
   }
-  // If every shard is pinned, the pins must cover every slot.
-  // (Skipped when a range is invalid: that problem is reported already.)
-  if (raw.shards.length > 0 && raw.shards.every((s) => s.slots !== undefined) && invalidRanges === 0) {
-    const covered = new Uint8Array(SLOT_COUNT);
-    for (const p of pins) for (let x = p.range[0]; x <= p.range[1]; x++) covered[x] = 1;
+  // Pins and unpinned shards must fit the 16384 slots: every master gets at least one.
+  const covered = new Uint8Array(SLOT_COUNT);
+  for (const p of pins) for (let x = p.range[0]; x <= p.range[1]; x++) covered[x] = 1;
+  const pinnedCount = covered.reduce((n, c) => n + c, 0);
+  const unpinned = rawShards.filter((s) => !(isObj(s) && Array.isArray(s["slots"])));
+  if (rawShards.length > 0 && unpinned.length === 0 && invalidRanges === 0 && pinnedCount < SLOT_COUNT) {
     const missing: SlotRange[] = [];
     for (let x = 0; x < SLOT_COUNT; x++) {
       if (covered[x]) continue;
@@ -100,41 +117,51 @@ export function checkMeaning(raw: RawSpec, loc: Locator): { spec: ClusterSpec; p
       if (last && last[1] === x - 1) last[1] = x;
       else missing.push([x, x]);
     }
-    if (missing.length > 0) {
-      problems.push(
-        loc.at(["shards"], `every shard pins its slots, but slots ${missing.map(formatRange).join(",")} are pinned to none: add them to a shard or leave one shard unpinned`),
-      );
-    }
+    problems.push(loc.at(["shards"], `every shard pins its slots, but slots ${missing.map(formatRange).join(",")} are pinned to none: add them to a shard or leave one shard unpinned`));
+  }
+  if (unpinned.length > SLOT_COUNT - pinnedCount) {
+    const first = rawShards.indexOf(unpinned[0]!);
+    problems.push(
+      loc.at(
+        ["shards", first],
+        pinnedCount === 0
+          ? `the spec has ${unpinned.length} shards, more than the ${SLOT_COUNT} slots a cluster has: every master needs at least one slot`
+          : `pins take ${pinnedCount} slots, leaving ${SLOT_COUNT - pinnedCount} for ${unpinned.length} unpinned shard(s): every master needs at least one slot (this shard would get none)`,
+      ),
+    );
   }
 
-  const allowReset: string[] = [];
-  (raw.cluster.allowReset ?? []).forEach((r, i) => {
-    const a = addr(r, ["cluster", "allowReset", i]);
-    if (a === null) return;
-    if (!firstSeen.has(a)) {
-      problems.push(loc.at(["cluster", "allowReset", i], `${a} is in allowReset but in no shard: only nodes the spec adds can be reset`));
-    } else allowReset.push(a);
-  });
-
+  const inShard = (list: unknown, key: string, what: string): string[] => {
+    const out: string[] = [];
+    arr(list).forEach((r, i) => {
+      const a = addr(r, ["cluster", key, i]);
+      if (a === null) return;
+      if (!firstSeen.has(a)) problems.push(loc.at(["cluster", key, i], `${a} is in ${key} but in no shard: ${what}`));
+      else out.push(a);
+    });
+    return out;
+  };
+  const allowReset = inShard(cluster["allowReset"], "allowReset", "only nodes the spec adds can be reset");
   const protect: string[] = [];
-  (raw.cluster.protect ?? []).forEach((r, i) => {
+  arr(cluster["protect"]).forEach((r, i) => {
     const a = addr(r, ["cluster", "protect", i]);
     if (a !== null) protect.push(a);
   });
 
-  if (raw.cluster.auth?.passwordEnv && raw.cluster.auth.passwordFile) {
-    problems.push(loc.at(["cluster", "auth"], `auth has both passwordEnv and passwordFile: keep one`));
-  }
+  const auth = isObj(cluster["auth"]) ? (cluster["auth"] as RawSpec["cluster"]["auth"]) : undefined;
+  if (auth?.passwordEnv && auth.passwordFile) problems.push(loc.at(["cluster", "auth"], `auth has both passwordEnv and passwordFile: keep one`));
+  const tls = isObj(cluster["tls"]) ? (cluster["tls"] as RawSpec["cluster"]["tls"]) : undefined;
+  if (tls && Boolean(tls.cert) !== Boolean(tls.key)) problems.push(loc.at(["cluster", "tls"], `tls has ${tls.cert ? "cert" : "key"} without ${tls.cert ? "key" : "cert"}: a client certificate needs both`));
+  const balance = isObj(cluster["balance"]) ? cluster["balance"] : {};
 
-  for (const s of seeds) parseNodeAddr(s);
   const spec: ClusterSpec = {
     seeds,
-    threshold: raw.cluster.balance?.threshold ?? DEFAULT_THRESHOLD,
+    threshold: typeof balance["threshold"] === "number" ? balance["threshold"] : DEFAULT_THRESHOLD,
     allowReset,
     protect,
     shards,
-    ...(raw.cluster.auth ? { auth: raw.cluster.auth } : {}),
-    ...(raw.cluster.tls ? { tls: raw.cluster.tls } : {}),
+    ...(auth ? { auth } : {}),
+    ...(tls ? { tls } : {}),
   };
   return { spec, problems };
 }

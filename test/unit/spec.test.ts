@@ -48,6 +48,28 @@ shards:
       ],
     });
   });
+  it("accepts a slot written as an integer, and YAML anchors merged with << (from an x- key)", () => {
+    const spec = parseSpec(
+      `x-big: &big { weight: 2 }\ncluster:\n  seeds: ["127.0.0.1:7000"]\n  protect: [127.0.0.1:7001]\nshards:\n  - master: 127.0.0.1:7000\n    slots: [5, "6-10"]\n  - <<: *big\n    master: 127.0.0.1:7001\n`,
+      "c.yaml",
+    );
+    expect(spec.shards).toEqual([
+      { master: "127.0.0.1:7000", replicas: [], weight: 1, slots: [[5, 5], [6, 10]] },
+      { master: "127.0.0.1:7001", replicas: [], weight: 2 },
+    ]);
+    expect(spec.protect).toEqual(["127.0.0.1:7001"]);
+  });
+
+  it("names the encoding of a file that is not UTF-8", () => {
+    const latin1 = Buffer.concat([Buffer.from(`cluster:\n  seeds: ["127.0.0.1:7000"] # caf`), Buffer.from([0xe9]), Buffer.from(`\nshards:\n  - master: 127.0.0.1:7000\n`)]);
+    expect(() => parseSpec(latin1, "c.yaml")).toThrow(/c\.yaml:2:34: the file is not UTF-8: byte 0xe9 is not valid here; save the file as UTF-8/);
+    const inAddr = Buffer.concat([Buffer.from(`cluster:\n  seeds: ["127.0.0.1:7000"]\nshards:\n  - master: h`), Buffer.from([0xf6]), Buffer.from(`st:7000\n`)]);
+    expect(() => parseSpec(inAddr, "c.yaml")).toThrow(/c\.yaml:4:14: the file is not UTF-8: byte 0xf6/);
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(ok, "utf16le")]);
+    expect(() => parseSpec(utf16, "c.yaml")).toThrow(/the file is UTF-16 .*save it as UTF-8/);
+    expect(() => parseSpec(Buffer.from(ok, "utf16le"), "c.yaml")).toThrow(/NUL bytes: it is not UTF-8 text \(UTF-16 perhaps\)/);
+  });
+
   it("accepts cluster.example.yaml and every spec under examples/", () => {
     expect(() => parseSpec(readFileSync("cluster.example.yaml", "utf8"), "cluster.example.yaml")).not.toThrow();
     for (const f of readdirSync("examples").filter((f) => f.endsWith(".yaml"))) {
@@ -89,7 +111,19 @@ const bad: [string, string, (string | RegExp)[]][] = [
   ["threshold above 100", `cluster:\n  seeds: ["127.0.0.1:7000"]\n  balance: { threshold: 150 }\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:3:25: cluster\.balance\.threshold must be between 0 and 100/]],
   ["allowReset of a node in no shard", `cluster:\n  seeds: ["127.0.0.1:7000"]\n  allowReset: ["127.0.0.1:7009"]\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:3:16: 127\.0\.0\.1:7009 is in allowReset but in no shard/]],
   ["password in the spec", `cluster:\n  seeds: ["127.0.0.1:7000"]\n  auth: { password: hunter2 }\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:3:11: unknown key "password" in cluster\.auth/]],
-  ["duplicate YAML key", `cluster:\n  seeds: ["127.0.0.1:7000"]\ncluster:\n  seeds: ["127.0.0.1:7001"]\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:3:1: YAML syntax: Map keys must be unique/]],
+  ["more masters than slots", `cluster:\n  seeds: ["127.0.0.1:7000"]\nshards:\n${Array.from({ length: 16400 }, (_, i) => `  - master: 10.${i >> 16}.${(i >> 8) & 255}.${i & 255}:7000\n`).join("")}`, [
+    `c.yaml:4:3: the spec has 16400 shards, more than the 16384 slots a cluster has: every master needs at least one slot`,
+  ]],
+  ["pins leave an unpinned shard no slot, and a weight on a pinned shard", `${ok}    slots: ["0-16383"]\n    weight: 3\n  - master: 127.0.0.1:7001\n`, [
+    `c.yaml:7:13: weight 3 has no effect on a shard with pinned slots (it gets exactly its pins): remove the weight, or the slots`,
+    `c.yaml:8:5: pins take 16384 slots, leaving 0 for 1 unpinned shard(s): every master needs at least one slot (this shard would get none)`,
+  ]],
+  ["several YAML documents", `${ok}---\ncluster: {}\n`, [`c.yaml:6:1: the file holds 2 YAML documents (separated by ---): a spec is one document; split them into files`]],
+  ["an IPv6 address without brackets", `cluster:\n  seeds: ["::1:37020"]\nshards:\n  - master: "[::1]:7000"\n`, [
+    `c.yaml:2:11: cluster.seeds.0 is not a node address: write it as host:port, e.g. 127.0.0.1:7000; an IPv6 address goes in brackets: [::1]:37020`,
+  ]],
+  ["a top-level key that is not x-", `anchors: &a { weight: 2 }\n${ok}`, [/^c\.yaml:1:1: unknown key "anchors" in the spec/]],
+  ["duplicate YAML key", `cluster:\n  seeds: ["127.0.0.1:7000"]\ncluster:\n  seeds: ["127.0.0.1:7001"]\nshards:\n  - master: 127.0.0.1:7000\n`, [`c.yaml:3:1: the key "cluster" appears twice in the same mapping: keep one`]],
 ];
 
 describe("bad specs: every problem with file:line:col and a fix", () => {
@@ -108,7 +142,12 @@ shards:
   - master: 127.0.0.1:7000
   - replicas: [127.0.0.1:7005]
 `);
-    expect(got).toHaveLength(1); // the schema pass stops before meaning checks
+    // a schema problem (no master) does not hide the meaning checks (weight 0, a node listed twice)
+    expect(got).toEqual([
+      "c.yaml:5:13: weight 0 must be greater than 0: use 1 for an equal share, or remove the shard to drain it",
+      "c.yaml:6:13: 127.0.0.1:7000 is listed twice (first as shards.0.master): a node belongs to one shard, as master or replica",
+      "c.yaml:7:5: shard 2 has no master: add `master: host:port`",
+    ]);
     const meaning = problems(`cluster:
   seeds: ["127.0.0.1:7000"]
 shards:
