@@ -3,7 +3,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "clipanion";
 import { ClusterCommand, intOption } from "./base.js";
-import { loadTopology, planFrom } from "./observe-input.js";
+import { DEFAULT_SETTLE_S, loadTopology, planFrom } from "./observe-input.js";
 import { progressPrinter } from "./progress.js";
 import { loadSpec } from "../spec/load.js";
 import { specNodes } from "../spec/nodes.js";
@@ -30,8 +30,8 @@ export class ApplyCommand extends ClusterCommand {
       kind together (they share one wait for the cluster to agree).
 
       A checkpoint (PLAN.checkpoint.json, or in --state-dir) records every step done and in flight; running the same
-      command again after an interruption checks the cluster against it and continues. The first Ctrl-C finishes the
-      slot moves in flight (so no slot stays open) and stops; a second Ctrl-C stops at once.
+      command again after an interruption checks the cluster against it and continues. The first Ctrl-C lets the steps
+      in flight finish (so no slot stays open) and stops; a second Ctrl-C stops at once.
 
       States that pass by themselves (CLUSTERDOWN during a failover, LOADING, a node that does not answer for a while)
       are waited out, with a line saying what apply waits for; --wait-timeout bounds every wait (those retries, and the
@@ -74,6 +74,7 @@ export class ApplyCommand extends ClusterCommand {
   });
   maxKeysPerSecond = Option.String("--max-keys-per-second", { description: "Move at most this many keys per second, over all pairs (default: no limit)" });
   allowMassRemoval = Option.Boolean("--allow-mass-removal", false, { description: "With a SPEC: permit removing half or more of the masters that own slots" });
+  settleTimeout = Option.String("--settle-timeout", { description: `With a SPEC: seconds to wait for members that disagree to converge before planning (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
     const exec = {
@@ -99,11 +100,18 @@ export class ApplyCommand extends ClusterCommand {
     }
     const { spec } = loadSpec(this.target);
     const { access, source } = this.access({ spec, specFile: this.target }, "shardform-apply");
-    const observed = await loadTopology({ seeds: spec.seeds, probe: specNodes(spec), access, status: (m) => this.status(m) });
+    const observed = await loadTopology({
+      seeds: spec.seeds,
+      probe: specNodes(spec),
+      access,
+      status: (m) => this.status(m),
+      say: (m) => this.say(m),
+      settleMs: intOption(this.settleTimeout, "--settle-timeout", DEFAULT_SETTLE_S, 0) * 1000,
+    });
     // The lock is taken before the plan is shown and written, and held through the apply.
     const unlock = await lockCluster(observed, access, this.lockDir, `apply ${resolve(this.target)}`);
     try {
-      const plan = planFrom({ spec, specFile: this.target, observed, source, allowMassRemoval: this.allowMassRemoval });
+      const plan = await planFrom({ spec, specFile: this.target, observed, source, allowMassRemoval: this.allowMassRemoval, access });
       if (!this.jsonLog) this.out(renderHuman(plan, { color: this.useColor() }));
       if (!plan.summary.changes) return 0;
       if (!(await this.confirm())) return 1;
@@ -136,7 +144,7 @@ export class ApplyCommand extends ClusterCommand {
         process.exit(130);
       }
       if (ctxRef) ctxRef.stop = "soft";
-      this.context.stderr.write(`\nStopping: finishing the slot moves in flight so that no slot stays open (Ctrl-C again to quit at once) ...\n`);
+      this.context.stderr.write(`\nStopping: finishing the steps in flight, so that no slot stays open and no node is left half removed (Ctrl-C again to quit at once) ...\n`);
     };
     process.on("SIGINT", onSigint);
     try {

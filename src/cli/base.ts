@@ -34,6 +34,11 @@ export abstract class BaseCommand extends Command {
     if ((this.context.stderr as NodeJS.WriteStream).isTTY) this.context.stderr.write(`${msg}\n`);
   }
 
+  /** A line on stderr, always shown (what a command waits for). */
+  say(msg: string): void {
+    this.context.stderr.write(`${msg}\n`);
+  }
+
   /** A warning on stderr, always shown. */
   warn(msg: string): void {
     this.context.stderr.write(`Warning: ${msg}\n`);

@@ -1,9 +1,10 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { Command, Option, UsageError } from "clipanion";
-import { ClusterCommand, addrOption } from "./base.js";
-import { observeCluster } from "../observe/observe.js";
+import { ClusterCommand, addrOption, intOption } from "./base.js";
+import { DEFAULT_SETTLE_S, observeSettled } from "./observe-input.js";
 import { specFromTopology } from "../spec/from-topology.js";
-import { InputError } from "../errors.js";
+import { ClusterStateError, InputError } from "../errors.js";
+import { unsettled } from "../observe/disagreements.js";
 
 export class ImportCommand extends ClusterCommand {
   static override paths = [["import"]];
@@ -25,6 +26,7 @@ export class ImportCommand extends ClusterCommand {
   outFile = Option.String("--out", { description: "Write the spec here (refuses to overwrite without --force)" });
   force = Option.Boolean("--force", false, { description: "Overwrite --out if it exists" });
   threshold = Option.String("--threshold", { description: "balance.threshold to write, percent from 0 to 100 (default 2)" });
+  settleTimeout = Option.String("--settle-timeout", { description: `Seconds to wait for members that disagree to converge first (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
     const seeds = this.seed.map((s) => addrOption(s, "--seed"));
@@ -34,7 +36,9 @@ export class ImportCommand extends ClusterCommand {
     }
     if (this.outFile && existsSync(this.outFile) && !this.force) throw new InputError(`${this.outFile} exists: pass --force to overwrite it`);
     const { access, source } = this.access(null, "shardform-import");
-    const observed = await observeCluster({ seeds, access, leases: false });
+    const observed = await observeSettled({ seeds, access, leases: false }, intOption(this.settleTimeout, "--settle-timeout", DEFAULT_SETTLE_S, 0) * 1000, (m) => this.say(m));
+    const u = unsettled(observed.nodes);
+    if (u.length > 0) throw new ClusterStateError(`the cluster has not settled (${u.join("; ")}): run \`shardform check\`, and import again when it reports no disagreement`);
     // Write members under the name the user reached them by (a seed alias), where that name covers their address.
     const hostNames = new Map<string, string>();
     const host = (addr: string): string => addr.slice(0, addr.lastIndexOf(":"));

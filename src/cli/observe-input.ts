@@ -1,5 +1,8 @@
 /** Where a command's topology comes from (a live cluster or a saved snapshot), and the plan made from it. */
-import { observeCluster } from "../observe/observe.js";
+import { bigKeyWarnings, surveyBigKeys } from "../observe/big-keys.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { observeCluster, type ObserveOptions } from "../observe/observe.js";
+import { unsettled } from "../observe/disagreements.js";
 import { readSnapshot } from "../observe/snapshot.js";
 import type { ObservedCluster } from "../observe/types.js";
 import type { Access } from "../redis/connect.js";
@@ -10,24 +13,51 @@ import { specNodes } from "../spec/nodes.js";
 import type { ClusterSpec } from "../spec/types.js";
 import { TOOL_VERSION } from "../version.js";
 
+export const DEFAULT_SETTLE_S = 15;
+
+/**
+ * Observes the cluster; while members still disagree about roles or slot owners (right after a
+ * failover, or a cluster just created), observes again, for up to `settleMs`, saying what it waits for.
+ */
+export async function observeSettled(opts: ObserveOptions, settleMs: number, say: (msg: string) => void): Promise<ObservedCluster> {
+  const deadline = Date.now() + settleMs;
+  let said = "";
+  for (;;) {
+    const o = await observeCluster(opts);
+    const u = unsettled(o.nodes);
+    if (u.length === 0 || Date.now() >= deadline) return o;
+    if (u[0] !== said) say(`Waiting for the cluster to settle (up to ${Math.round(settleMs / 1000)} s): ${u[0]}${u.length > 1 ? ` (and ${u.length - 1} more)` : ""}`);
+    said = u[0]!;
+    await sleep(300);
+  }
+}
+
 export async function loadTopology(args: {
   observedFile?: string | undefined;
   seeds: string[];
   probe?: string[];
   access: Access;
   status: (msg: string) => void;
+  /** Waits (to stderr) are always shown. */
+  say: (msg: string) => void;
+  settleMs?: number;
 }): Promise<ObservedCluster> {
   if (args.observedFile) {
     args.status(`Reading the topology from ${args.observedFile} (no cluster contacted)`);
     return readSnapshot(args.observedFile);
   }
   args.status(`Observing the cluster via ${args.seeds.join(", ")} ...`);
-  return observeCluster({ seeds: args.seeds, probe: args.probe ?? [], access: args.access });
+  return observeSettled({ seeds: args.seeds, probe: args.probe ?? [], access: args.access }, args.settleMs ?? DEFAULT_SETTLE_S * 1000, args.say);
 }
 
-/** Plans the spec against an observed topology. */
-export function planFrom(args: { spec: ClusterSpec; specFile: string; observed: ObservedCluster; source: AccessSource; allowMassRemoval?: boolean }): Plan {
+/**
+ * Plans the spec against an observed topology. With `access` (a live cluster), the slots the plan
+ * moves are sampled for big keys first, and what is found becomes warnings.
+ */
+export async function planFrom(args: { spec: ClusterSpec; specFile: string; observed: ObservedCluster; source: AccessSource; allowMassRemoval?: boolean; access?: Access }): Promise<Plan> {
   const { steps, notes, warnings } = planSteps(args.spec, args.observed, { allowMassRemoval: args.allowMassRemoval ?? false });
+  const moves = steps.flatMap((s) => (s.kind === "migrate-slot" ? [{ slot: s.slot, from: s.from.addr }] : []));
+  if (args.access && moves.length > 0) warnings.push(...bigKeyWarnings(await surveyBigKeys(moves, args.access)));
   return makePlan({
     spec: args.spec,
     specFile: args.specFile,
@@ -51,6 +81,8 @@ export async function planSpec(args: {
   source: AccessSource;
   allowMassRemoval?: boolean;
   status: (msg: string) => void;
+  say: (msg: string) => void;
+  settleMs?: number;
 }): Promise<{ plan: Plan; observed: ObservedCluster }> {
   const observed = await loadTopology({
     observedFile: args.observedFile,
@@ -58,6 +90,9 @@ export async function planSpec(args: {
     probe: specNodes(args.spec),
     access: args.access,
     status: args.status,
+    say: args.say,
+    ...(args.settleMs !== undefined ? { settleMs: args.settleMs } : {}),
   });
-  return { plan: planFrom({ ...args, observed }), observed };
+  const { access, status: _s, say: _y, settleMs: _m, ...rest } = args;
+  return { plan: await planFrom({ ...rest, observed, ...(args.observedFile ? {} : { access }) }), observed };
 }

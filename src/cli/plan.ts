@@ -1,6 +1,6 @@
 import { Command, Option } from "clipanion";
-import { ClusterCommand, addrOption, planFormat } from "./base.js";
-import { planSpec } from "./observe-input.js";
+import { ClusterCommand, addrOption, intOption, planFormat } from "./base.js";
+import { DEFAULT_SETTLE_S, planSpec } from "./observe-input.js";
 import { loadSpec } from "../spec/load.js";
 import { writePlan } from "../plan/file.js";
 import { renderPlan } from "../plan/render/index.js";
@@ -38,6 +38,7 @@ export class PlanCommand extends ClusterCommand {
   observed = Option.String("--observed", { description: "Plan from a snapshot file (from `shardform snapshot`) instead of the live cluster" });
   seed = Option.Array("--seed", { description: "Reach the cluster through this HOST:PORT instead of the spec's seeds (repeatable)" });
   allowMassRemoval = Option.Boolean("--allow-mass-removal", false, { description: "Permit removing half or more of the masters that own slots (recorded in the plan)" });
+  settleTimeout = Option.String("--settle-timeout", { description: `Seconds to wait for members that disagree about roles or slots to converge before planning (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
     const format = planFormat(this.json, this.markdown);
@@ -52,6 +53,8 @@ export class PlanCommand extends ClusterCommand {
       source,
       allowMassRemoval: this.allowMassRemoval,
       status: (m) => this.status(m),
+      say: (m) => this.say(m),
+      settleMs: intOption(this.settleTimeout, "--settle-timeout", DEFAULT_SETTLE_S, 0) * 1000,
     });
     this.out(renderPlan(plan, format, this.useColor()));
     if (this.outFile) {

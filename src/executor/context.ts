@@ -36,7 +36,10 @@ export const DEFAULT_EXEC_OPTIONS: ExecOptions = {
   maxKeysPerSecond: 0,
 };
 
-/** none: run; soft (first Ctrl-C): finish the slot moves in flight, start nothing new; hard: stop at once. */
+/**
+ * none: run. soft (a first Ctrl-C, or another unit failed): start nothing new, let the units in flight
+ * finish (a unit cut short can leave an open slot, or a node forgotten but not reset). hard: stop at once.
+ */
 export type StopState = "none" | "soft" | "hard";
 
 export class StopRequested extends Error {
@@ -111,10 +114,6 @@ export class ExecCtx {
     const start = Math.max(now, this.paceNext);
     this.paceNext = start + (keys * 1000) / limit;
     if (start > now) await sleep(start - now);
-  }
-
-  checkStop(): void {
-    if (this.stop !== "none") throw new StopRequested();
   }
 
   /** This node's own CLUSTER NODES. */
@@ -194,12 +193,12 @@ export class ExecCtx {
   }
 
   /** Polls `check` until it returns null (done) or the deadline passes; the last reason is in the error. */
-  async waitUntil(what: string, check: () => Promise<string | null>, timeoutMs = this.options.waitTimeoutMs, stoppable = true): Promise<void> {
+  async waitUntil(what: string, check: () => Promise<string | null>, timeoutMs = this.options.waitTimeoutMs): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let reason: string | null = "not checked";
     let delay = 20;
     for (;;) {
-      if (stoppable) this.checkStop();
+      if (this.stop === "hard") throw new StopRequested();
       try {
         reason = await check();
       } catch (err) {
@@ -249,7 +248,6 @@ export class ExecCtx {
         return null;
       },
       this.options.waitTimeoutMs,
-      false,
     );
     return down;
   }

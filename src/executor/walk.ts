@@ -3,7 +3,8 @@
  * records each in the journal before it starts and after it ends, and retries a unit that failed on a
  * state that passes by itself (CLUSTERDOWN, LOADING, a node that does not answer for a while) until
  * --wait-timeout. Handlers look at the live state first, so running a unit again is always safe.
- * After a failure or a first Ctrl-C nothing new starts: slot moves in flight are finished, waits end.
+ * After a failure or a first Ctrl-C nothing new starts, and the units in flight finish (a unit cut short
+ * can leave a slot open, or a node forgotten by the cluster but not reset).
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ShardformError, StepFailedError, assert } from "../errors.js";
@@ -33,7 +34,7 @@ async function runWithRetry(unit: Unit, ctx: ExecCtx): Promise<void> {
         if (err instanceof ShardformError) throw err;
         throw new StepFailedError(unit.steps[0]!.id, unit.kind, `${describeUnit(unit)}: ${describe(err)}. The checkpoint is consistent: fix the cause and run the same apply again to continue.`);
       }
-      if (ctx.stop === "hard" || (ctx.stop === "soft" && unit.kind !== "migrate-slot")) throw new StopRequested();
+      if (ctx.stop === "hard") throw new StopRequested();
       const waited = Date.now() - started;
       if (waited >= ctx.options.waitTimeoutMs) {
         throw new StepFailedError(

@@ -1,5 +1,5 @@
 /** Compares every member's view of every other member with that member's own account. Pure. */
-import { formatRanges } from "../slots.js";
+import { expandRanges, formatRanges, type SlotRange } from "../slots.js";
 import type { ObservedNode, ViewEntry } from "./types.js";
 
 export type DisagreementKind = "stranger" | "address" | "role" | "slots" | "flags" | "link" | "unknown-member" | "unreachable";
@@ -53,6 +53,19 @@ function item(kind: DisagreementKind, viewer: string | null, subject: { id: stri
   return { kind, viewer, subject: { id: subject.id, addr: subject.addr }, text };
 }
 
+/**
+ * Whether two accounts of a master's slots differ outside the slots either node has open. A node
+ * importing a slot ignores other nodes' claims on it until the import is closed, so its view of the
+ * slot's new owner lacks exactly those slots: that is an open slot (reported as such), not a
+ * disagreement.
+ */
+function slotsDiffer(seen: SlotRange[], claimed: SlotRange[], viewer: ObservedNode, subject: ObservedNode): boolean {
+  const open = new Set([...viewer.importing, ...viewer.migrating, ...subject.importing, ...subject.migrating].map((o) => o.slot));
+  if (open.size === 0) return true;
+  const strip = (r: SlotRange[]): string => expandRanges(r).filter((x) => !open.has(x)).join(",");
+  return strip(seen) !== strip(claimed);
+}
+
 /** How one line of a member's CLUSTER NODES differs from what its subject says of itself. */
 function entryDisagreements(viewer: ObservedNode, e: ViewEntry, byId: Map<string, ObservedNode>): Disagreement[] {
   const out: Disagreement[] = [];
@@ -68,11 +81,30 @@ function entryDisagreements(viewer: ObservedNode, e: ViewEntry, byId: Map<string
   if (subject.reachable && (e.role !== subject.role || e.masterId !== subject.masterId)) {
     add("role", `${viewer.addr} sees ${subject.addr} as ${describeRole(e.role, e.masterId)}, but it says ${describeRole(subject.role, subject.masterId)}`);
   }
-  if (subject.reachable && subject.role === "master" && formatRanges(e.slots) !== formatRanges(subject.slots)) {
+  if (subject.reachable && subject.role === "master" && formatRanges(e.slots) !== formatRanges(subject.slots) && slotsDiffer(e.slots, subject.slots, viewer, subject)) {
     add("slots", `${viewer.addr} sees ${subject.addr} owning slots ${formatRanges(e.slots)}, but it claims ${formatRanges(subject.slots)}`);
   }
   const bad = e.flags.filter((f) => f === "fail" || f === "pfail" || f === "noaddr");
   if (bad.length > 0) add("flags", `${viewer.addr} flags ${subject.addr} as ${bad.join(",")}`);
   if (!e.linkConnected && !bad.length) add("link", `${viewer.addr} has no connected link to ${subject.addr}`);
   return out;
+}
+
+/**
+ * Disagreements about roles or slot owners between members: while there are any, the cluster is
+ * still settling (a failover spreading, a new replica not yet seen as one) and no plan is safe.
+ * Slots seen differently are expected while their owner has a slot open (an interrupted move).
+ */
+export function unsettled(nodes: ObservedNode[]): string[] {
+  const open = new Set(nodes.filter((n) => n.migrating.length + n.importing.length > 0).map((n) => n.id));
+  const byPair = new Map<string, { viewer: string; subject: string; role: boolean; slots: boolean }>();
+  for (const d of viewDisagreements(nodes)) {
+    if ((d.kind !== "role" && d.kind !== "slots") || d.viewer === null) continue;
+    const key = `${d.viewer} ${d.subject.id}`;
+    const pair = byPair.get(key) ?? { viewer: d.viewer, subject: d.subject.addr, role: false, slots: false };
+    if (d.kind === "role") pair.role = true;
+    else if (!open.has(d.subject.id)) pair.slots = true;
+    byPair.set(key, pair);
+  }
+  return [...new Set([...byPair.values()].filter((p) => p.role || p.slots).map((p) => `${p.viewer} and ${p.subject} disagree about ${p.subject}'s ${p.role ? "role" : "slots"}`))];
 }

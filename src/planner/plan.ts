@@ -15,7 +15,7 @@
  */
 import { PlanningError, assert } from "../errors.js";
 import type { ObservedCluster, Outsider } from "../observe/types.js";
-import { viewDisagreements } from "../observe/disagreements.js";
+import { unsettled } from "../observe/disagreements.js";
 import { modelFromObserved, nodesActedOn } from "../plan/simulate.js";
 import { removedMasters } from "../plan/summary.js";
 import { hostWarnings } from "../plan/hosts.js";
@@ -104,7 +104,7 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: Pl
     }
   }
   for (const addr of spec.protect) if (!idOf.has(addr)) problems.push(`cluster.protect lists ${addr}, which is not a member: remove it from protect, or correct the address`);
-  problems.push(...viewConflicts(observed));
+  problems.push(...unsettled(observed.nodes).map((u) => `${u}: the cluster has not settled; run \`shardform check\` and plan again when it reports no disagreement (plan waits up to --settle-timeout for this)`));
   if (observed.applies?.length) {
     for (const h of observed.applies) warnings.push(`an apply is in progress on this cluster: pid ${h.pid} on ${h.host}, started ${h.since}; this plan may be stale before it is applied`);
   }
@@ -168,29 +168,6 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: Pl
   verifyEndState(ctx, target);
   warnings.push(...hostWarnings([...model.nodes.values()]));
   return { steps, notes, warnings };
-}
-
-/**
- * Members whose views disagree about roles or slot owners make any plan unsafe. Slots seen
- * differently are expected while a node has a slot open (an interrupted move, finished first).
- */
-function viewConflicts(o: ObservedCluster): string[] {
-  const open = new Set(o.nodes.filter((n) => n.migrating.length + n.importing.length > 0).map((n) => n.id));
-  const byPair = new Map<string, { viewer: string; subject: string; role: boolean; slots: boolean }>();
-  for (const d of viewDisagreements(o.nodes)) {
-    if ((d.kind !== "role" && d.kind !== "slots") || d.viewer === null) continue;
-    const key = `${d.viewer} ${d.subject.id}`;
-    const pair = byPair.get(key) ?? { viewer: d.viewer, subject: d.subject.addr, role: false, slots: false };
-    if (d.kind === "role") pair.role = true;
-    else if (!open.has(d.subject.id)) pair.slots = true;
-    byPair.set(key, pair);
-  }
-  const out: string[] = [];
-  for (const p of byPair.values()) {
-    if (!p.role && !p.slots) continue;
-    out.push(`${p.viewer} and ${p.subject} disagree about ${p.subject}'s ${p.role ? "role" : "slots"}: the cluster has not settled; run \`shardform check\` and plan again when it reports no disagreement`);
-  }
-  return [...new Set(out)];
 }
 
 function verifyEndState(ctx: PlanContext, owner: (string | null)[]): void {

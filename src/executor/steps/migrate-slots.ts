@@ -2,7 +2,8 @@
  * migrate-slot: the protocol redis-cli uses, batched over a window of slots of one source -> target
  * pair (one slot is a window of one), and made resumable:
  *   0. look at both nodes: they must still be the plan's nodes, the target a master; each slot is
- *      taken from wherever it stands (owned by the source, half moved, already moved);
+ *      taken from wherever it stands (owned by the source, half moved, already moved); a target still
+ *      importing from a node that was failed over meanwhile is first told the slot's owner;
  *   1. SETSLOT IMPORTING on the target, then SETSLOT MIGRATING on the source, for every slot the
  *      source still owns (one pipeline per node);
  *   2. all slots in flight: GETKEYSINSLOT for every slot not yet empty (one pipeline), then MIGRATE ...
@@ -54,30 +55,68 @@ function roleOf(e: NodeEntry, view: NodeEntry[]): string {
 }
 
 export async function migrateSlots(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
+  try {
+    await moveWindow(steps, ctx);
+  } catch (err) {
+    // An error the protocol does not expect (MOVED, READONLY, "SETSLOT only with masters") most often
+    // means a failover changed the roles under it: say so, rather than quote the reply.
+    if (err instanceof ClusterChangedError || transientCause(err)) throw err;
+    await rolesUnchanged(steps[0]!, ctx);
+    throw err;
+  }
+}
+
+/** Throws ClusterChangedError when the source or the target is no longer a master. */
+async function rolesUnchanged(first: MigrateStep, ctx: ExecCtx): Promise<void> {
+  const [src, dst] = [first.from, first.to];
+  const [s, d, view] = await Promise.all([ctx.selfOf(src), ctx.selfOf(dst), ctx.view(dst.addr)]);
+  if (d.role !== "master") {
+    throw new ClusterChangedError(
+      `the target of slot moves ${dst.addr} is now ${roleOf(d, view)}: the cluster failed it over during apply. Nothing more is moved to it. ` +
+        `Run \`shardform plan\` again: it finishes the open slots toward the node that now holds its data, plans the failover back, and the moves that are left.`,
+    );
+  }
+  if (s.role !== "master" && steps0Owned(first, view)) {
+    throw new ClusterChangedError(
+      `the source of slot moves ${src.addr} is now ${roleOf(s, view)}: the cluster failed it over during apply. ` +
+        `Run \`shardform plan\` again: it plans the failover back and the moves that are left.`,
+    );
+  }
+}
+
+/** Whether the window's first slot is still owned by a master other than the target (the source's keys are still to move). */
+function steps0Owned(first: MigrateStep, view: NodeEntry[]): boolean {
+  const owner = view.find((e) => e.role === "master" && owns(e, first.slot));
+  return !!owner && owner.id !== first.to.id;
+}
+
+async function moveWindow(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
   const first = steps[0]!;
   const [src, dst] = [first.from, first.to];
   const [srcView, dstView] = await Promise.all([ctx.view(src.addr), ctx.view(dst.addr)]);
   const s = await ctx.selfOf(src);
   const d = await ctx.selfOf(dst);
-  if (d.role !== "master") {
-    throw new ClusterChangedError(
-      `the target of slot moves ${dst.addr} is now ${roleOf(d, dstView)}: the cluster failed it over during apply. ` +
-        `Nothing more is moved to it. Run \`shardform plan\` again: it finishes the open slots toward the node that now holds its data, plans the failover back, and the moves that are left.`,
-    );
-  }
+  if (d.role !== "master") await rolesUnchanged(first, ctx);
   const srcIsMaster = s.role === "master";
   const fromSrc = steps.filter((st) => srcIsMaster && owns(s, st.slot));
   const elsewhere = steps.filter((st) => !fromSrc.includes(st));
   for (const st of elsewhere) {
     if (!owns(d, st.slot) && !d.importing.some((m) => m.slot === st.slot)) {
       const owner = dstView.find((e) => owns(e, st.slot));
+      if (!srcIsMaster) await rolesUnchanged(first, ctx);
       throw new ClusterChangedError(
-        `slot ${st.slot} should be on ${src.addr} or ${dst.addr}, but ${owner ? `${owner.addr} owns it` : "no master owns it"}` +
-          (srcIsMaster ? "" : ` (${src.addr} is now ${roleOf(s, srcView)})`) +
-          `: the cluster changed outside this apply. Check it with \`shardform check\`, then plan again.`,
+        `slot ${st.slot} should be on ${src.addr} or ${dst.addr}, but ${owner ? `${owner.addr} owns it` : "no master owns it"}: the cluster changed outside this apply. ` +
+          `Check it with \`shardform check\`, then plan again.`,
       );
     }
   }
+
+  // 0. A target importing a slot from another node than this source (the source was failed over during
+  // the move) ignores every claim on that slot, and once the old source became a replica its slots are
+  // unassigned in the target's table: it reports cluster_state:fail and refuses every key. Close that
+  // import and tell it who owns the slot now, before importing from the source.
+  const stale = fromSrc.filter((st) => d.importing.some((m) => m.slot === st.slot && m.peerId !== src.id));
+  await pipelineOk(ctx, dst, steps, stale.flatMap((st) => [["cluster", "setslot", st.slot, "stable"], ["cluster", "setslot", st.slot, "node", src.id]]), "SETSLOT STABLE and NODE <source>");
 
   // 1. open the slots the source still owns
   await pipelineOk(ctx, dst, steps, fromSrc.filter((st) => !owns(d, st.slot) && !importingFrom(d, st.slot, src.id)).map((st) => ["cluster", "setslot", st.slot, "importing", src.id]), "SETSLOT IMPORTING");
@@ -102,6 +141,7 @@ export async function migrateSlots(steps: MigrateStep[], ctx: ExecCtx): Promise<
     await pipelineOk(ctx, src, steps, steps.filter((st) => owns(s, st.slot) || s.migrating.some((m) => m.slot === st.slot)).map((st) => ["cluster", "setslot", st.slot, "node", dst.id]), "SETSLOT NODE", true);
   }
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "source" });
+  await failpoint(ctx, "migrate:after-source-setslot");
   const others = dstView.filter((e) => e.role === "master" && e.id !== src.id && e.id !== dst.id && !e.flags.includes("fail") && !e.flags.includes("handshake") && !e.flags.includes("noaddr"));
   await Promise.all(others.map((m) => pipelineOk(ctx, { id: m.id, addr: m.addr }, steps, steps.map((st) => ["cluster", "setslot", st.slot, "node", dst.id]), "SETSLOT NODE", true)));
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "others" });
