@@ -1,7 +1,9 @@
 /**
  * Keys that MIGRATE cannot move at the first try: a key too big for the timeout (the timeout grows
- * until it moves), and a target that refuses keys (apply stops, names the key, and resumes after
- * the fix). Every key is checked afterwards.
+ * until it moves), a target that refuses keys (apply stops, names the key, and resumes after the
+ * fix), and a key too big to move within a quarter of cluster-node-timeout (plan warns about it;
+ * apply stops naming it rather than block its source long enough to be failed over). Every key is
+ * checked afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -100,5 +102,40 @@ describe("keys that do not move at the first try", { timeout: 120_000 }, () => {
     await expectBigKey();
     await expectHealthy(a(0), 3);
     await expectAllKeys(a(0), KEYS);
+  });
+
+  it("a key that cannot move within a quarter of cluster-node-timeout: plan warns, apply stops naming it; with a larger timeout the same apply finishes", async () => {
+    // 256 MB in a slot the scale-out moves, and a cluster-node-timeout of 1 s: MIGRATE may block its source for 250 ms at most.
+    let huge = "";
+    for (let n = 0; !huge; n++) {
+      const slot = calculateSlot(`{huge${n}}`);
+      if (slot >= 4200 && slot <= 5400 && slot !== calculateSlot(bigKey)) huge = `{huge${n}}:value`;
+    }
+    const chunk = Buffer.alloc(16 << 20, "h");
+    await withNode(await ownerOf(huge), async (c) => {
+      for (let i = 0; i < 16; i++) await c.callBufferWithin(30_000, "append", huge, chunk);
+    });
+    const setTimeouts = (ms: number) => Promise.all([0, 1, 2, 3].map((i) => withNode(a(i), (c) => c.call("config", "set", "cluster-node-timeout", ms))));
+    await setTimeouts(1000);
+    try {
+      const planFile = join(work, "huge.json");
+      const p = await runCli(["plan", spec("huge", [0, 1, 2, 3]), "--out", planFile]);
+      expect(p.code).toBe(0);
+      expect(p.stdout).toMatch(/Warning: the slots this plan moves hold big keys .*"\{huge\d+\}:value" \(\d+\.\d MB, slot \d+ on 127\.0\.0\.1:21500\).*apply keeps each MIGRATE under 0\.25 s \(a quarter of cluster-node-timeout 1000 ms\)/s);
+      const failed = await runCli(["apply", planFile, "--auto-approve"]);
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toMatch(/key "\{huge\d+\}:value" \(\d{9} bytes\) of slot \d+ did not move from 127\.0\.0\.1:21500 to 127\.0\.0\.1:21503 within 0\.3 s: .*a quarter of cluster-node-timeout \(1000 ms\).*Raise cluster-node-timeout/s);
+      await setTimeouts(15_000);
+      const resumed = await runCli(["apply", planFile, "--auto-approve"]);
+      expect(resumed.stderr).toContain("Apply complete");
+      expect(resumed.code).toBe(0);
+      const [len] = await withNode(await ownerOf(huge), async (c) => [await c.call("strlen", huge)]);
+      expect(len).toBe(256 << 20);
+      await expectBigKey();
+      await expectHealthy(a(0), 4);
+      await expectAllKeys(a(0), KEYS);
+    } finally {
+      await setTimeouts(2000);
+    }
   });
 });

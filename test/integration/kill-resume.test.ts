@@ -252,7 +252,7 @@ describe("apply survives SIGKILL at any moment and resumes", { timeout: 240_000 
     });
     const code = await new Promise<number | null>((r) => child.on("exit", r));
     expect(code).toBe(130);
-    expect(err).toMatch(/finishing the slot moves in flight so that no slot stays open/);
+    expect(err).toMatch(/finishing the steps in flight, so that no slot stays open/);
     expect(err).toMatch(/Resume with: shardform apply .*in3\.json --auto-approve/);
     const o = await observeCluster({ seeds: [a(0)] });
     expect(o.nodes.flatMap((n) => [...n.migrating, ...n.importing])).toEqual([]);

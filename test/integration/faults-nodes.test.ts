@@ -1,0 +1,148 @@
+/**
+ * Faults on the cluster's own processes while apply moves slots, each ending with the full checks
+ * (every key back with its value, views agree, no open slot, no stray key, redis-cli --cluster check
+ * clean, plan of the spec reports no changes):
+ *  - kill -9 of a source's replica: apply finishes, with a warning naming it; check fails until it is back;
+ *  - SIGSTOP of a target master past cluster-node-timeout: Redis fails it over; apply waits out the
+ *    CLUSTERDOWN, then stops naming the failover (never "complete"); plan fails it back and finishes;
+ *  - a failover of a source (CLUSTER FAILOVER on its replica): apply stops naming it; plan again.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { observeCluster } from "../../src/observe/observe.js";
+import { populate } from "../../src/testdata/populate.js";
+import { NodeClient } from "../../src/redis/connect.js";
+import { startNodes, waitConsistent, type TestSandbox } from "../helpers/cluster.js";
+import { runCli } from "../helpers/cli.js";
+import { runChild } from "../helpers/child.js";
+import { fullChecks } from "../helpers/verify.js";
+
+// Ports 21600-21609 (bus 31600-31609): this file's own range.
+const BASE = 21600;
+const KEYS = 30_000;
+let sb: TestSandbox;
+let work: string;
+const a = (i: number) => `127.0.0.1:${BASE + i}`;
+
+function spec(name: string, shards: [number, number[]][]): string {
+  const f = join(work, `${name}.yaml`);
+  const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(1)}", "${a(2)}"]`, `shards:`];
+  for (const [m, reps] of shards) lines.push(`  - master: ${a(m)}`, ...(reps.length ? [`    replicas: [${reps.map(a).join(", ")}]`] : []));
+  writeFileSync(f, lines.join("\n") + "\n");
+  return f;
+}
+const three = (name: string) => spec(name, [[0, [3]], [1, [4]], [2, [5]]]);
+const four = (name: string) => spec(name, [[0, [3]], [1, [4]], [2, [5]], [6, [7]]]);
+
+beforeAll(async () => {
+  sb = await startNodes(BASE, 10);
+  work = mkdtempSync(join(tmpdir(), "shardform-faults-nodes-"));
+  expect((await runCli(["apply", three("create"), "--auto-approve"])).code).toBe(0);
+  await populate(await observeCluster({ seeds: [a(0)] }), { keys: KEYS });
+});
+afterAll(async () => {
+  await sb?.stop();
+});
+
+describe("faults on the cluster's processes during apply", { timeout: 180_000 }, () => {
+  it("kill -9 of a source's replica during a scale-out: apply finishes with a warning naming it; check fails on it until it is back", async () => {
+    const f = four("dead-replica");
+    let killed = false;
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64"], (e) => {
+      if (!killed && e.type === "step-done" && e.kind === "migrate-slot") {
+        killed = true;
+        sb.kill9(BASE + 3);
+      }
+    });
+    expect(killed).toBe(true);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.events.find((e) => e.type === "warning")?.message).toMatch(/^127\.0\.0\.1:21603 is down \(.*\); no step of this plan acts on it/);
+    expect(r.events.at(-1)?.type).toBe("done");
+    const c = await runCli(["check", "--seed", a(0)]);
+    expect(c.code).toBe(1);
+    expect(c.stdout).toMatch(/127\.0\.0\.1:21603 cannot be reached/);
+    // The fault outlives the apply: restore the node (it rejoins from its nodes.conf and resyncs), then check everything.
+    await sb.restart(BASE + 3);
+    await waitConsistent([0, 1, 2, 3, 4, 5, 6, 7].map(a));
+    await fullChecks(a(0), 8, KEYS, f);
+  });
+
+  it("SIGSTOP of a target master past cluster-node-timeout during a scale-in: apply waits, then stops naming the failover; plan fails it back and finishes", async () => {
+    const f = three("stopped-target");
+    let paused = false;
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--wait-timeout", "40"], async (e) => {
+      if (!paused && e.type === "step-start" && e.kind === "migrate-slot" && (e as { text?: string }).text?.endsWith(`-> ${a(1)}`)) {
+        paused = true;
+        sb.pause(BASE + 1);
+        await sleep(8000); // cluster-node-timeout is 2 s: the replica takes over meanwhile
+        sb.resume(BASE + 1);
+      }
+    });
+    expect(paused).toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.events.some((e) => e.type === "done")).toBe(false);
+    expect(r.stderr).toMatch(/the target of slot moves 127\.0\.0\.1:21601 is now a replica of 127\.0\.0\.1:21604: the cluster failed it over during apply/);
+    expect(r.stderr).toMatch(/resume with: shardform apply/);
+    // plan waits for the views to settle, finishes the open slots, fails 21601 back, and moves the rest
+    const planFile = join(work, "after-stop.json");
+    const p = await runCli(["plan", f, "--out", planFile]);
+    expect(p.code).toBe(0);
+    const plan = JSON.parse(readFileSync(planFile, "utf8")) as { steps: { kind: string; replica?: { addr: string } }[] };
+    expect(plan.steps.some((s) => s.kind === "failover" && s.replica?.addr === a(1))).toBe(true);
+    const ap = await runCli(["apply", planFile]);
+    expect(ap.stderr).toContain("Apply complete");
+    expect(ap.code).toBe(0);
+    await fullChecks(a(0), 6, KEYS, f);
+  });
+
+  it("a source failed over during a scale-out (CLUSTER FAILOVER on its replica): apply stops naming it; plan fails it back and finishes", async () => {
+    const f = four("failed-over-source");
+    let done = false;
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "32", "--parallelism", "1"], async (e) => {
+      if (!done && e.type === "step-done" && e.kind === "migrate-slot") {
+        done = true;
+        const c = await NodeClient.connect(a(3));
+        await c.call("cluster", "failover");
+        await c.close();
+      }
+    });
+    expect(done).toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.events.some((e) => e.type === "done")).toBe(false);
+    expect(r.stderr).toMatch(/the source of slot moves 127\.0\.0\.1:21600 is now a replica of 127\.0\.0\.1:21603: the cluster failed it over during apply/);
+    const planFile = join(work, "after-failover.json");
+    const pl = await runCli(["plan", f, "--out", planFile]);
+    expect(pl.code).toBe(0);
+    const plan = JSON.parse(readFileSync(planFile, "utf8")) as { steps: { kind: string; replica?: { addr: string } }[] };
+    expect(plan.steps.some((s) => s.kind === "failover" && s.replica?.addr === a(0))).toBe(true);
+    const ap = await runCli(["apply", planFile]);
+    expect(ap.code).toBe(0);
+    await fullChecks(a(0), 8, KEYS, f);
+  });
+
+  it("SIGSTOP of a target master that has no replica: the cluster is down until it is back; apply waits it out, saying what it waits for, and finishes", async () => {
+    await runCli(["apply", three("back-to-three"), "--auto-approve"]);
+    const f = spec("lonely-target", [[0, [3]], [1, [4]], [2, [5]], [6, []]]);
+    let paused = false;
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "32", "--parallelism", "3"], async (e) => {
+      if (!paused && e.type === "step-done" && e.kind === "migrate-slot") {
+        paused = true;
+        sb.pause(BASE + 6);
+        await sleep(5000); // past cluster-node-timeout (2 s): the cluster reports cluster_state:fail meanwhile
+        sb.resume(BASE + 6);
+      }
+    });
+    expect(paused).toBe(true);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const retries = r.events.filter((e) => e.type === "retry");
+    expect(retries.length).toBeGreaterThan(0);
+    expect(retries.map((e) => e.cause).join("\n")).toMatch(/CLUSTERDOWN|did not answer|cannot reach 127\.0\.0\.1:21606/);
+    expect(r.events.at(-1)?.type).toBe("done");
+    await fullChecks(a(0), 7, KEYS, f);
+  });
+});

@@ -1,0 +1,140 @@
+/**
+ * Faults around apply runs, each ending with the full checks (every key back with its value, views
+ * agree, no open slot, no stray key, redis-cli --cluster check clean, plan of the spec reports no changes):
+ *  - apply killed in the last window of a scale-in, after the drained master gave away its last slot
+ *    and turned into a replica (its replica following it): the same command resumes;
+ *  - a second apply of a different spec, planned after the first's `meet`: refused by the lock, and
+ *    `plan` says an apply is in progress;
+ *  - a master that died, was forgotten, and came back with its old nodes.conf: with allowReset the
+ *    plan resets and re-adds it, and applying that fresh plan is not refused as stale.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { observeCluster } from "../../src/observe/observe.js";
+import { populate } from "../../src/testdata/populate.js";
+import { startNodes, waitConsistent, type TestSandbox } from "../helpers/cluster.js";
+import { runCli } from "../helpers/cli.js";
+import { runChild } from "../helpers/child.js";
+import { fullChecks } from "../helpers/verify.js";
+
+// Ports 21700-21709 (bus 31700-31709): this file's own range.
+const BASE = 21700;
+const KEYS = 30_000;
+let sb: TestSandbox;
+let work: string;
+const a = (i: number) => `127.0.0.1:${BASE + i}`;
+
+function spec(name: string, shards: [number, number[]][], extra: string[] = []): string {
+  const f = join(work, `${name}.yaml`);
+  const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(1)}", "${a(2)}"]`, ...extra.map((l) => `  ${l}`), `shards:`];
+  for (const [m, reps] of shards) lines.push(`  - master: ${a(m)}`, ...(reps.length ? [`    replicas: [${reps.map(a).join(", ")}]`] : []));
+  writeFileSync(f, lines.join("\n") + "\n");
+  return f;
+}
+const three = (name: string) => spec(name, [[0, [4]], [1, [5]], [2, [6]]]);
+const four = (name: string) => spec(name, [[0, [4]], [1, [5]], [2, [6]], [3, [7]]]);
+
+beforeAll(async () => {
+  sb = await startNodes(BASE, 10);
+  work = mkdtempSync(join(tmpdir(), "shardform-faults-runs-"));
+  expect((await runCli(["apply", four("create"), "--auto-approve"])).code).toBe(0);
+  await populate(await observeCluster({ seeds: [a(0)] }), { keys: KEYS });
+});
+afterAll(async () => {
+  await sb?.stop();
+});
+
+describe("faults around apply runs", { timeout: 180_000 }, () => {
+  it("killed in the last window of a scale-in, after the drained master turned into a replica: the same command resumes", async () => {
+    const f = three("scale-in");
+    const planFile = join(work, "scale-in.json");
+    expect((await runCli(["plan", f, "--out", planFile])).code).toBe(0);
+    const plan = JSON.parse(readFileSync(planFile, "utf8")) as { steps: { kind: string; from?: { id: string }; to?: { id: string } }[] };
+    // One unit at a time: the windows of the three pairs run in plan order, and the last one empties the source.
+    const pairs = new Map<string, number>();
+    for (const s of plan.steps) if (s.kind === "migrate-slot") pairs.set(`${s.from!.id}>${s.to!.id}`, (pairs.get(`${s.from!.id}>${s.to!.id}`) ?? 0) + 1);
+    const windows = [...pairs.values()].reduce((n, slots) => n + Math.ceil(slots / 256), 0);
+    let frozen = false;
+    const r = await runChild(
+      ["apply", planFile, "--auto-approve", "--json-log", "--parallelism", "1"],
+      async (e, child) => {
+        if (e.type !== "failpoint") return;
+        frozen = true;
+        // The drained master has no slot left: Redis makes it a replica of the new owner, and its replica follows.
+        for (let i = 0; i < 100; i++) {
+          const o = await observeCluster({ seeds: [a(0)] });
+          const roles = [3, 7].map((k) => o.nodes.find((n) => n.addr === a(k))!.role);
+          if (roles.every((x) => x === "replica") && o.disagreements.length === 0) break;
+          await sleep(100);
+        }
+        child.kill("SIGKILL");
+      },
+      { SHARDFORM_FAILPOINTS: `migrate:after-source-setslot@${windows}` },
+    );
+    expect(frozen).toBe(true);
+    expect(r.signal).toBe("SIGKILL");
+    const o = await observeCluster({ seeds: [a(0)] });
+    expect(o.nodes.find((n) => n.addr === a(3))!.role).toBe("replica");
+    const resumed = await runCli(["apply", planFile, "--auto-approve"]);
+    expect(resumed.stderr).toMatch(/resuming: \d+ of \d+ step\(s\) done; step\(s\) [\d,-]+ were in progress and are continued/);
+    expect(resumed.stderr).toContain("Apply complete");
+    expect(resumed.code).toBe(0);
+    await fullChecks(a(0), 6, KEYS, f);
+  });
+
+  it("a second apply of another spec, planned after the first's meet, is refused by the lock; plan says an apply is in progress", async () => {
+    const f = four("scale-out");
+    const other = spec("other", [[0, [4]], [1, [5]], [2, [6]], [3, [8]]]);
+    let second: { plan: Awaited<ReturnType<typeof runCli>>; apply: Awaited<ReturnType<typeof runCli>> } | null = null;
+    const first = await runChild(["apply", f, "--auto-approve", "--json-log", "--max-keys-per-second", "4000"], async (e) => {
+      if (second !== null || e.type !== "step-done" || e.kind !== "meet") return;
+      second = { plan: { code: -1, stdout: "", stderr: "" }, apply: { code: -1, stdout: "", stderr: "" } };
+      const planFile = join(work, "other.json");
+      // Planned now, its snapshot already has the first apply's new nodes as members.
+      second.plan = await runCli(["plan", other, "--out", planFile]);
+      second.apply = await runCli(["apply", planFile, "--auto-approve"]);
+    });
+    expect(second).not.toBeNull();
+    const s = second!;
+    expect(s.plan.code).toBe(0);
+    expect(s.plan.stdout).toMatch(/Warning: an apply is in progress on this cluster: pid \d+/);
+    expect(s.apply.code).toBe(1);
+    expect(s.apply.stderr).toMatch(/Error \(LockedError\): (another apply holds .*node-[0-9a-f]{40}\.lock|another apply is running on this cluster): pid \d+/);
+    expect(first.code).toBe(0);
+    expect(first.events.at(-1)?.type).toBe("done");
+    await fullChecks(a(0), 8, KEYS, f);
+  });
+
+  it("a master that died, was forgotten, and came back with its old state: allowReset re-adds it, and the fresh plan is not stale", async () => {
+    // 3 dies; Redis promotes 7.
+    sb.kill9(BASE + 3);
+    for (let i = 0; i < 200; i++) {
+      const o = await observeCluster({ seeds: [a(0)] });
+      if (o.nodes.find((n) => n.addr === a(7))?.role === "master" && o.nodes.every((n) => n.reachable || n.flags.includes("fail"))) break;
+      await sleep(100);
+    }
+    // The operator removes it: 7 is the shard's master now.
+    const without = spec("without-3", [[0, [4]], [1, [5]], [2, [6]], [7, []]]);
+    const gone = await runCli(["apply", without, "--auto-approve"]);
+    expect(gone.code).toBe(0);
+    await fullChecks(a(0), 7, KEYS, without);
+    // 3 comes back with its old nodes.conf: it believes it is still a master of the cluster.
+    await sb.restart(BASE + 3);
+    await sleep(500);
+    const back = spec("back", [[0, [4]], [1, [5]], [2, [6]], [7, [3]]]);
+    const refused = await runCli(["plan", back]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/127\.0\.0\.1:21703 was removed from this cluster \(no member lists it\) but still remembers \d+ of its members: shardform never resets a node on its own/);
+    const allowed = spec("back-allowed", [[0, [4]], [1, [5]], [2, [6]], [7, [3]]], [`allowReset: ["${a(3)}"]`]);
+    const shown = await runCli(["plan", allowed]);
+    expect(shown.stdout).toMatch(/-\/\+ reset-node 127\.0\.0\.1:21703 .*\(destructive\)/);
+    const applied = await runCli(["apply", allowed, "--auto-approve"]);
+    expect(applied.stderr).not.toMatch(/stale/i);
+    expect(applied.code).toBe(0);
+    await waitConsistent([0, 1, 2, 3, 4, 5, 6, 7].map(a));
+    await fullChecks(a(0), 8, KEYS, allowed);
+  });
+});
