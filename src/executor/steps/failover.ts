@@ -1,4 +1,8 @@
-/** failover: CLUSTER FAILOVER on each replica once it is in sync, then one shared wait until every member sees the new roles. */
+/**
+ * failover: CLUSTER FAILOVER on each replica once it is in sync, then one shared wait until every member
+ * sees the new roles. Redis never fails over from a master that owns no slots (not even manually), so
+ * for an empty master the replica takes over with CLUSTER FAILOVER TAKEOVER: there is no data to lose.
+ */
 import { ClusterChangedError } from "../../errors.js";
 import type { StepOf } from "../../plan/types.js";
 import type { ExecCtx } from "../context.js";
@@ -17,7 +21,7 @@ export async function failover(steps: FailoverStep[], ctx: ExecCtx): Promise<voi
         const info = await ctx.info(s.replica.addr, "replication");
         return info["master_link_status"] === "up" && info["master_sync_in_progress"] === "0" ? null : `master_link_status:${info["master_link_status"]}`;
       });
-      await (await ctx.conn(s.replica.addr)).call("cluster", "failover");
+      await (await ctx.conn(s.replica.addr)).call("cluster", "failover", ...(old.slots.length === 0 ? ["takeover"] : []));
     }),
   );
   ctx.emit({ type: "wait", what: `${steps.map((s) => s.replica.addr).join(", ")} to take over` });
