@@ -15,9 +15,15 @@ export abstract class BaseCommand extends Command {
     try {
       return await this.run();
     } catch (err) {
+      const label = this.useColor(this.context.stderr) ? "\x1b[31mError\x1b[0m" : "Error";
       if (err instanceof ShardformError) {
-        this.context.stderr.write(`${this.useColor(this.context.stderr) ? "\x1b[31mError\x1b[0m" : "Error"} (${err.name}): ${err.message}\n`);
+        this.context.stderr.write(`${label} (${err.name}): ${err.message}\n`);
         return err.exitCode;
+      }
+      if (err instanceof UsageError) {
+        const path = (this.constructor as typeof Command).paths?.[0]?.join(" ") ?? "";
+        this.context.stderr.write(`${label} (UsageError): ${err.message}. See \`shardform ${path} --help\`.\n`);
+        return 1;
       }
       throw err;
     }
