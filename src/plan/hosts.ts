@@ -10,12 +10,17 @@ const hostOf = (addr: string): string => addr.slice(0, addr.lastIndexOf(":"));
 
 export function hostWarnings(nodes: readonly HostNode[]): string[] {
   const out: string[] = [];
+  const same: string[] = [];
   for (const m of nodes.filter((n) => n.role === "master")) {
     const reps = nodes.filter((n) => n.role === "replica" && n.masterId === m.id);
-    const same = reps.filter((r) => hostOf(r.addr) === hostOf(m.addr));
-    for (const r of same) out.push(`replica ${r.addr} is on the same host as its master ${m.addr}: losing that host loses the shard`);
+    const here = reps.filter((r) => hostOf(r.addr) === hostOf(m.addr));
+    for (const r of here) same.push(`${r.addr} of ${m.addr}`);
     const hosts = new Set(reps.map((r) => hostOf(r.addr)));
-    if (reps.length > 1 && hosts.size === 1 && same.length === 0) out.push(`all ${reps.length} replicas of ${m.addr} are on one host (${[...hosts][0]})`);
+    if (reps.length > 1 && hosts.size === 1 && here.length === 0) out.push(`all ${reps.length} replicas of ${m.addr} are on one host (${[...hosts][0]}): losing it loses them all`);
+  }
+  if (same.length === 1) out.unshift(`replica ${same[0]!.replace(" of ", " is on the same host as its master ")}: losing that host loses the shard`);
+  else if (same.length > 1) {
+    out.unshift(`${same.length} replicas are on the same host as their master (${same.slice(0, 3).join(", ")}${same.length > 3 ? ", ..." : ""}): losing such a host loses the shard`);
   }
   return out;
 }
