@@ -288,6 +288,12 @@ describe("apply on a real cluster", () => {
     const r = await runCli(["apply", planFile]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Saved plan is stale.*127\.0\.0\.1:21207 was a replica of 127\.0\.0\.1:\d+, now a replica of 127\.0\.0\.1:21206/s);
+    // no checkpoint of this plan has work to resume: no "resume with" advice, and a usage error has none either
+    expect(r.stderr).not.toMatch(/resume with/i);
+    const usage = await runCli(["apply", planFile, "--pipeline", "0"]);
+    expect(usage.code).toBe(1);
+    expect(usage.stderr).toMatch(/--pipeline must be a whole number >= 1, got "0"/);
+    expect(usage.stderr).not.toMatch(/resume with/i);
     expect(fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(2)] }))).toBe(before);
   });
 

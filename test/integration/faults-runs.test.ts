@@ -108,6 +108,36 @@ describe("faults around apply runs", { timeout: 180_000 }, () => {
     await fullChecks(a(0), 8, KEYS, f);
   });
 
+  it("force-unlock ends the locks of an apply that hangs; the interrupted apply then resumes", async () => {
+    const f = three("hung");
+    const planFile = join(work, "hung.json");
+    expect((await runCli(["plan", f, "--out", planFile])).code).toBe(0);
+    let pid = 0;
+    // apply freezes at a failpoint, holding its locks: as a hung process would
+    const hung = runChild(["apply", planFile, "--auto-approve", "--json-log"], async (e, child) => {
+      if (e.type !== "failpoint") return;
+      pid = child.pid;
+      const refused = await runCli(["apply", planFile, "--auto-approve"]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(new RegExp(`another apply holds .*pid ${pid}`));
+      const un = await runCli(["force-unlock", "--seed", a(0), "--plan", planFile, "--auto-approve"]);
+      expect(un.code).toBe(0);
+      expect(un.stdout).toMatch(new RegExp(`lease of pid ${pid} on .* on \\d+ node\\(s\\)`));
+      expect(un.stdout).toMatch(/Ended \d+ lease connection\(s\) and removed \d+ lock file\(s\)\./);
+      expect((await runCli(["check", "--seed", a(0)])).stdout).not.toMatch(/Apply in progress/);
+      child.kill("SIGKILL"); // the operator makes sure the hung process is gone
+    }, { SHARDFORM_FAILPOINTS: "migrate:after-target-setslot" });
+    const r = await hung;
+    expect(pid).toBeGreaterThan(0);
+    expect(r.signal).toBe("SIGKILL");
+    const resumed = await runCli(["apply", planFile, "--auto-approve"]);
+    expect(resumed.stderr).toMatch(/resuming: \d+ of \d+ step\(s\) done/);
+    expect(resumed.code).toBe(0);
+    await fullChecks(a(0), 6, KEYS, f);
+    // back to four shards for the next case
+    expect((await runCli(["apply", four("four-again"), "--auto-approve"])).code).toBe(0);
+  });
+
   it("a master that died, was forgotten, and came back with its old state: allowReset re-adds it, and the fresh plan is not stale", async () => {
     // 3 dies; Redis promotes 7.
     sb.kill9(BASE + 3);

@@ -173,6 +173,57 @@ const cases: Case[] = [
     },
   },
   {
+    name: "a new node replaces a master that stays as its replica: it syncs, then takes over by failover; no key moves",
+    observed: observed(three().nodes.length ? [
+      { addr: A(7000), slots: ["0-5460"], replicas: [A(7003)] },
+      { addr: A(7001), slots: ["5461-10922"], replicas: [A(7004)] },
+      { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005)] },
+    ] : [], [A(7006)]),
+    spec: spec([{ master: A(7006), replicas: [A(7000), A(7003)] }, ...threeSpec().shards.slice(1)]),
+    kinds: { meet: 1, replicate: 1, failover: 1 },
+    check: (steps) => {
+      expect(steps.map((s) => s.kind)).toEqual(["meet", "replicate", "failover"]);
+      expect(steps[1]).toMatchObject({ replica: { addr: A(7006) }, master: { addr: A(7000) }, needs: ["1-meet"] });
+      expect(steps[2]).toMatchObject({ kind: "failover", replica: { addr: A(7006) }, master: { addr: A(7000) }, needs: ["2-replicate"] });
+    },
+  },
+  {
+    name: "after a failover Redis made on its own (a spec master is now its replica's replica), plans the failover back",
+    observed: (() => {
+      const o = three();
+      const m = o.nodes.find((n) => n.addr === A(7001))!;
+      const r = o.nodes.find((n) => n.addr === A(7004))!;
+      Object.assign(r, { role: "master", masterId: null, slots: m.slots });
+      Object.assign(m, { role: "replica", masterId: r.id, slots: [] });
+      return o;
+    })(),
+    spec: threeSpec(),
+    kinds: { failover: 1 },
+    check: (steps) => expect(steps[0]).toMatchObject({ kind: "failover", replica: { addr: A(7001) }, master: { addr: A(7004) } }),
+  },
+  {
+    name: "an open slot toward a target that was failed over is finished toward the master that now holds its data",
+    observed: (() => {
+      const o = observed([
+        { addr: A(7000), slots: ["0-5460"], migrating: [[5000, A(7006)]], replicas: [A(7003)] },
+        { addr: A(7001), slots: ["5461-10922"], replicas: [A(7004)] },
+        { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005)] },
+        { addr: A(7007), slots: ["0-0"], replicas: [A(7006)] },
+      ]);
+      // 7007 was 7006's replica and took over: it holds keys of slot 5000 that 7006 had received
+      const n7007 = o.nodes.find((n) => n.addr === A(7007))!;
+      n7007.slots = [];
+      n7007.strayKeys = [{ slot: 5000, keys: 24 }];
+      return o;
+    })(),
+    spec: spec([...threeSpec().shards, { master: A(7006), replicas: [A(7007)] }]),
+    kinds: { "migrate-slot": 4096, failover: 1 },
+    check: (steps) => {
+      expect(steps[0]).toMatchObject({ kind: "migrate-slot", slot: 5000, from: { addr: A(7000) }, to: { addr: A(7007) }, reason: expect.stringMatching(/interrupted/) });
+      expect(steps.find((s) => s.kind === "failover")).toMatchObject({ replica: { addr: A(7006) }, master: { addr: A(7007) } });
+    },
+  },
+  {
     name: "resets a node with keys only when the spec allows it, and shows it",
     observed: observed(three().nodes.length ? [
       { addr: A(7000), slots: ["0-5460"], replicas: [A(7003)] },
@@ -231,6 +282,19 @@ describe("planner refusals", () => {
     const o = base();
     o.nodes[0]!.view = [{ id: o.nodes[1]!.id, addr: o.nodes[1]!.addr, role: "master", masterId: null, flags: [], linkConnected: true, slots: [[5461, 10000]] }];
     expect(() => planSteps(spec([{ master: A(7000) }, { master: A(7001) }, { master: A(7002) }]), o)).toThrow(/disagree/);
+  });
+  it("refuses a plan that removes half or more of the slot-owning masters, unless permitted", () => {
+    const o = three();
+    const typo = spec([{ master: A(7000) }]);
+    expect(() => planSteps(typo, o)).toThrow(/this plan removes 2 of the 3 masters that own slots \(127\.0\.0\.1:7001, 127\.0\.0\.1:7002\).*--allow-mass-removal/);
+    expect(planSteps(typo, o, { allowMassRemoval: true }).steps.filter((s) => s.kind === "forget-node")).toHaveLength(5);
+    // an ordinary scale-in (1 of 3) needs nothing
+    expect(() => planSteps(spec(threeSpec().shards.slice(0, 2)), o)).not.toThrow();
+  });
+  it("never removes or drains a protected node", () => {
+    const o = three();
+    const s = spec(threeSpec().shards.slice(0, 2), { protect: [A(7002)] });
+    expect(() => planSteps(s, o)).toThrow(/the plan would remove 127\.0\.0\.1:7002, which cluster\.protect protects/);
   });
   it("refuses to swap masters between shards", () => {
     expect(() => planSteps(spec([{ master: A(7000) }, { master: A(7003) }, { master: A(7001) }, { master: A(7002) }]), three())).toThrow(/replica of 127.0.0.1:7000, which the spec also keeps as a master/);

@@ -1,0 +1,99 @@
+/**
+ * Step handlers check the nodes they act on before acting: a node is its id, not its address. Each
+ * refusal is driven on real nodes with a step that no longer matches them, and must change nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { observeCluster } from "../../src/observe/observe.js";
+import { fingerprint } from "../../src/observe/fingerprint.js";
+import { NodeClient } from "../../src/redis/connect.js";
+import { ExecCtx, DEFAULT_EXEC_OPTIONS } from "../../src/executor/context.js";
+import { runUnit } from "../../src/executor/handlers.js";
+import type { Step } from "../../src/plan/types.js";
+import { ClusterChangedError } from "../../src/errors.js";
+import { createCluster, startNodes, type TestSandbox } from "../helpers/cluster.js";
+
+// Ports 21800-21804 (bus 31800-31804): this file's own range.
+const BASE = 21800;
+let sb: TestSandbox;
+const a = (i: number) => `127.0.0.1:${BASE + i}`;
+const ids = new Map<string, string>();
+
+function ctx(): ExecCtx {
+  const c = new ExecCtx({}, { ...DEFAULT_EXEC_OPTIONS, waitTimeoutMs: 3000 }, () => {});
+  c.knownAddrs.push(a(0), a(1), a(2));
+  return c;
+}
+
+async function refused(step: Step, message: RegExp): Promise<void> {
+  const before = fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(3), a(4)] }));
+  const c = ctx();
+  try {
+    const err = await runUnit({ kind: step.kind, steps: [step] }, c).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ClusterChangedError);
+    expect((err as Error).message).toMatch(message);
+  } finally {
+    await c.closeAll();
+  }
+  expect(fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(3), a(4)] }))).toBe(before);
+}
+
+beforeAll(async () => {
+  sb = await startNodes(BASE, 5);
+  await createCluster([a(0), a(1), a(2)], 0);
+  for (const i of [0, 1, 2, 3, 4]) {
+    const c = await NodeClient.connect(a(i));
+    ids.set(a(i), String(await c.call("cluster", "myid")));
+    await c.close();
+  }
+  // a(4) is a one-node cluster of its own holding 5 keys: what reset-node wipes.
+  const c = await NodeClient.connect(a(4));
+  await c.call("cluster", "addslotsrange", 0, 16383);
+  for (let i = 0; i < 100; i++) {
+    try {
+      for (let k = 0; k < 5; k++) await c.call("set", `k${k}`, "v");
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  await c.close();
+});
+afterAll(async () => {
+  await sb?.stop();
+});
+
+const ref = (i: number, id = ids.get(a(i))!) => ({ id, addr: a(i) });
+
+describe("handlers refuse a node that is not the plan's", () => {
+  it("reset-node refuses another node id at the address", async () => {
+    await refused({ id: "1-reset-node", needs: [], kind: "reset-node", node: ref(4, "f".repeat(40)), keys: 5, destructive: true }, /refusing to reset 127\.0\.0\.1:21804: it answers with node id [0-9a-f]{8}, but the plan resets ffffffff/);
+  });
+
+  it("reset-node refuses a node that holds more keys than the plan showed", async () => {
+    await refused({ id: "1-reset-node", needs: [], kind: "reset-node", node: ref(4), keys: 1, destructive: true }, /refusing to reset 127\.0\.0\.1:21804: it holds 5 key\(s\), but the plan showed 1 to be wiped/);
+  });
+
+  it("reset-node refuses a member of the cluster", async () => {
+    await refused({ id: "1-reset-node", needs: [], kind: "reset-node", node: ref(1), keys: 0, destructive: true }, /refusing to reset 127\.0\.0\.1:21801: 127\.0\.0\.1:2180\d lists it as a member of this cluster now/);
+  });
+
+  it("forget-node refuses a node that owns slots", async () => {
+    await refused({ id: "1-forget-node", needs: [], kind: "forget-node", node: ref(2), destructive: true }, /refusing to forget 127\.0\.0\.1:21802: it still owns slots/);
+  });
+
+  it("migrate-slot refuses a target that answers with another id", async () => {
+    const o = await observeCluster({ seeds: [a(0)] });
+    const slot = o.nodes.find((n) => n.addr === a(0))!.slots[0]![0];
+    await refused(
+      { id: "1-migrate-slot", needs: [], kind: "migrate-slot", slot, from: ref(0), to: ref(1, "e".repeat(40)), estKeys: 0 },
+      /127\.0\.0\.1:21801 now answers with node id [0-9a-f]{8}, not eeeeeeee as in the plan: the node was replaced or reset/,
+    );
+  });
+
+  it("replicate refuses a master that is not the plan's", async () => {
+    await refused({ id: "1-replicate", needs: [], kind: "replicate", replica: ref(3), master: ref(0, "d".repeat(40)) }, /127\.0\.0\.1:21800 now answers with node id [0-9a-f]{8}, not dddddddd/);
+  });
+});
