@@ -81,21 +81,25 @@ export class ExecCtx {
     this.emit = emit;
   }
 
-  /** A connection to exactly this node; a broken one is replaced. */
-  async conn(addr: NodeAddr): Promise<NodeClient> {
-    const cached = this.pool.get(addr);
+  /**
+   * A connection to exactly this node; a broken one is replaced. `lane` > 0 gives further connections
+   * to the same node, for commands that may wait side by side (Valkey's SETSLOT waits for replicas).
+   */
+  async conn(addr: NodeAddr, lane = 0): Promise<NodeClient> {
+    const key = lane === 0 ? addr : `${addr}#${lane}`;
+    const cached = this.pool.get(key);
     if (cached) {
       const c = await cached.catch(() => null);
       if (c && !c.broken) return c;
-      if (this.pool.get(addr) === cached) this.pool.delete(addr);
+      if (this.pool.get(key) === cached) this.pool.delete(key);
     }
-    let p = this.pool.get(addr);
+    let p = this.pool.get(key);
     if (!p) {
       p = NodeClient.connect(addr, { access: this.access });
       p.catch(() => {
-        if (this.pool.get(addr) === p) this.pool.delete(addr);
+        if (this.pool.get(key) === p) this.pool.delete(key);
       });
-      this.pool.set(addr, p);
+      this.pool.set(key, p);
     }
     return p;
   }

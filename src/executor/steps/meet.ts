@@ -2,6 +2,10 @@
  * meet: CLUSTER MEET sent to each new node (all the steps of a batch together), then one shared wait
  * until every member knows every new node with a connected link (and, for a cluster that served every
  * slot, reports cluster_state:ok again). CLUSTER MEET takes an IP address, so names are resolved first.
+ *
+ * A node forgotten less than 60 s ago is banned: Redis 7.0 ignores it in gossip (an explicit MEET
+ * gets past that), while Valkey and Redis 7.2+ also gossip the ban and delete the node again wherever
+ * it was met. Then it can only join once the ban expires: the wait says so and lasts long enough.
  */
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
@@ -41,29 +45,57 @@ export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
   // 60 s (a node removed and added back keeps its id): those are told by an explicit MEET.
   const lastMeet = new Map<string, number>();
   const ips = new Map(await Promise.all(steps.map(async (s) => [s.node.id, await ipPort(s.node.addr)] as const)));
-  await ctx.waitUntil(`every member knows ${steps.map((s) => s.node.addr).join(", ")}`, async () => {
-    const r = await ctx.readCluster();
-    const missing: string[] = [];
-    for (const s of steps) {
-      if (!r.members.some((m) => m.id === s.node.id)) {
-        missing.push(`${s.node.addr} (not yet known by ${via.addr})`);
-        continue;
-      }
-      for (const m of r.members) {
-        if (m.id === s.node.id) continue;
-        const v = r.views.get(m.id);
-        if (!v || v.some((e) => e.id === s.node.id && !e.flags.includes("handshake"))) continue;
-        missing.push(`${s.node.addr} by ${m.addr}`);
-        const key = `${m.id} ${s.node.id}`;
-        if (Date.now() - (lastMeet.get(key) ?? Date.now()) > 2000) {
-          const { ip, port } = ips.get(s.node.id)!;
-          await (await ctx.conn(m.addr)).call("cluster", "meet", ip, port);
+  // A new node that a member listed and then dropped is being deleted by a spreading ban: from then on,
+  // wait until the ban has surely expired (60 s from the FORGET, which came before we saw the loss).
+  const BAN_MS = 60_000;
+  const listed = new Set<string>();
+  let lostAt: number | null = null;
+  const lost = (node: MeetStep["node"]): void => {
+    if (lostAt !== null) return;
+    lostAt = Date.now();
+    ctx.emit({
+      type: "note",
+      message:
+        `${node.addr} was accepted, then dropped again: members still ban its node id (it was removed from this cluster less than 60 s ago, ` +
+        `and Valkey and Redis 7.2+ spread the ban). Waiting until the ban has expired, about a minute`,
+    });
+  };
+  await ctx.waitUntil(
+    `every member knows ${steps.map((s) => s.node.addr).join(", ")}`,
+    async () => {
+      const r = await ctx.readCluster();
+      const missing: string[] = [];
+      /** An explicit MEET from `from` to a new node it does not know, at most every 2 s. */
+      const remeet = async (fromId: string, fromAddr: string, node: MeetStep["node"]): Promise<void> => {
+        const key = `${fromId} ${node.id}`;
+        if (!lastMeet.has(key)) lastMeet.set(key, Date.now());
+        else if (Date.now() - lastMeet.get(key)! > 2000) {
+          const { ip, port } = ips.get(node.id)!;
+          await (await ctx.conn(fromAddr)).call("cluster", "meet", ip, port);
           lastMeet.set(key, Date.now());
-        } else if (!lastMeet.has(key)) lastMeet.set(key, Date.now());
+        }
+      };
+      for (const s of steps) {
+        for (const [id, v] of r.views) {
+          if (id === s.node.id) continue;
+          const key = `${id} ${s.node.id}`;
+          if (v.some((e) => e.id === s.node.id && !e.flags.includes("handshake"))) {
+            listed.add(key);
+            continue;
+          }
+          if (listed.has(key)) lost(s.node);
+          const m = r.members.find((x) => x.id === id);
+          missing.push(`${s.node.addr} by ${m?.addr ?? id.slice(0, 8)}`);
+          if (m) await remeet(id, m.addr, s.node);
+        }
+        if (!r.members.some((m) => m.id === s.node.id)) missing.push(`${s.node.addr} (not yet known by ${via.addr})`);
       }
-    }
-    return missing.length === 0 ? null : `not yet known: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}`;
-  });
+      if (missing.length > 0) return `not yet known: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}`;
+      if (lostAt !== null && Date.now() - lostAt < BAN_MS + 5000) return `waiting for the ban on a recently removed node id to expire (${Math.ceil((lostAt + BAN_MS + 5000 - Date.now()) / 1000)} s left)`;
+      return null;
+    },
+    Math.max(ctx.options.waitTimeoutMs, 2 * BAN_MS + 30_000),
+  );
   await ctx.waitUntil(covered ? "every member knows every other and reports cluster_state:ok" : "every member knows every other", async () => {
     const r = await ctx.readCluster();
     const ids = r.members.map((m) => m.id).sort().join(",");

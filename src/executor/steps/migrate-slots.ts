@@ -153,15 +153,31 @@ async function moveWindow(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
   }
 }
 
-/** One pipeline of SETSLOT commands (`["cluster", "setslot", slot, ...]`) to one node; the first error stops the window. */
+/**
+ * Connections a window's SETSLOT commands to one node are spread over. Valkey 8 replicates SETSLOT and
+ * blocks each one until the node's replicas acknowledge it: on one connection a pipeline waits once
+ * per command, while clients blocked together are released together. Redis does not wait.
+ */
+const SETSLOT_LANES = 8;
+
+/** SETSLOT commands (`["cluster", "setslot", slot, ...]`, independent of each other) to one node; the first error stops the window. */
 async function pipelineOk(ctx: ExecCtx, node: NodeRef, steps: MigrateStep[], cmds: (string | number)[][], what: string, nowReplicaOk = false): Promise<void> {
   if (cmds.length === 0) return;
-  const res = await (await ctx.conn(node.addr)).pipeline(cmds);
+  const lanes = Math.min(SETSLOT_LANES, Math.ceil(cmds.length / 16));
+  const size = Math.ceil(cmds.length / lanes);
+  const parts = Array.from({ length: lanes }, (_, k) => cmds.slice(k * size, (k + 1) * size)).filter((p) => p.length > 0);
+  const res = (await Promise.all(parts.map(async (part, k) => (await ctx.conn(node.addr, k)).pipeline(part)))).flat();
   const failed = res.findIndex(([err]) => err && !(nowReplicaOk && NOW_REPLICA.test(err.message)));
   if (failed < 0) return;
   const err = res[failed]![0]!;
   if (transientCause(err)) throw err;
   const slot = Number(cmds[failed]![2]);
+  const unknown = /I don't know about node ([0-9a-f]{40})/.exec(err.message);
+  if (unknown) {
+    throw new ClusterChangedError(
+      `${node.addr} does not know node ${unknown[1]!.slice(0, 8)} any more (${what}, slot ${slot}): it was forgotten during apply (a ban from a recent CLUSTER FORGET spreading?). Check the cluster with \`shardform check\`, then plan again`,
+    );
+  }
   const step = steps.find((st) => st.slot === slot) ?? steps[0]!;
   throw new StepFailedError(step.id, step.kind, `${what} on ${node.addr} failed for slot ${slot}: ${err.message}`);
 }
