@@ -22,6 +22,7 @@ import { JournalFile, journalPath, newJournal, numbersToRanges, readJournal, ste
 import { ClusterLease } from "./lease.js";
 import { LockSet, defaultLockDir, nodeLockFile } from "./lock.js";
 import type { ProgressEvent } from "./progress.js";
+import { probePermissions } from "./permissions.js";
 import { resumeMismatches } from "./resume.js";
 import { walk } from "./walk.js";
 
@@ -143,7 +144,10 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     const observe = () => observeCluster({ ...targets, access: opts.access, leases: false });
     const live = await observe();
     locks.add(nodeIds(plan, live).map((id) => nodeLockFile(lockDir, id)), what);
-    lease = await ClusterLease.acquire([...live.nodes.filter((n) => n.reachable).map((n) => n.addr), ...live.outsiders.filter((o) => o.id).map((o) => o.addr)], opts.access);
+    const reachable = [...live.nodes.filter((n) => n.reachable).map((n) => n.addr), ...live.outsiders.filter((o) => o.id).map((o) => o.addr)];
+    // Before any change: every command the plan needs is permitted on every node apply talks to.
+    await probePermissions(plan, reachable, ctx);
+    lease = await ClusterLease.acquire(reachable, opts.access);
 
     if (!j) {
       const actual = fingerprint(live);

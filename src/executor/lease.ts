@@ -7,7 +7,7 @@
  * This works across machines, for every node that answers.
  */
 import { hostname } from "node:os";
-import { LockedError } from "../errors.js";
+import { AuthFailedError, LockedError, PermissionError } from "../errors.js";
 import { NodeClient, type Access } from "../redis/connect.js";
 import { parseClientList, leaseName, parseLeaseName } from "../redis/client-list.js";
 import type { NodeAddr } from "../redis/node-key.js";
@@ -48,7 +48,8 @@ export class ClusterLease {
         let client: NodeClient;
         try {
           client = await NodeClient.connect(addr, { access: { ...access, clientName: name } });
-        } catch {
+        } catch (err) {
+          if (err instanceof PermissionError || err instanceof AuthFailedError) throw err;
           skipped.push(addr);
           return;
         }

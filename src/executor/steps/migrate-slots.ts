@@ -15,7 +15,7 @@
  * the source and other masters "Please use SETSLOT only with masters" (or Valkey's UNBLOCKED reply to a
  * pipelined SETSLOT) is expected; the end checks that the target owns every slot of the window.
  */
-import { ClusterChangedError, NodeTimeoutError, StepFailedError } from "../../errors.js";
+import { ClusterChangedError, NodeTimeoutError, PermissionError, StepFailedError } from "../../errors.js";
 import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import { describe, type NodeClient } from "../../redis/connect.js";
 import { transientCause } from "../../redis/errors.js";
@@ -259,6 +259,13 @@ async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, at: string, startT
     } catch (err) {
       const msg = describe(err);
       if (transientCause(err)) throw err;
+      if (/NOPERM/.test(msg)) {
+        const user = ctx.access.credentials?.user ?? "default";
+        throw new PermissionError(
+          s.to.addr,
+          `MIGRATE from ${s.from.addr} to ${s.to.addr} was refused: ${msg}. MIGRATE logs in to the target as ACL user "${user}", which needs +restore-asking, +asking and write access to the keys there (see the README's "ACL users"). Nothing of slot ${s.slot} was lost; grant it, then run apply again`,
+        );
+      }
       if (/BUSYKEY/.test(msg)) {
         for (const k of await replaceableKeys(s, ctx, keys)) replaceable.add(k.toString("hex"));
         continue;

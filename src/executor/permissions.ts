@@ -1,0 +1,80 @@
+/**
+ * Before the first change (and before the lease, which needs named connections): does the ACL user
+ * have every command this plan needs, on every node apply will talk to? Each command is sent in a form that the server refuses before it acts (a node id that
+ * does not exist, a port of 0, a syntax error, a key that does not exist), so a NOPERM reply means the
+ * permission is missing and any other reply that it is granted. ACL DRYRUN would need admin rights, and
+ * Redis 6.2 has none. (CLUSTER BUMPEPOCH has no harmless form; it goes with the other CLUSTER rights.)
+ */
+import { PermissionError } from "../errors.js";
+import type { Plan, StepKind } from "../plan/types.js";
+import { describe } from "../redis/errors.js";
+import type { NodeAddr } from "../redis/node-key.js";
+import { mapLimit } from "../util/limit.js";
+import type { ExecCtx } from "./context.js";
+
+const NO_NODE = "0".repeat(40);
+const PROBE_KEY = "shardform:permission-probe:no-such-key";
+
+/** ACL name of each permission, and a command that uses it without acting. */
+const PROBES: Record<string, (string | number)[]> = {
+  "cluster|meet": ["cluster", "meet", "0.0.0.0", 0],
+  "cluster|addslotsrange": ["cluster", "addslotsrange", 1, 0],
+  "cluster|addslots": ["cluster", "addslots", 99999],
+  "cluster|replicate": ["cluster", "replicate", NO_NODE],
+  "cluster|setslot": ["cluster", "setslot", 0, "node", NO_NODE],
+  "cluster|failover": ["cluster", "failover", "no-such-option"],
+  "cluster|forget": ["cluster", "forget", NO_NODE],
+  "cluster|reset": ["cluster", "reset", "no-such-option"],
+  "cluster|getkeysinslot": ["cluster", "getkeysinslot", 0, 0],
+  "cluster|countkeysinslot": ["cluster", "countkeysinslot", 0],
+  migrate: ["migrate", "127.0.0.1", 1, PROBE_KEY, 0, 1],
+  dump: ["dump", PROBE_KEY],
+  flushall: ["flushall", "no-such-option"],
+  dbsize: ["dbsize"],
+  "client|id": ["client", "id"],
+  "client|list": ["client", "list", "id", 0],
+  "client|setname": ["client", "setname", "shardform-apply-probe"],
+};
+
+/** What the in-cluster lease needs (named connections), for any plan. */
+const LEASE = ["client|id", "client|list", "client|setname"];
+
+const NEEDS: Record<StepKind, string[]> = {
+  meet: ["cluster|meet"],
+  "add-slots": ["cluster|addslotsrange"],
+  replicate: ["cluster|replicate"],
+  "migrate-slot": ["cluster|setslot", "cluster|getkeysinslot", "cluster|countkeysinslot", "migrate", "dump"],
+  failover: ["cluster|failover"],
+  "forget-node": ["cluster|forget", "cluster|reset", "dbsize"],
+  "reset-node": ["flushall", "cluster|reset", "dbsize"],
+};
+
+export async function probePermissions(plan: Plan, nodes: NodeAddr[], ctx: ExecCtx): Promise<void> {
+  const needed = [...new Set([...LEASE, ...plan.steps.flatMap((s) => NEEDS[s.kind])])].sort();
+  if (needed.length === 0) return;
+  const missing = new Map<string, Set<NodeAddr>>();
+  await mapLimit(nodes, 16, async (addr) => {
+    const c = await ctx.conn(addr);
+    const res = await c.pipeline(needed.map((p) => PROBES[p]!));
+    res.forEach(([err], k) => {
+      let perm = needed[k]!;
+      const msg = err ? describe(err) : "";
+      // A server without ADDSLOTSRANGE (Redis 6.2) uses ADDSLOTS: that is the permission to have.
+      if (perm === "cluster|addslotsrange" && /unknown subcommand/i.test(msg)) return;
+      if (!/^NOPERM/.test(msg)) return;
+      if (perm === "cluster|addslotsrange") perm = "cluster|addslotsrange (or cluster|addslots)";
+      const set = missing.get(perm) ?? new Set<NodeAddr>();
+      set.add(addr);
+      missing.set(perm, set);
+    });
+  });
+  if (missing.size === 0) return;
+  const user = ctx.access.credentials?.user ?? "default";
+  const list = [...missing].map(([perm, on]) => `${perm} (on ${[...on].slice(0, 3).join(", ")}${on.size > 3 ? ", ..." : ""})`);
+  const firstNode = [...[...missing.values()][0]!][0]!;
+  throw new PermissionError(
+    firstNode,
+    `ACL user "${user}" lacks permissions this plan needs: ${list.join("; ")}. Nothing was changed. ` +
+      `Grant them, e.g. ACL SETUSER ${user} ${[...missing.keys()].map((p) => `+${p.split(" ")[0]}`).join(" ")} on every node, or use the apply user of the README's "ACL users" section.`,
+  );
+}
