@@ -106,6 +106,9 @@ function nodeConfig(opts: SandboxUpOptions, port: number, host: string, nodeDir:
         ]
       : [`port ${port}`]),
     `bind ${host}`,
+    // Redis 7+ and Valkey no longer send cluster-bus traffic from the bind address, so peers would see
+    // every loopback "host" as 127.0.0.1: announce it.
+    ...(host !== "127.0.0.1" ? [`cluster-announce-ip ${host}`] : []),
     `protected-mode no`,
     `cluster-enabled yes`,
     `cluster-config-file nodes.conf`,
