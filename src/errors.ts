@@ -31,14 +31,19 @@ export class SpecValidationError extends ShardformError {
   }
 }
 
+export const GENERIC_UNREACHABLE_HINT = "Check that the node is running and that host:port is right.";
+
 /** A node that cannot be connected to, or whose connection broke. */
 export class NodeUnreachableError extends ShardformError {
   readonly node: string;
   readonly causeMessage: string;
-  constructor(node: string, causeMessage: string, hint = "Check that the node is running and that host:port is right.") {
+  /** What to do; a specific hint (TLS, not Redis) says more than the generic one. */
+  readonly hint: string;
+  constructor(node: string, causeMessage: string, hint = GENERIC_UNREACHABLE_HINT) {
     super(`cannot reach ${node}: ${causeMessage.replace(/\.$/, "")}. ${hint}`);
     this.node = node;
     this.causeMessage = causeMessage;
+    this.hint = hint;
   }
 }
 

@@ -9,7 +9,7 @@ import { NodeClient, describe, type Access } from "../redis/connect.js";
 import { parseClusterNodes, parseInfo, type NodeEntry } from "../redis/cluster-nodes.js";
 import { parseClientList, parseLeaseName } from "../redis/client-list.js";
 import { compareAddr, formatNodeAddr, normalizeAddr, parseNodeAddr, type NodeAddr } from "../redis/node-key.js";
-import { AuthFailedError, ClusterStateError, NodeTimeoutError, NodeUnreachableError, PermissionError, ShardformError } from "../errors.js";
+import { AuthFailedError, ClusterStateError, GENERIC_UNREACHABLE_HINT, NodeTimeoutError, NodeUnreachableError, PermissionError, ShardformError } from "../errors.js";
 import { SLOT_COUNT, expandRanges } from "../slots.js";
 import { mapLimit } from "../util/limit.js";
 import { compactViews, findDisagreements } from "./disagreements.js";
@@ -131,6 +131,8 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
   const seeds = [...new Set(opts.seeds.map(normalizeAddr))];
   const byAddr = new Map<NodeAddr, NodeReading>();
   const failures = new Map<NodeAddr, string>();
+  /** The errors behind failures, for a seed whose error says best what to do (TLS, not Redis, ...). */
+  const errors = new Map<NodeAddr, unknown>();
 
   const readMany = async (addrs: NodeAddr[]): Promise<void> => {
     await mapLimit(
@@ -141,6 +143,7 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
           byAddr.set(a, await read(a, opts.access, leases));
         } catch (err) {
           if (err instanceof ClusterStateError || err instanceof AuthFailedError || err instanceof PermissionError) throw err;
+          errors.set(a, err);
           failures.set(a, err instanceof NodeUnreachableError ? err.causeMessage : err instanceof NodeTimeoutError ? err.message : describe(err));
         }
       },
@@ -152,6 +155,8 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
   const seedReadings = seeds.map((s) => byAddr.get(s)).filter((r): r is NodeReading => !!r);
   if (seedReadings.length === 0) {
     const first = seeds[0]!;
+    const err = errors.get(first);
+    if ((err instanceof NodeUnreachableError && err.hint !== GENERIC_UNREACHABLE_HINT) || err instanceof NodeTimeoutError) throw err;
     throw new NodeUnreachableError(first, failures.get(first) ?? "no seed answered", "Check that the node is running and that host:port is right (--seed, or the spec's cluster.seeds).");
   }
 

@@ -80,4 +80,38 @@ describe("a password-protected cluster", () => {
     await expect(w.finish()).rejects.toThrow(/writing to 127\.0\.0\.1:21400 failed: MOVED/);
     w.destroy();
   });
+
+  it("a saved plan records where the password comes from (a file beside the spec), and apply uses it", async () => {
+    writeFileSync(join(work, "redis.pass"), SECRET + "\n");
+    const f = join(work, "from-file.yaml");
+    writeFileSync(f, [`cluster:`, `  seeds: ["${a(0)}"]`, `  auth: { passwordFile: redis.pass }`, `shards:`, ...[0, 1, 2].map((m) => `  - master: ${a(m)}`)].join("\n") + "\n");
+    const planFile = join(work, "from-file.json");
+    const p = await runCli(["plan", f, "--out", planFile], {});
+    expect(p.code).toBe(0);
+    const plan = JSON.parse(readFileSync(planFile, "utf8"));
+    expect(plan.access).toEqual({ passwordFile: join(work, "redis.pass") });
+    expect(readFileSync(planFile, "utf8")).not.toContain(SECRET);
+    // apply of the saved plan needs no flag: the plan says where the password is
+    const r = await runCli(["apply", planFile], {});
+    expect(r.stderr).toContain("Apply complete");
+    expect(r.code).toBe(0);
+  });
+
+  it("an auth error names the source it used; a second source that is set is named in a warning", async () => {
+    writeFileSync(join(work, "wrong.pass"), "not-the-password\n");
+    const f = join(work, "wrong-file.yaml");
+    writeFileSync(f, [`cluster:`, `  seeds: ["${a(0)}"]`, `  auth: { passwordFile: wrong.pass }`, `shards:`, ...[0, 1, 2].map((m) => `  - master: ${a(m)}`)].join("\n") + "\n");
+    const r = await runCli(["plan", f], { REDISCLI_AUTH: SECRET });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Warning: a password is also set in environment variable REDISCLI_AUTH; it is ignored \(order: --password-env, the spec or plan, REDISCLI_AUTH\)/);
+    expect(r.stderr).toMatch(new RegExp(`refused the credentials: WRONGPASS.*shardform sent the password \\(from file ${join(work, "wrong.pass").replace(/[.]/g, "\\.")} \\(auth\\.passwordFile in .*wrong-file\\.yaml\\)\\)`));
+    expect(r.stderr + r.stdout).not.toContain(SECRET);
+  });
+
+  it("import of a password-protected cluster writes an auth section naming the variable", async () => {
+    const imp = await runCli(["import", "--seed", a(0), "--password-env", "SF_TEST_PASSWORD"], { SF_TEST_PASSWORD: SECRET });
+    expect(imp.code).toBe(0);
+    expect(imp.stdout).toContain("auth:\n    passwordEnv: SF_TEST_PASSWORD");
+    expect(imp.stdout).not.toContain(SECRET);
+  });
 });
