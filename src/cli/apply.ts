@@ -98,6 +98,7 @@ export class ApplyCommand extends ClusterCommand {
       const { access } = this.access({ plan: plan.access }, "shardform-apply");
       return this.runPlan(plan, this.target, access, exec, false);
     }
+    const settleMs = intOption(this.settleTimeout, "--settle-timeout", DEFAULT_SETTLE_S, 0) * 1000;
     const { spec } = loadSpec(this.target);
     const { access, source } = this.access({ spec, specFile: this.target }, "shardform-apply");
     const observed = await loadTopology({
@@ -106,7 +107,7 @@ export class ApplyCommand extends ClusterCommand {
       access,
       status: (m) => this.status(m),
       say: (m) => this.say(m),
-      settleMs: intOption(this.settleTimeout, "--settle-timeout", DEFAULT_SETTLE_S, 0) * 1000,
+      settleMs,
     });
     // The lock is taken before the plan is shown and written, and held through the apply.
     const unlock = await lockCluster(observed, access, this.lockDir, `apply ${resolve(this.target)}`);

@@ -90,6 +90,12 @@ export function addrOption(value: string, flag: string): string {
   }
 }
 
+/** The --seed values, required: a usage error naming the option when there is none. */
+export function seedsOption(values: string[] | undefined): string[] {
+  if (!values || values.length === 0) throw new UsageError("--seed HOST:PORT is required: name a reachable member of the cluster (repeatable)");
+  return values.map((s) => addrOption(s, "--seed"));
+}
+
 /** --json / --markdown, which exclude each other. */
 export function planFormat(json: boolean, markdown: boolean): "human" | "json" | "markdown" {
   if (json && markdown) throw new UsageError("--json and --markdown cannot be used together: pick one");

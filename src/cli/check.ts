@@ -1,5 +1,5 @@
-import { Command, Option } from "clipanion";
-import { ClusterCommand, addrOption } from "./base.js";
+import { Command, Option, UsageError } from "clipanion";
+import { ClusterCommand, seedsOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { healthReport, renderHealth } from "../check/report.js";
 import { ShardformError } from "../errors.js";
@@ -23,19 +23,19 @@ export class CheckCommand extends ClusterCommand {
       ["Machine-readable", "$0 check --seed 127.0.0.1:7000 --json"],
     ],
   });
-  seed = Option.Array("--seed", { required: true, description: "A reachable member, HOST:PORT (repeatable)" });
+  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
   json = Option.Boolean("--json", false, { description: "Print the report as JSON (always JSON, errors included)" });
 
   async run(): Promise<number> {
     try {
       const { access } = this.access(null, "shardform-check");
-      const observed = await observeCluster({ seeds: this.seed.map((s) => addrOption(s, "--seed")), access });
+      const observed = await observeCluster({ seeds: seedsOption(this.seed), access });
       const report = healthReport(observed);
       this.out(this.json ? JSON.stringify(report, null, 2) + "\n" : renderHealth(report, this.useColor()));
       return report.healthy ? 0 : 1;
     } catch (err) {
-      if (this.json && err instanceof ShardformError) {
-        this.out(JSON.stringify({ healthy: false, error: { kind: err.name, message: err.message } }, null, 2) + "\n");
+      if (this.json && (err instanceof ShardformError || err instanceof UsageError)) {
+        this.out(JSON.stringify({ healthy: false, error: { kind: err instanceof UsageError ? "UsageError" : err.name, message: err.message } }, null, 2) + "\n");
       }
       throw err;
     }

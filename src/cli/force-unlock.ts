@@ -1,6 +1,6 @@
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "clipanion";
-import { ClusterCommand, addrOption } from "./base.js";
+import { ClusterCommand, seedsOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { defaultLockDir, listLocks, nodeLockFile, removeLock } from "../executor/lock.js";
 import { journalPath } from "../executor/journal.js";
@@ -27,7 +27,7 @@ export class ForceUnlockCommand extends ClusterCommand {
       ["Also the checkpoint lock of a plan", "$0 force-unlock --seed 127.0.0.1:7000 --plan plan.json"],
     ],
   });
-  seed = Option.Array("--seed", { required: true, description: "A reachable member, HOST:PORT (repeatable)" });
+  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
   lockDir = Option.String("--lock-dir", { description: "Directory of the node lock files (default: $SHARDFORM_LOCK_DIR, else the temp directory)" });
   plan = Option.String("--plan", { description: "Also remove this plan's checkpoint lock" });
   stateDir = Option.String("--state-dir", { description: "Where that plan's checkpoint lives (as given to apply)" });
@@ -35,7 +35,7 @@ export class ForceUnlockCommand extends ClusterCommand {
 
   async run(): Promise<number> {
     const { access } = this.access(null, "shardform-force-unlock");
-    const observed = await observeCluster({ seeds: this.seed.map((s) => addrOption(s, "--seed")), access });
+    const observed = await observeCluster({ seeds: seedsOption(this.seed), access });
     const dir = this.lockDir ?? defaultLockDir();
     const ids = new Set([...observed.nodes.map((n) => n.id), ...observed.outsiders.flatMap((o) => (o.id ? [o.id] : []))]);
     const files = listLocks(dir).filter((l) => [...ids].some((id) => l.file.startsWith(nodeLockFile(dir, id))));

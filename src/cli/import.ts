@@ -1,6 +1,6 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { Command, Option, UsageError } from "clipanion";
-import { ClusterCommand, addrOption, intOption } from "./base.js";
+import { ClusterCommand, seedsOption, intOption } from "./base.js";
 import { DEFAULT_SETTLE_S, observeSettled } from "./observe-input.js";
 import { specFromTopology } from "../spec/from-topology.js";
 import { ClusterStateError, InputError } from "../errors.js";
@@ -22,14 +22,14 @@ export class ImportCommand extends ClusterCommand {
       ["Save it", "$0 import --seed 127.0.0.1:7000 --out cluster.yaml"],
     ],
   });
-  seed = Option.Array("--seed", { required: true, description: "A reachable member, HOST:PORT (repeatable)" });
+  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
   outFile = Option.String("--out", { description: "Write the spec here (refuses to overwrite without --force)" });
   force = Option.Boolean("--force", false, { description: "Overwrite --out if it exists" });
   threshold = Option.String("--threshold", { description: "balance.threshold to write, percent from 0 to 100 (default 2)" });
   settleTimeout = Option.String("--settle-timeout", { description: `Seconds to wait for members that disagree to converge first (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
-    const seeds = this.seed.map((s) => addrOption(s, "--seed"));
+    const seeds = seedsOption(this.seed);
     const threshold = this.threshold === undefined ? 2 : Number(this.threshold);
     if (this.threshold !== undefined && (this.threshold.trim() === "" || !Number.isFinite(threshold) || threshold < 0 || threshold > 100)) {
       throw new UsageError(`--threshold must be a percentage from 0 to 100, got "${this.threshold}"`);

@@ -2,11 +2,14 @@ import { Builtins, Cli } from "clipanion";
 import { TOOL_VERSION } from "../version.js";
 import { ApplyCommand } from "./apply.js";
 import { CheckCommand } from "./check.js";
+import { CompletionCommand } from "./completion.js";
+import { FmtCommand } from "./fmt.js";
 import { ForceUnlockCommand } from "./force-unlock.js";
 import { ImportCommand } from "./import.js";
 import { PlanCommand } from "./plan.js";
 import { PopulateCommand } from "./populate.js";
 import { SandboxDownCommand } from "./sandbox/down.js";
+import { SandboxCommand } from "./sandbox/index.js";
 import { SandboxUpCommand } from "./sandbox/up.js";
 import { ShowCommand } from "./show.js";
 import { SnapshotCommand } from "./snapshot.js";
@@ -14,6 +17,7 @@ import { ValidateCommand } from "./validate.js";
 
 export const commands = [
   ValidateCommand,
+  FmtCommand,
   PlanCommand,
   ShowCommand,
   ApplyCommand,
@@ -22,20 +26,39 @@ export const commands = [
   CheckCommand,
   ForceUnlockCommand,
   PopulateCommand,
+  SandboxCommand,
   SandboxUpCommand,
   SandboxDownCommand,
+  CompletionCommand,
 ];
 
-export function makeCli(): Cli {
-  const cli = new Cli({ binaryLabel: "shardform", binaryName: "shardform", binaryVersion: TOOL_VERSION });
+export function makeCli(opts: { colors?: boolean } = {}): Cli {
+  const cli = new Cli({ binaryLabel: "shardform", binaryName: "shardform", binaryVersion: TOOL_VERSION, ...(opts.colors === undefined ? {} : { enableColors: opts.colors }) });
   for (const c of commands) cli.register(c);
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
   return cli;
 }
 
+/**
+ * "--window -1" would read "-1" as an option: join a negative number to the option before it, so that
+ * the option's own check reports the value ("--window must be a whole number >= 1, got -1").
+ */
+export function joinNegativeNumbers(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (a.startsWith("--") && !a.includes("=") && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const noColor =
-    argv.includes("--no-color") || (process.env["NO_COLOR"] ?? "") !== "" || !process.stdout.isTTY;
-  return makeCli().run(argv, { ...Cli.defaultContext, ...(noColor ? { colorDepth: 1 } : {}) });
+  const noColor = argv.includes("--no-color") || (process.env["NO_COLOR"] ?? "") !== "" || !process.stdout.isTTY;
+  // clipanion picks the colours of --help when the Cli is made, not from the run's context.
+  return makeCli({ colors: !noColor }).run(joinNegativeNumbers(argv), { ...Cli.defaultContext, ...(noColor ? { colorDepth: 1 } : {}) });
 }

@@ -42,19 +42,21 @@ export class PlanCommand extends ClusterCommand {
 
   async run(): Promise<number> {
     const format = planFormat(this.json, this.markdown);
+    const seeds = this.seed?.length ? this.seed.map((s) => addrOption(s, "--seed")) : undefined;
+    const settleMs = intOption(this.settleTimeout, "--settle-timeout", DEFAULT_SETTLE_S, 0) * 1000;
     const { spec } = loadSpec(this.spec);
     const { access, source } = this.access({ spec, specFile: this.spec }, "shardform-plan", !this.observed);
     const { plan } = await planSpec({
       spec,
       specFile: this.spec,
       observedFile: this.observed,
-      seeds: this.seed?.length ? this.seed.map((s) => addrOption(s, "--seed")) : undefined,
+      seeds,
       access,
       source,
       allowMassRemoval: this.allowMassRemoval,
       status: (m) => this.status(m),
       say: (m) => this.say(m),
-      settleMs: intOption(this.settleTimeout, "--settle-timeout", DEFAULT_SETTLE_S, 0) * 1000,
+      settleMs,
     });
     this.out(renderPlan(plan, format, this.useColor()));
     if (this.outFile) {

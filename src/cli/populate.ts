@@ -1,5 +1,5 @@
-import { Command, Option } from "clipanion";
-import { ClusterCommand, addrOption, intOption } from "./base.js";
+import { Command, Option, UsageError } from "clipanion";
+import { ClusterCommand, intOption, seedsOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { MAX_TEST_KEYS, populate, verifyTestKeys } from "../testdata/populate.js";
 
@@ -18,16 +18,17 @@ export class PopulateCommand extends ClusterCommand {
       ["Check that all of them are still there", "$0 populate --seed 127.0.0.1:7000 --keys 100000 --verify"],
     ],
   });
-  seed = Option.String("--seed", { required: true, description: "A reachable member, HOST:PORT" });
-  keys = Option.String("--keys", { required: true, description: "How many keys" });
+  seed = Option.String("--seed", { description: "A reachable member, HOST:PORT (required)" });
+  keys = Option.String("--keys", { description: "How many keys (required)" });
   valueSize = Option.String("--value-size", { description: "Bytes per value (default 16)" });
   prefix = Option.String("--prefix", "key:", { description: "Key prefix (default key:)" });
   verify = Option.Boolean("--verify", false, { description: "Read the keys back instead of writing them; exit 1 if any is missing or wrong" });
 
   async run(): Promise<number> {
+    if (this.keys === undefined) throw new UsageError("--keys N is required: how many test keys to write (or, with --verify, to read back)");
     const n = intOption(this.keys, "--keys", 0, 1, MAX_TEST_KEYS);
     const valueSize = intOption(this.valueSize, "--value-size", 16, 1, 512 * 1024 * 1024);
-    const seed = addrOption(this.seed, "--seed");
+    const seed = seedsOption(this.seed === undefined ? undefined : [this.seed])[0]!;
     const { access } = this.access(null, "shardform-populate");
     const observed = await observeCluster({ seeds: [seed], access, leases: false });
     if (this.verify) {

@@ -34,6 +34,8 @@ export function progressPrinter(mode: ProgressMode, out: NodeJS.WritableStream, 
     }
     return line.slice(0, width());
   };
+  // A resized terminal gets the line redrawn at its new width at once.
+  if (mode === "tty") (out as NodeJS.WriteStream).on?.("resize", () => void out.write(`\r\x1b[2K${fitted()}`));
   const print = (line: string): void => {
     if (mode === "tty") clear();
     out.write(line + "\n");

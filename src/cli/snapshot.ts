@@ -1,5 +1,5 @@
 import { Command, Option } from "clipanion";
-import { ClusterCommand, addrOption } from "./base.js";
+import { ClusterCommand, seedsOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { writeSnapshot, serializeSnapshot } from "../observe/snapshot.js";
 import { loadSpec } from "../spec/load.js";
@@ -15,7 +15,7 @@ export class SnapshotCommand extends ClusterCommand {
       ["Include the nodes a spec would add", "$0 snapshot --seed 127.0.0.1:7000 --spec cluster.yaml --out snapshot.json"],
     ],
   });
-  seed = Option.Array("--seed", { required: true, description: "A reachable member, HOST:PORT (repeatable)" });
+  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
   outFile = Option.String("--out", { description: "Write here instead of stdout" });
   spec = Option.String("--spec", { description: "Also probe the nodes this spec lists" });
 
@@ -23,7 +23,7 @@ export class SnapshotCommand extends ClusterCommand {
     const spec = this.spec ? loadSpec(this.spec).spec : undefined;
     const { access } = this.access(spec ? { spec, specFile: this.spec! } : null, "shardform-snapshot");
     const observed = await observeCluster({
-      seeds: this.seed.map((s) => addrOption(s, "--seed")),
+      seeds: seedsOption(this.seed),
       probe: spec ? specNodes(spec) : [],
       access,
     });

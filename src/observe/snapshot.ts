@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from "node:fs";
+import { basename } from "node:path";
 import stableStringify from "json-stable-stringify";
 import { InputError } from "../errors.js";
 import { SNAPSHOT_FORMAT_VERSION, type ObservedCluster } from "./types.js";
@@ -22,12 +23,12 @@ export function readSnapshot(file: string): ObservedCluster {
   try {
     data = JSON.parse(text);
   } catch {
-    throw new InputError(`${file} is not a shardform snapshot (it is not JSON): make one with \`shardform snapshot --seed HOST:PORT --out snapshot.json\``);
+    throw new InputError(`${file} is not a shardform snapshot (it is not JSON): make one with \`shardform snapshot --seed HOST:PORT --out ${basename(file) === "snapshot.json" ? "new-snapshot.json" : "snapshot.json"}\``);
   }
   const o = data as Partial<ObservedCluster>;
   if (o?.kind !== "shardform-snapshot" || !Array.isArray(o.nodes) || !Array.isArray(o.outsiders)) {
     const what = (data as { kind?: unknown })?.kind === "shardform-plan" ? "it is a plan, not a snapshot" : "it has no \"kind\": \"shardform-snapshot\"";
-    throw new InputError(`${file} is not a shardform snapshot (${what}): make one with \`shardform snapshot --seed HOST:PORT --out snapshot.json\``);
+    throw new InputError(`${file} is not a shardform snapshot (${what}): make one with \`shardform snapshot --seed HOST:PORT --out ${basename(file) === "snapshot.json" ? "new-snapshot.json" : "snapshot.json"}\``);
   }
   if (o.formatVersion !== SNAPSHOT_FORMAT_VERSION) {
     throw new InputError(

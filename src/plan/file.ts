@@ -1,5 +1,6 @@
 /** The plan file: stable bytes on write; format, digest and step kinds checked on read. */
 import { readFileSync, writeFileSync } from "node:fs";
+import { basename } from "node:path";
 import { PlanFormatError, PlanTamperedError, InputError } from "../errors.js";
 import { planDigest } from "./make.js";
 import { serializePlan } from "./serialize.js";
@@ -11,7 +12,10 @@ export function writePlan(file: string, plan: Plan): void {
   writeFileSync(file, serializePlan(plan));
 }
 
-const MAKE_ONE = "make one with `shardform plan SPEC --out plan.json`";
+/** The command that makes a plan, writing to another file than `file` (which must not be overwritten). */
+function makeOne(file: string): string {
+  return `make one with \`shardform plan SPEC --out ${basename(file) === "plan.json" ? "new-plan.json" : "plan.json"}\``;
+}
 
 /** Parses and verifies a plan; throws PlanFormatError or PlanTamperedError. */
 export function parsePlan(text: string, file: string): Plan {
@@ -19,12 +23,12 @@ export function parsePlan(text: string, file: string): Plan {
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new PlanFormatError(file, `it is not JSON (${(err as Error).message}); ${MAKE_ONE}`);
+    throw new PlanFormatError(file, `it is not JSON (${(err as Error).message}); ${makeOne(file)}`);
   }
   const p = data as Partial<Plan>;
   if (p === null || typeof p !== "object" || p.kind !== "shardform-plan") {
     const what = (p as { kind?: unknown })?.kind === "shardform-snapshot" ? "it is a snapshot, not a plan" : `it has no "kind": "shardform-plan"`;
-    throw new PlanFormatError(file, `${what}; ${MAKE_ONE}`);
+    throw new PlanFormatError(file, `${what}; ${makeOne(file)}`);
   }
   if (p.formatVersion !== PLAN_FORMAT_VERSION) {
     const older = typeof p.formatVersion === "number" && p.formatVersion < PLAN_FORMAT_VERSION;

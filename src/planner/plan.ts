@@ -104,6 +104,15 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: Pl
     }
   }
   for (const addr of spec.protect) if (!idOf.has(addr)) problems.push(`cluster.protect lists ${addr}, which is not a member: remove it from protect, or correct the address`);
+  // Seeds of another cluster than the spec's nodes: one problem, not one per node.
+  const specIds = [...idOf.values()];
+  if (specIds.length > 0 && !specIds.some((id) => members.has(id)) && observed.outsiders.some((x) => x.state === "other-cluster" && specIds.includes(x.id ?? ""))) {
+    const names = observed.nodes.slice(0, 3).map((n) => n.addr);
+    throw new PlanningError([
+      `the seeds reach a cluster of ${observed.nodes.length} node(s) (${names.join(", ")}${observed.nodes.length > 3 ? ", ..." : ""}) of which none is in the spec, ` +
+        `while the spec's nodes belong to another cluster: check cluster.seeds (or --seed) — they should name members of the spec's cluster`,
+    ]);
+  }
   problems.push(...unsettled(observed.nodes).map((u) => `${u}: the cluster has not settled; run \`shardform check\` and plan again when it reports no disagreement (plan waits up to --settle-timeout for this)`));
   if (observed.applies?.length) {
     for (const h of observed.applies) warnings.push(`an apply is in progress on this cluster: pid ${h.pid} on ${h.host}, started ${h.since}; this plan may be stale before it is applied`);

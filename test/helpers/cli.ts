@@ -1,6 +1,6 @@
 import { PassThrough } from "node:stream";
 import { Cli } from "clipanion";
-import { makeCli } from "../../src/cli/index.js";
+import { joinNegativeNumbers, makeCli } from "../../src/cli/index.js";
 
 export interface CliResult {
   code: number;
@@ -22,7 +22,8 @@ export async function runCli(args: string[], env: Record<string, string> = {}): 
     process.env[k] = v;
   }
   try {
-    const code = await makeCli().run(args, { ...Cli.defaultContext, stdin: new PassThrough(), stdout, stderr, colorDepth: 1 });
+    // as main() does
+    const code = await makeCli({ colors: false }).run(joinNegativeNumbers(args), { ...Cli.defaultContext, stdin: new PassThrough(), stdout, stderr, colorDepth: 1 });
     return { code, stdout: out, stderr: err };
   } finally {
     for (const [k, v] of Object.entries(saved)) {

@@ -4,6 +4,7 @@
  * refusals: a stale plan, an edited plan, and no confirmation without a terminal.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -317,5 +318,27 @@ describe("apply on a real cluster", () => {
     expect(s.code).toBe(1);
     expect(s.stderr).toMatch(/stdin is not a terminal.*--auto-approve/);
     expect(fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(2)] }))).toBe(before);
+  });
+
+  it("the live progress line fits an 80-column terminal (a real pseudo-terminal, made by script)", async () => {
+    // Import the cluster as it is, then give one shard twice the weight: a rebalance of thousands of slots.
+    const imported = join(work, "tty-base.yaml");
+    writeFileSync(imported, (await runCli(["import", "--seed", a(0)])).stdout);
+    const text = readFileSync(imported, "utf8");
+    const f = join(work, "tty.yaml");
+    writeFileSync(f, text.replace(/^(  - master: .*)$/m, "$1\n    weight: 2").replace(/^    slots:.*(\n      - .*)*$/gm, ""));
+    const planFile = join(work, "tty.plan.json");
+    expect((await runCli(["plan", f, "--out", planFile])).code).toBe(0);
+    const r = spawnSync("script", ["-qec", `stty cols 80 rows 24; ${process.execPath} bin/shardform.js apply ${planFile} --window 16 --parallelism 1`, "/dev/null"], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    const screen = r.stdout.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "");
+    const drawn = screen.split(/[\r\n]+/).filter((l) => /^\[[#.]{20}\]/.test(l));
+    expect(drawn.length).toBeGreaterThan(3);
+    for (const l of drawn) expect(l.length).toBeLessThan(80);
+    expect(screen).toContain("Apply complete");
+    await expectHealthy(a(0), 7);
+    await expectAllKeys(a(0), KEYS);
+    const again = await runCli(["plan", f, "--detailed-exitcode"]);
+    expect(again.stdout).toContain("No changes.");
   });
 });

@@ -1,0 +1,88 @@
+/** fmt's canonical layout, the completion script, and the Markdown step marks. */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { formatSpec } from "../../src/spec/format.js";
+import { parseSpec } from "../../src/spec/load.js";
+import { completionScript } from "../../src/cli/completion.js";
+import { makeCli } from "../../src/cli/index.js";
+import { planLines } from "../../src/plan/render/lines.js";
+import { renderMarkdown } from "../../src/plan/render/markdown.js";
+import { planSteps } from "../../src/planner/plan.js";
+import { makePlan } from "../../src/plan/make.js";
+import { A, observed, spec } from "../helpers/build.js";
+
+const messy = `# my cluster
+x-heavy: &heavy { weight: 2 }
+shards:
+  # the first shard
+  - replicas: ["127.0.0.1:7003"]   # its replica
+    master:   127.0.0.1:7000
+    slots: [" 0 - 100 ", 200]
+  - <<: *heavy
+    master: 127.0.0.1:7001
+cluster:
+    balance: { threshold: 2 }
+    seeds:
+      - 127.0.0.1:7000
+`;
+
+describe("fmt", () => {
+  it("orders keys, uses flow lists and block shards, normalizes slots; comments, anchors and merge keys stay", () => {
+    const out = formatSpec(messy);
+    expect(out).toBe(`# my cluster
+x-heavy: &heavy { weight: 2 }
+cluster:
+  seeds: [ 127.0.0.1:7000 ]
+  balance: { threshold: 2 }
+shards:
+  # the first shard
+  - master: 127.0.0.1:7000
+    replicas: [ "127.0.0.1:7003" ] # its replica
+    slots: [ "0-100", 200 ]
+  - <<: *heavy
+    master: 127.0.0.1:7001
+`);
+    // the same meaning, and a second pass changes nothing
+    expect(parseSpec(out, "c.yaml")).toEqual(parseSpec(messy, "c.yaml"));
+    expect(formatSpec(out)).toBe(out);
+  });
+});
+
+describe("completion", () => {
+  it("completes commands, subcommands and each command's options in bash", () => {
+    const script = completionScript(makeCli().definitions(), "bash");
+    const dir = mkdtempSync(join(tmpdir(), "shardform-completion-"));
+    writeFileSync(join(dir, "c.sh"), script);
+    const complete = (line: string): string => {
+      const r = spawnSync(
+        "bash",
+        ["-c", `source ${join(dir, "c.sh")}; read -ra COMP_WORDS <<< "$1"; [[ "$1" == *" " ]] && COMP_WORDS+=(""); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _shardform_complete; echo "\${COMPREPLY[*]}"`, "_", line],
+        { encoding: "utf8" },
+      );
+      return r.stdout.trim();
+    };
+    expect(complete("shardform pl")).toBe("plan");
+    expect(complete("shardform f")).toBe("fmt force-unlock");
+    expect(complete("shardform sandbox ")).toBe("up down");
+    expect(complete("shardform plan --allow")).toBe("--allow-mass-removal");
+    expect(complete("shardform apply --wai")).toBe("--wait-timeout");
+    expect(complete("shardform sandbox up --no")).toBe("--nodes --node-timeout");
+    expect(completionScript(makeCli().definitions(), "zsh")).toMatch(/^# .*\nautoload -U \+X bashcompinit && bashcompinit\n/);
+  });
+});
+
+describe("Markdown step marks", () => {
+  it("keeps each step's own mark: ~ for replicate, ! for failover, -/+ for reset", () => {
+    const o = observed([{ addr: A(7000), slots: ["0-16383"], replicas: [A(7001)] }], [A(7002)]);
+    const sp = spec([{ master: A(7001), replicas: [A(7000), A(7002)] }]);
+    const { steps } = planSteps(sp, o);
+    const md = renderMarkdown(makePlan({ spec: sp, specFile: "s.yaml", observed: o, steps, toolVersion: "t" }));
+    expect(planLines(steps).map((l) => l.mark)).toEqual(["+", "!", "~"]);
+    expect(md).toMatch(/^\+ \[1\] \+ meet /m);
+    expect(md).toMatch(/^  \[2\] ! failover /m);
+    expect(md).toMatch(/^  \[3\] ~ replicate /m);
+  });
+});
