@@ -9,6 +9,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // Most of a test's time is spent waiting on servers, not on the CPU: three files at once on two cores.
+    maxWorkers: 3,
     // clipanion's ESM build imports a directory ("../platform"), which Node's ESM loader rejects;
     // letting Vite transform it resolves the import as the CJS build does.
     server: { deps: { inline: ["clipanion"] } },

@@ -326,12 +326,12 @@ describe("apply on a real cluster", () => {
     writeFileSync(imported, (await runCli(["import", "--seed", a(0)])).stdout);
     const text = readFileSync(imported, "utf8");
     const f = join(work, "tty.yaml");
-    writeFileSync(f, text.replace(/^(  - master: .*)$/m, "$1\n    weight: 2").replace(/^    slots:.*(\n      - .*)*$/gm, ""));
+    writeFileSync(f, text.replace(/^( {2}- master: .*)$/m, "$1\n    weight: 2").replace(/^ {4}slots:.*(\n {6}- .*)*$/gm, ""));
     const planFile = join(work, "tty.plan.json");
     expect((await runCli(["plan", f, "--out", planFile])).code).toBe(0);
     const r = spawnSync("script", ["-qec", `stty cols 80 rows 24; ${process.execPath} bin/shardform.js apply ${planFile} --window 16 --parallelism 1`, "/dev/null"], { encoding: "utf8" });
     expect(r.status).toBe(0);
-    const screen = r.stdout.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "");
+    const screen = r.stdout.replace(new RegExp(String.fromCharCode(27) + "\\[[0-9;]*[A-Za-z]", "g"), "");
     const drawn = screen.split(/[\r\n]+/).filter((l) => /^\[[#.]{20}\]/.test(l));
     expect(drawn.length).toBeGreaterThan(3);
     for (const l of drawn) expect(l.length).toBeLessThan(80);

@@ -102,12 +102,19 @@ describe("faults on the cluster's processes during apply", { timeout: 180_000 },
   it("a source failed over during a scale-out (CLUSTER FAILOVER on its replica): apply stops naming it; plan fails it back and finishes", async () => {
     const f = four("failed-over-source");
     let done = false;
-    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "32", "--parallelism", "1"], async (e) => {
+    // Slowed down so that the failover lands while keys move; the fault is waited for, not assumed.
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "32", "--parallelism", "1", "--max-keys-per-second", "2000"], async (e) => {
       if (!done && e.type === "step-done" && e.kind === "migrate-slot") {
         done = true;
         const c = await NodeClient.connect(a(3));
-        await c.call("cluster", "failover");
-        await c.close();
+        try {
+          for (let i = 0; i < 100 && !/role:master/.test(String(await c.call("info", "replication"))); i++) {
+            if (i % 30 === 0) await c.call("cluster", "failover");
+            await sleep(100);
+          }
+        } finally {
+          await c.close();
+        }
       }
     });
     expect(done).toBe(true);
@@ -125,7 +132,8 @@ describe("faults on the cluster's processes during apply", { timeout: 180_000 },
   });
 
   it("SIGSTOP of a target master that has no replica: the cluster is down until it is back; apply waits it out, saying what it waits for, and finishes", async () => {
-    await runCli(["apply", three("back-to-three"), "--auto-approve"]);
+    const back = await runCli(["apply", three("back-to-three"), "--auto-approve"]);
+    expect(back.stderr).toContain("Apply complete");
     const f = spec("lonely-target", [[0, [3]], [1, [4]], [2, [5]], [6, []]]);
     let paused = false;
     const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "32", "--parallelism", "3"], async (e) => {
@@ -136,8 +144,8 @@ describe("faults on the cluster's processes during apply", { timeout: 180_000 },
         sb.resume(BASE + 6);
       }
     });
-    expect(paused).toBe(true);
     expect(r.stderr).toBe("");
+    expect(paused).toBe(true);
     expect(r.code).toBe(0);
     const retries = r.events.filter((e) => e.type === "retry");
     expect(retries.length).toBeGreaterThan(0);

@@ -89,7 +89,7 @@ describe("faults around apply runs", { timeout: 180_000 }, () => {
     const f = four("scale-out");
     const other = spec("other", [[0, [4]], [1, [5]], [2, [6]], [3, [8]]]);
     let second: { plan: Awaited<ReturnType<typeof runCli>>; apply: Awaited<ReturnType<typeof runCli>> } | null = null;
-    const first = await runChild(["apply", f, "--auto-approve", "--json-log", "--max-keys-per-second", "4000"], async (e) => {
+    const first = await runChild(["apply", f, "--auto-approve", "--json-log", "--max-keys-per-second", "1000"], async (e) => {
       if (second !== null || e.type !== "step-done" || e.kind !== "meet") return;
       second = { plan: { code: -1, stdout: "", stderr: "" }, apply: { code: -1, stdout: "", stderr: "" } };
       const planFile = join(work, "other.json");

@@ -82,7 +82,7 @@ describe("Markdown step marks", () => {
     const md = renderMarkdown(makePlan({ spec: sp, specFile: "s.yaml", observed: o, steps, toolVersion: "t" }));
     expect(planLines(steps).map((l) => l.mark)).toEqual(["+", "!", "~"]);
     expect(md).toMatch(/^\+ \[1\] \+ meet /m);
-    expect(md).toMatch(/^  \[2\] ! failover /m);
-    expect(md).toMatch(/^  \[3\] ~ replicate /m);
+    expect(md).toMatch(/^ {2}\[2\] ! failover /m);
+    expect(md).toMatch(/^ {2}\[3\] ~ replicate /m);
   });
 });

@@ -282,7 +282,7 @@ async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, at: string, startT
         ctx.emit({ type: "note", message: `slot ${s.slot}: MIGRATE of key "${key.toString()}" timed out; retrying with a ${(timeout / 1000).toFixed(1)} s timeout` });
         continue;
       }
-      const size = await src.callBuffer("memory", "usage", key).catch(() => "unknown");
+      const size = await keySize(ctx, s.from.addr, key);
       const what = `key "${key.toString()}" (${String(size)} bytes) of slot ${s.slot} did not move from ${s.from.addr} to ${s.to.addr}`;
       throw new StepFailedError(
         s.id,
@@ -294,6 +294,19 @@ async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, at: string, startT
       );
     }
   }
+}
+
+/** A key's size for a message: MEMORY USAGE, on a second connection if the first broke. */
+async function keySize(ctx: ExecCtx, addr: string, key: Buffer): Promise<string> {
+  let why = "";
+  for (const lane of [0, 1]) {
+    try {
+      return String(await (await ctx.conn(addr, lane)).callBufferWithin(30_000, "memory", "usage", key, "samples", 0));
+    } catch (err) {
+      why = describe(err);
+    }
+  }
+  return `unknown (MEMORY USAGE failed: ${why})`;
 }
 
 /**
