@@ -296,14 +296,21 @@ async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, at: string, startT
   }
 }
 
-/** A key's size for a message: MEMORY USAGE, on a second connection if the first broke. */
+/**
+ * A key's size for a message: MEMORY USAGE, on a second connection if the first broke. A MIGRATE that
+ * blocked its source too long may have left the cluster down for a moment (CLUSTERDOWN refuses key
+ * commands), so transient answers are waited out for a few seconds before the size is given up.
+ */
 async function keySize(ctx: ExecCtx, addr: string, key: Buffer): Promise<string> {
   let why = "";
-  for (const lane of [0, 1]) {
+  const deadline = Date.now() + 10_000;
+  for (let attempt = 0; attempt < 2 || (why && Date.now() < deadline); attempt++) {
     try {
-      return String(await (await ctx.conn(addr, lane)).callBufferWithin(30_000, "memory", "usage", key, "samples", 0));
+      return String(await (await ctx.conn(addr, attempt % 2)).callBufferWithin(5_000, "memory", "usage", key, "samples", 0));
     } catch (err) {
       why = describe(err);
+      if (attempt >= 1 && !transientCause(err)) break;
+      if (attempt >= 1) await new Promise((r) => setTimeout(r, 250));
     }
   }
   return `unknown (MEMORY USAGE failed: ${why})`;
