@@ -8,6 +8,10 @@
  *              shardform apply SPEC  vs  redis-cli --cluster rebalance --cluster-weight <4th>=0 + del-node
  *   populate   N keys into 3 masters: shardform populate  vs  redis-cli --pipe (one per master, in parallel)
  *   planner    shardform plan --observed on synthetic snapshots of 100, 500 and 1000 nodes
+ *   create     3 shards x 1 replica, and 30 x 1 (60 nodes), from bare nodes: shardform apply SPEC  vs
+ *              redis-cli --cluster create --cluster-replicas 1 + the wait until every member agrees
+ *   latency    a live client (ioredis Cluster, a fixed rate of GET/SET) during the 3->4 scale-out: its
+ *              p50/p99/max latency and errors with no move, at full speed, and at --max-keys-per-second
  *
  * Every scale-out and scale-in run ends with the checks of the apply tests (every key back with its
  * value, all views agree, no open slot, 16384 slots covered); a run that fails them fails the bench.
@@ -22,6 +26,7 @@ import { parseSpec } from "../src/spec/load.js";
 import { planSteps } from "../src/planner/plan.js";
 import { makePlan } from "../src/plan/make.js";
 import { NodeClient } from "../src/redis/connect.js";
+import { liveClient, type LatencyReport } from "./client.js";
 import { endChecks, median, nodeId, redisCli, shardform, startNodes, timed, waitConsistent, type Timed } from "./lib.js";
 import { syntheticCluster } from "./synthetic.js";
 
@@ -29,8 +34,11 @@ const { values: args } = parseArgs({
   options: {
     runs: { type: "string", default: "3" },
     keys: { type: "string", default: "1000000" },
-    "base-port": { type: "string", default: "30000" },
-    only: { type: "string", default: "populate,scale-out,scale-in,planner" },
+    // Nodes and their bus ports (+10000) stay below 32768, where the kernel picks outgoing ports.
+    "base-port": { type: "string", default: "19000" },
+    only: { type: "string", default: "populate,scale-out,scale-in,planner,create,latency" },
+    "latency-rate": { type: "string", default: "2000" },
+    "latency-limit": { type: "string", default: "50000" },
     "redis-cli-pipelines": { type: "string", default: "10,100,1000" },
     "shardform-args": { type: "string", default: "" },
     help: { type: "boolean", default: false },
@@ -38,8 +46,8 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   process.stdout.write(
-    "npm run bench -- [--runs 3] [--keys 1000000] [--base-port 30000] [--only populate,scale-out,scale-in,planner]\n" +
-      "                 [--redis-cli-pipelines 10,100,1000] [--shardform-args '--parallel 4']\n",
+    "npm run bench -- [--runs 3] [--keys 1000000] [--base-port 19000] [--only populate,scale-out,scale-in,planner,create,latency]\n" +
+      "                 [--redis-cli-pipelines 10,100,1000] [--shardform-args '--parallelism 4'] [--latency-rate 2000] [--latency-limit 50000]\n",
   );
   process.exit(0);
 }
@@ -240,6 +248,91 @@ async function benchPlanner(): Promise<void> {
   }
 }
 
+// ---- create ---------------------------------------------------------------------------------
+
+async function createOnce(masters: number, label: string, tool: "shardform" | "redis-cli"): Promise<void> {
+  const n = masters * 2;
+  const c = await startNodes(PORT, n);
+  try {
+    let t: Timed;
+    if (tool === "shardform") {
+      const spec = join(work, `create-${n}.yaml`);
+      const lines = ["cluster:", `  seeds: ["${c.addrs[0]}"]`, "shards:"];
+      for (let i = 0; i < masters; i++) lines.push(`  - master: ${c.addrs[i]}`, `    replicas: [${c.addrs[masters + i]}]`);
+      writeFileSync(spec, lines.join("\n") + "\n");
+      t = await shardform(["apply", spec, "--auto-approve", "--state-dir", work, ...EXTRA]);
+      await waitConsistent(c.addrs); // apply ends once every member agrees: this finds it so at once
+    } else {
+      const t0 = performance.now();
+      const r = await timed("redis-cli", ["--cluster", "create", ...c.addrs, "--cluster-replicas", "1", "--cluster-yes"]);
+      await waitConsistent(c.addrs, 120_000);
+      t = { ...r, secs: (performance.now() - t0) / 1000 };
+    }
+    const reference = tool === "redis-cli";
+    record(label, reference ? "redis-cli --cluster create + wait until every member agrees" : `shardform apply ${EXTRA.join(" ")}`.trim(), n, "nodes", t, reference);
+    log(`${label} ${tool}: ${t.secs.toFixed(2)} s`);
+  } finally {
+    await c.stop();
+  }
+}
+
+async function benchCreate(): Promise<void> {
+  for (let r = 1; r <= RUNS; r++) {
+    for (const tool of ["shardform", "redis-cli"] as const) await createOnce(3, "create 3x1 (6 nodes)", tool);
+    for (const tool of ["shardform", "redis-cli"] as const) await createOnce(30, "create 30x1 (60 nodes)", tool);
+  }
+}
+
+// ---- latency --------------------------------------------------------------------------------
+
+const latency: { mode: string; applySecs: number | null; report: LatencyReport }[] = [];
+
+async function benchLatency(): Promise<void> {
+  const rate = Number(args["latency-rate"]);
+  const limit = Number(args["latency-limit"]);
+  const modes: { mode: string; extra: string[] | null }[] = [
+    { mode: "no move (baseline, 5 s)", extra: null },
+    { mode: "scale-out at full speed", extra: [] },
+    { mode: `scale-out at --max-keys-per-second ${limit}`, extra: ["--max-keys-per-second", String(limit)] },
+  ];
+  for (const m of modes) {
+    const c = await startNodes(PORT, 4);
+    try {
+      redisCli(["--cluster", "create", ...c.addrs.slice(0, 3), "--cluster-yes"]);
+      await waitConsistent(c.addrs.slice(0, 3));
+      await loadKeys(c.addrs[0]!);
+      redisCli(["--cluster", "add-node", c.addrs[3]!, c.addrs[0]!]);
+      await waitConsistent(c.addrs);
+      const client = await liveClient(c.addrs[0]!, rate, KEYS);
+      let applySecs: number | null = null;
+      try {
+        if (m.extra === null) await new Promise((r) => setTimeout(r, 5000));
+        else {
+          const spec = join(work, "latency.yaml");
+          writeFileSync(spec, specYaml(c.addrs));
+          applySecs = (await shardform(["apply", spec, "--auto-approve", "--state-dir", work, ...m.extra])).secs;
+        }
+      } finally {
+        latency.push({ mode: m.mode, applySecs, report: await client.stop() });
+      }
+      if (m.extra !== null) log(`latency ${m.mode}: ${await endChecks(c.addrs[0]!, 4, KEYS)}`);
+      const last = latency.at(-1)!.report;
+      log(`latency ${m.mode}: ${last.requests} requests, p50 ${last.p50.toFixed(2)} ms, p99 ${last.p99.toFixed(2)} ms, max ${last.max.toFixed(1)} ms, ${last.errors} errors`);
+    } finally {
+      await c.stop();
+    }
+  }
+}
+
+function latencyTable(): string {
+  const out = ["| live client during | apply s | requests | p50 ms | p99 ms | max ms | errors |", "|---|---:|---:|---:|---:|---:|---:|"];
+  for (const l of latency) {
+    const r = l.report;
+    out.push(`| ${l.mode} | ${l.applySecs === null ? "" : l.applySecs.toFixed(2)} | ${r.requests} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.errors} |`);
+  }
+  return out.join("\n");
+}
+
 // ---- table ----------------------------------------------------------------------------------
 
 function table(): string {
@@ -255,10 +348,13 @@ function table(): string {
   return out.join("\n");
 }
 
-log(`bench: ${KEYS} keys, ${RUNS} run(s) each, ports ${PORT}-${PORT + 3} (+10000), work dir ${work}`);
+log(`bench: ${KEYS} keys, ${RUNS} run(s) each, ports from ${PORT} (+10000), work dir ${work}`);
 if (ONLY.has("populate")) await benchPopulate();
 if (ONLY.has("scale-out")) await benchScaleOut();
 if (ONLY.has("scale-in")) await benchScaleIn();
 if (ONLY.has("planner")) await benchPlanner();
+if (ONLY.has("create")) await benchCreate();
+if (ONLY.has("latency")) await benchLatency();
 process.stdout.write(`\n${table()}\n\nredis-cli / shardform: how many times longer redis-cli took than shardform (above 1: shardform is faster).\n`);
 for (const n of notes) process.stdout.write(`${n}\n`);
+if (latency.length) process.stdout.write(`\n${latencyTable()}\n`);

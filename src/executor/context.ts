@@ -8,6 +8,7 @@ import { NodeClient, type Access } from "../redis/connect.js";
 import { parseClusterNodes, parseInfo, type NodeEntry } from "../redis/cluster-nodes.js";
 import { ClusterChangedError, ClusterStateError } from "../errors.js";
 import type { NodeAddr } from "../redis/node-key.js";
+import { ipPort } from "../redis/resolve.js";
 import type { NodeRef } from "../plan/types.js";
 import { mapLimit } from "../util/limit.js";
 import type { ProgressEvent } from "./progress.js";
@@ -60,6 +61,10 @@ export interface ClusterRead {
 
 const READ_TTL_MS = 40;
 
+/** How long a member may lag behind a change before it is told directly (see ExecCtx.nudge), and how often after. */
+const NUDGE_GRACE_MS = 500;
+const NUDGE_EVERY_MS = 2000;
+
 export class ExecCtx {
   readonly access: Access;
   readonly options: ExecOptions;
@@ -74,6 +79,8 @@ export class ExecCtx {
   /** When the key budget (--max-keys-per-second) next allows a batch. */
   private paceNext = 0;
   private reading: Promise<ClusterRead> | null = null;
+  /** When a `node viewer` pair was first found lagging, or last nudged. */
+  private readonly nudged = new Map<string, number>();
 
   constructor(access: Access, options: ExecOptions, emit: (e: ProgressEvent) => void) {
     this.access = access;
@@ -221,6 +228,32 @@ export class ExecCtx {
   }
 
   /**
+   * Makes `viewer` learn `node`'s own configuration (its slots, its role, its master) now rather than
+   * at the next ping between the two, which can be half a cluster-node-timeout away: `node` greets
+   * `viewer` with CLUSTER MEET, and a node processes the header of a MEET from a node it knows like
+   * that of a ping (the greeting's temporary handshake entry is dropped as soon as `viewer` answers).
+   * Gossip is given NUDGE_GRACE_MS first; then a pair is nudged at most every NUDGE_EVERY_MS. Best
+   * effort: errors are left to the wait that called it.
+   */
+  async nudge(node: NodeEntry | NodeRef, viewer: NodeEntry): Promise<void> {
+    const key = `${node.id} ${viewer.id}`;
+    const now = Date.now();
+    const since = this.nudged.get(key);
+    if (since === undefined) {
+      this.nudged.set(key, now - NUDGE_EVERY_MS + NUDGE_GRACE_MS);
+      return;
+    }
+    if (now - since < NUDGE_EVERY_MS) return;
+    this.nudged.set(key, now);
+    try {
+      const { ip, port } = await ipPort(viewer.addr);
+      await (await this.conn(node.addr)).call("cluster", "meet", ip, port, viewer.busPort);
+    } catch {
+      // the wait goes on and reports what it waits for
+    }
+  }
+
+  /**
    * Every reachable member agrees on every node's role and on masters' slots, and, when all slots are
    * assigned, reports cluster_state:ok. Returns the members that could not be read (they are not waited for).
    */
@@ -237,15 +270,28 @@ export class ExecCtx {
           if (me) selves.set(me.id, me);
         }
         const ranges = (e: NodeEntry): string => e.slots.map(([a, b]) => `${a}-${b}`).join(",");
+        const member = new Map(r.members.map((m) => [m.id, m]));
+        const lags: string[] = [];
+        const pairs: [NodeEntry, NodeEntry][] = [];
         for (const [id, v] of r.views) {
           const viewer = selves.get(id)?.addr ?? id.slice(0, 8);
           for (const e of v) {
             const own = selves.get(e.id);
             if (!own || e.flags.includes("myself")) continue;
-            if (e.role !== own.role || e.masterId !== own.masterId) return `${viewer} still sees ${own.addr} as ${e.role}`;
-            if (own.role === "master" && ranges(e) !== ranges(own)) return `${viewer} has not yet learnt the slots of ${own.addr}`;
+            const lag =
+              e.role !== own.role || e.masterId !== own.masterId
+                ? `${viewer} still sees ${own.addr} as ${e.role}`
+                : own.role === "master" && ranges(e) !== ranges(own)
+                  ? `${viewer} has not yet learnt the slots of ${own.addr}`
+                  : null;
+            if (!lag) continue;
+            lags.push(lag);
+            const [n, w] = [member.get(e.id), member.get(id)];
+            if (n && w) pairs.push([n, w]);
           }
         }
+        await mapLimit(pairs, 32, ([n, w]) => this.nudge(n, w));
+        if (lags.length > 0) return lags[0]!;
         for (const [id, info] of r.info) {
           if (info["cluster_slots_assigned"] === "16384" && info["cluster_state"] !== "ok") return `${selves.get(id)?.addr ?? id} reports cluster_state:${info["cluster_state"]}`;
         }

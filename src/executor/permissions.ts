@@ -42,7 +42,7 @@ const LEASE = ["client|id", "client|list", "client|setname"];
 const NEEDS: Record<StepKind, string[]> = {
   meet: ["cluster|meet"],
   "add-slots": ["cluster|addslotsrange"],
-  replicate: ["cluster|replicate"],
+  replicate: ["cluster|replicate", "dbsize"],
   "migrate-slot": ["cluster|setslot", "cluster|getkeysinslot", "cluster|countkeysinslot", "migrate", "dump"],
   failover: ["cluster|failover"],
   "forget-node": ["cluster|forget", "cluster|reset", "dbsize"],

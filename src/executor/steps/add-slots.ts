@@ -1,11 +1,14 @@
 /**
  * add-slots: ADDSLOTSRANGE for slots nobody owns (ADDSLOTS on servers without it, e.g. Redis 6.2), a
- * fresh config epoch, then one shared wait until every member sees every node of the batch owning them.
+ * fresh config epoch, then one shared wait until every member sees every node of the batch owning them
+ * (members that lag are nudged: ExecCtx.nudge).
  */
 import { ClusterChangedError } from "../../errors.js";
 import { expandRanges, toRanges, type SlotRange } from "../../slots.js";
 import type { StepOf } from "../../plan/types.js";
 import type { NodeClient } from "../../redis/connect.js";
+import type { NodeEntry } from "../../redis/cluster-nodes.js";
+import { mapLimit } from "../../util/limit.js";
 import type { ExecCtx } from "../context.js";
 
 type AddSlotsStep = StepOf<"add-slots">;
@@ -37,14 +40,18 @@ export async function addSlots(steps: AddSlotsStep[], ctx: ExecCtx): Promise<voi
   ctx.emit({ type: "wait", what: `every member to see the new slot owners` });
   await ctx.waitUntil(`every member sees ${steps.map((s) => s.node.addr).join(", ")} owning their new slots`, async () => {
     const r = await ctx.readCluster();
+    const lags: { s: AddSlotsStep; viewer: NodeEntry; gap: number }[] = [];
     for (const s of steps) {
       const want = expandRanges(s.ranges);
-      for (const [viewer, v] of r.views) {
+      for (const [id, v] of r.views) {
         const has = new Set(expandRanges(v.find((e) => e.id === s.node.id)?.slots ?? []));
         const gap = want.find((x) => !has.has(x));
-        if (gap !== undefined) return `${r.members.find((m) => m.id === viewer)?.addr ?? viewer} does not see slot ${gap} on ${s.node.addr} yet`;
+        const viewer = r.members.find((m) => m.id === id);
+        if (gap !== undefined && viewer) lags.push({ s, viewer, gap });
       }
     }
-    return null;
+    await mapLimit(lags, 32, (l) => ctx.nudge(l.s.node, l.viewer));
+    const l = lags[0];
+    return l ? `${l.viewer.addr} does not see slot ${l.gap} on ${l.s.node.addr} yet` : null;
   });
 }

@@ -1,10 +1,13 @@
 /**
- * replicate: CLUSTER REPLICATE on each replica of the batch, then shared waits: every replica
- * connected and in sync, and seen as a replica of its master by every member.
+ * replicate: CLUSTER REPLICATE on each replica of the batch, then shared waits: every replica whose
+ * master holds keys connected and in sync, and every replica seen as a replica of its master by every
+ * member (members that lag are nudged: ExecCtx.nudge). A replica of an empty master is not waited for: its first sync only starts after the master's
+ * repl-diskless-sync-delay (5 s by default) and copies nothing; a later failover step waits for it.
  */
 import { ClusterChangedError, StepFailedError } from "../../errors.js";
 import type { StepOf } from "../../plan/types.js";
 import { mapLimit } from "../../util/limit.js";
+import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import type { ExecCtx } from "../context.js";
 
 type ReplicateStep = StepOf<"replicate">;
@@ -33,9 +36,11 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
       }
     }),
   );
-  ctx.emit({ type: "wait", what: `${steps.length === 1 ? steps[0]!.replica.addr : `${steps.length} replicas`} to sync` });
-  await ctx.waitUntil(`${steps.map((s) => s.replica.addr).join(", ")} connected to their masters and in sync`, async () => {
-    const states = await mapLimit(steps, 32, async (s) => {
+  const keys = await mapLimit(steps, 32, async (s) => Number(await (await ctx.conn(s.master.addr)).call("dbsize")));
+  const syncing = steps.filter((_, i) => keys[i]! > 0);
+  if (syncing.length > 0) ctx.emit({ type: "wait", what: `${syncing.length === 1 ? syncing[0]!.replica.addr : `${syncing.length} replicas`} to sync` });
+  await ctx.waitUntil(`${syncing.map((s) => s.replica.addr).join(", ")} connected to their masters and in sync`, async () => {
+    const states = await mapLimit(syncing, 32, async (s) => {
       const info = await ctx.info(s.replica.addr, "replication");
       if (info["role"] !== "slave") return `${s.replica.addr}: role is ${info["role"]}`;
       if (info["master_link_status"] !== "up") return `${s.replica.addr}: master_link_status:${info["master_link_status"]}`;
@@ -46,12 +51,16 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
   });
   await ctx.waitUntil(`every member sees the new replicas`, async () => {
     const r = await ctx.readCluster();
+    const lags: { s: ReplicateStep; viewer: NodeEntry }[] = [];
     for (const s of steps) {
-      for (const [viewer, v] of r.views) {
+      for (const [id, v] of r.views) {
         const e = v.find((x) => x.id === s.replica.id);
-        if (!e || e.role !== "replica" || e.masterId !== s.master.id) return `${r.members.find((m) => m.id === viewer)?.addr ?? viewer} does not see ${s.replica.addr} as a replica of ${s.master.addr} yet`;
+        const viewer = r.members.find((m) => m.id === id);
+        if ((!e || e.role !== "replica" || e.masterId !== s.master.id) && viewer) lags.push({ s, viewer });
       }
     }
-    return null;
+    await mapLimit(lags, 32, (l) => ctx.nudge(l.s.replica, l.viewer));
+    const l = lags[0];
+    return l ? `${l.viewer.addr} does not see ${l.s.replica.addr} as a replica of ${l.s.master.addr} yet` : null;
   });
 }
