@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The scale tier runs on its own: npm run test:scale (vitest.scale.config.ts).
+    exclude: ["test/scale/**", "**/node_modules/**"],
     globalSetup: ["test/global-setup.ts"],
     // Integration files start their own redis-server processes on disjoint port ranges,
     // so files run in parallel; tests inside a file share one cluster and run in order.
