@@ -4,6 +4,7 @@ import { ApplyCommand } from "./apply.js";
 import { CheckCommand } from "./check.js";
 import { CompletionCommand } from "./completion.js";
 import { FmtCommand } from "./fmt.js";
+import { GraphCommand } from "./graph.js";
 import { ForceUnlockCommand } from "./force-unlock.js";
 import { ImportCommand } from "./import.js";
 import { PlanCommand } from "./plan.js";
@@ -20,6 +21,7 @@ export const commands = [
   FmtCommand,
   PlanCommand,
   ShowCommand,
+  GraphCommand,
   ApplyCommand,
   ImportCommand,
   SnapshotCommand,

@@ -4,6 +4,7 @@ import { makePlan } from "../../src/plan/make.js";
 import { renderHuman } from "../../src/plan/render/human.js";
 import { renderMarkdown } from "../../src/plan/render/markdown.js";
 import { renderJson } from "../../src/plan/render/json.js";
+import { renderGraph } from "../../src/plan/render/graph.js";
 import { serializePlan } from "../../src/plan/file.js";
 import type { ClusterSpec } from "../../src/spec/types.js";
 import { A, observed, spec } from "../helpers/build.js";
@@ -69,5 +70,26 @@ describe("json renderer", () => {
   it("is the plan file's content", () => {
     const p = plan(scaleOut);
     expect(renderJson(p)).toBe(serializePlan(p));
+  });
+});
+
+describe("graph renderer (DOT)", () => {
+  it("draws a scale-out as a few boxes: the meets, the replicate and one box per source->target pair, with the needs as edges", () => {
+    const p = plan(scaleOut);
+    const dot = renderGraph(p);
+    expect(dot.startsWith("digraph shardform_plan {")).toBe(true);
+    const vertices = dot.split("\n").filter((l) => l.includes("[label"));
+    expect(vertices).toHaveLength(2 + 1 + 3); // two meets, one replicate, three pairs
+    expect(dot).toMatch(/"migrate 127\.0\.0\.1:7000 -> 127\.0\.0\.1:7006" \[label = "migrate-slot x1365 \(\d+-migrate-slot\.\.\d+-migrate-slot\)\\n4096-5460\\n127\.0\.0\.1:7000 -> 127\.0\.0\.1:7006, ~83K keys"\]/);
+    const meet = p.steps.find((s) => s.kind === "meet" && s.node.addr === A(7006))!;
+    expect(dot).toContain(`"${meet.id}" -> "migrate 127.0.0.1:7000 -> 127.0.0.1:7006";`);
+    // every step's needs are edges (or inside one box)
+    const full = renderGraph(p, { steps: true });
+    expect(full.split("\n").filter((l) => l.includes("[label"))).toHaveLength(p.steps.length);
+    expect(full.split("\n").filter((l) => l.includes(" -> ") && !l.includes("[label"))).toHaveLength(p.steps.reduce((n, s) => n + s.needs.length, 0));
+  });
+  it("draws destructive steps red", () => {
+    const dot = renderGraph(plan(scaleIn));
+    expect(dot).toMatch(/forget-node 127\.0\.0\.1:7005 .* on all members[^"]*", color = red/);
   });
 });
