@@ -145,16 +145,21 @@ async function benchPopulate(): Promise<void> {
 
 // ---- scale-out ------------------------------------------------------------------------------
 
+/** The scale-out's start: 3 masters holding the keys (made by redis-cli) and an empty 4th member. */
+async function threeMastersAndAnEmptyOne(addrs: string[]): Promise<void> {
+  redisCli(["--cluster", "create", ...addrs.slice(0, 3), "--cluster-yes"]);
+  await waitConsistent(addrs.slice(0, 3));
+  await loadKeys(addrs[0]!);
+  redisCli(["--cluster", "add-node", addrs[3]!, addrs[0]!]);
+  await waitConsistent(addrs);
+}
+
 type Mover = { tool: string; reference: boolean; run: (addrs: string[]) => Promise<Timed> };
 
 async function scaleOutOnce(mover: Mover): Promise<void> {
   const c = await startNodes(PORT, 4);
   try {
-    redisCli(["--cluster", "create", ...c.addrs.slice(0, 3), "--cluster-yes"]);
-    await waitConsistent(c.addrs.slice(0, 3));
-    await loadKeys(c.addrs[0]!);
-    redisCli(["--cluster", "add-node", c.addrs[3]!, c.addrs[0]!]);
-    await waitConsistent(c.addrs);
+    await threeMastersAndAnEmptyOne(c.addrs);
     const t = await mover.run(c.addrs);
     const checked = await endChecks(c.addrs[0]!, 4, KEYS);
     record("scale-out 3->4", mover.tool, KEYS / 4, "keys", t, mover.reference);
@@ -298,11 +303,7 @@ async function benchLatency(): Promise<void> {
   for (const m of modes) {
     const c = await startNodes(PORT, 4);
     try {
-      redisCli(["--cluster", "create", ...c.addrs.slice(0, 3), "--cluster-yes"]);
-      await waitConsistent(c.addrs.slice(0, 3));
-      await loadKeys(c.addrs[0]!);
-      redisCli(["--cluster", "add-node", c.addrs[3]!, c.addrs[0]!]);
-      await waitConsistent(c.addrs);
+      await threeMastersAndAnEmptyOne(c.addrs);
       const client = await liveClient(c.addrs[0]!, rate, KEYS);
       let applySecs: number | null = null;
       try {
