@@ -24,8 +24,8 @@ export class ApplyCommand extends ClusterCommand {
       confirmation (or --auto-approve; without a terminal and without --auto-approve it refuses).
 
       Before the first step the cluster is observed again: a plan made against another state is refused as stale, and a
-      plan file edited by hand is refused. Steps run as a graph: every step whose needs are done may start, up to
-      --parallelism units of work at once. A unit is a window of slot moves between one source and one target
+      plan file edited by hand is refused. Steps run as a graph: every step whose needs are done may start, up to the
+      number set by --parallelism at once. A unit of work is a window of slot moves between one source and one target
       (--window slots whose commands share pipelines; a pair moves one window at a time), or all ready steps of another
       kind together (they share one wait for the cluster to agree).
 

@@ -86,3 +86,16 @@ describe("Markdown step marks", () => {
     expect(md).toMatch(/^ {2}\[3\] ~ replicate /m);
   });
 });
+
+describe("--help texts", () => {
+  it("no line of a command's details starts with '-' (clipanion would render it as a list item and break the paragraph)", async () => {
+    const { commands } = await import("../../src/cli/index.js");
+    const bad = commands.flatMap((c) =>
+      (c.usage?.details ?? "")
+        .split("\n")
+        .filter((l) => /^\s*-/.test(l))
+        .map((l) => `${c.paths?.[0]?.join(" ")}: ${l.trim()}`),
+    );
+    expect(bad).toEqual([]);
+  });
+});

@@ -12,8 +12,8 @@ export class SandboxUpCommand extends BaseCommand {
       Starts N server processes on ports P..P+N-1 (bus ports +10000), each with its own directory, config, pidfile and
       log under --dir. They are empty and know no peers: plan and apply a spec to make a cluster of them.
 
-      --server runs another build (e.g. Redis 6.2's or Valkey's server binary); the default is SHARDFORM_REDIS_SERVER,
-      else redis-server on the PATH. --tls makes a CA and certificates with openssl (in DIR/tls) and serves TLS only,
+      With --server it runs another build (e.g. Redis 6.2's or Valkey's server binary); the default is
+      SHARDFORM_REDIS_SERVER, else redis-server on the PATH. --tls makes a CA and certificates with openssl (in DIR/tls) and serves TLS only,
       between nodes too (tls-cluster, tls-replication): connect with --cacert DIR/tls/ca.crt. --hosts spreads the nodes
       over several loopback addresses (127.0.0.1,127.0.0.2,...), to stand for several machines.
     `,
