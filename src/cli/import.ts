@@ -49,7 +49,7 @@ export class ImportCommand extends ClusterCommand {
     const text = specFromTopology(observed, { seeds, threshold, access: source, hostNames });
     if (this.outFile) {
       writeFileSync(this.outFile, text);
-      this.status(`Wrote ${this.outFile}; check it with \`shardform plan ${this.outFile}\`.`);
+      this.say(`Wrote ${this.outFile}; check it with \`shardform plan ${this.outFile}\`.`);
     } else this.out(text);
     return 0;
   }

@@ -48,6 +48,7 @@ describe("a node is its node id", { timeout: 120_000 }, () => {
     const f = join(work, "imported.yaml");
     const imp = await runCli(["import", "--seed", ip(0), "--out", f]);
     expect(imp.stderr).not.toMatch(/Error/);
+    expect(imp.stderr).toContain(`Wrote ${f}; check it with \`shardform plan ${f}\`.`);
     expect(imp.code).toBe(0);
     const p = await runCli(["plan", f, "--detailed-exitcode"]);
     expect(p.stdout).toContain("No changes.");
