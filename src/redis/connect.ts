@@ -6,9 +6,10 @@
  * Every command has a deadline. A connection that misses one, or that breaks, is marked broken and
  * closed, so that callers (the executor's pool) open a fresh one instead of waiting on a dead socket.
  */
+import { connect as tcpConnect } from "node:net";
 import { Redis } from "ioredis";
 import { NodeTimeoutError, NodeUnreachableError, assert } from "../errors.js";
-import { authError, connectError, describe, isConnectionError, permissionError } from "./errors.js";
+import { NOT_RESP, authError, connectError, describe, isConnectionError, permissionError } from "./errors.js";
 import { parseNodeAddr, type NodeAddr } from "./node-key.js";
 
 export { describe } from "./errors.js";
@@ -129,9 +130,10 @@ export class NodeClient {
           }
         : {}),
     });
-    // Errors surface through the awaited commands; the last one explains a closed connection.
-    let lastError: unknown;
-    redis.on("error", (err) => (lastError = err));
+    // Errors surface through the awaited commands; the ones seen on the way explain a closed connection:
+    // a reply that is not RESP (an HTTP server's "<" or "H") says more than the EPIPE that may follow it.
+    const seen: unknown[] = [];
+    redis.on("error", (err) => seen.push(err));
     const client = new NodeClient(addr, redis, opts.readOnly ?? false, opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS, access);
     redis.on("close", () => (client.broken = true));
     try {
@@ -146,7 +148,13 @@ export class NodeClient {
     } catch (err) {
       redis.disconnect();
       if (err instanceof NodeTimeoutError) throw err;
-      const cause = lastError ?? err;
+      let cause = seen.find((e) => NOT_RESP.test(describe(e))) ?? seen.at(-1) ?? err;
+      // The peer closed before its answer was parsed (an HTTP server answers the first line, closes,
+      // and the next write fails with EPIPE): ask once more with an inline PING and read the answer.
+      if (!tls && !NOT_RESP.test(describe(cause)) && /EPIPE|ECONNRESET|Connection is closed/.test(describe(cause))) {
+        const answer = await firstBytes(host, port, "PING\r\n", 1000);
+        if (answer && !/^[+\-:$*]/.test(answer)) cause = new Error(`Protocol error: it answered ${JSON.stringify(answer.split(/\r?\n/)[0]!.slice(0, 60))}`);
+      }
       throw authError(addr, cause, access.credentials) ?? permissionError(addr, cause, "connect") ?? connectError(addr, cause, Boolean(tls));
     }
     return client;
@@ -241,4 +249,21 @@ export class NodeClient {
       this.redis.disconnect();
     }
   }
+}
+
+/** The first bytes a peer sends back after `send` (or null: nothing within the time, or no connection). */
+function firstBytes(host: string, port: number, send: string, timeoutMs: number): Promise<string | null> {
+  return new Promise((done) => {
+    const sock = tcpConnect({ host, port });
+    const finish = (v: string | null): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      done(v);
+    };
+    const timer = setTimeout(() => finish(null), timeoutMs);
+    sock.on("connect", () => sock.write(send));
+    sock.on("data", (d: Buffer) => finish(d.toString("latin1")));
+    sock.on("error", () => finish(null));
+    sock.on("close", () => finish(null));
+  });
 }

@@ -49,6 +49,9 @@ export function permissionError(addr: string, err: unknown, what: string, creden
   );
 }
 
+/** What the RESP parser says about bytes that are not the Redis protocol. */
+export const NOT_RESP = /Unknown RESP type|Protocol error|invalid (first byte|bulk length)/i;
+
 /** Why a connection could not be made, in words that say what to check. */
 export function connectError(addr: string, err: unknown, tls: boolean): NodeUnreachableError {
   const msg = describe(err);
@@ -64,8 +67,8 @@ export function connectError(addr: string, err: unknown, tls: boolean): NodeUnre
   if (/Hostname\/IP does not match|ERR_TLS_CERT_ALTNAME_INVALID|altnames/i.test(msg)) {
     return new NodeUnreachableError(addr, `its TLS certificate does not name this host (${msg})`, "Pass the name in the certificate with --sni (or tls.servername in the spec).");
   }
-  if (/Unknown RESP type|Protocol error|invalid (first byte|bulk length)/i.test(msg)) {
-    return new NodeUnreachableError(addr, `what answered on this port does not speak the Redis protocol (${msg.split(".")[0]})`, "Check the port: it should be the node's client port, not an HTTP or bus port.");
+  if (NOT_RESP.test(msg)) {
+    return new NodeUnreachableError(addr, `what answered on this port does not speak the Redis protocol (${msg.replace(/\. Please report this\.?$/, "")})`, "Check the port: it should be the node's client port, not an HTTP or bus port.");
   }
   if (tls && /Connection is closed|ECONNRESET|socket hang up/i.test(msg)) {
     return new NodeUnreachableError(addr, `the connection closed during the TLS handshake (${msg})`, "Check that the node listens for TLS on this port and accepts the client certificate (--cert/--key) if it asks for one.");

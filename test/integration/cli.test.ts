@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { observeCluster } from "../../src/observe/observe.js";
@@ -84,6 +85,26 @@ describe("errors that point the right way", () => {
     const r = await runCli(["check", "--seed", `127.0.0.1:${httpPort}`]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/does not speak the Redis protocol.*Check the port: it should be the node's client port/);
+  });
+
+  it("a server whose answer is lost because it hangs up at once (as Python's http.server may) is still named as not Redis", async () => {
+    // ioredis's connection is reset before its answer is read (the client sees only EPIPE or a closed
+    // connection); the inline PING that shardform then sends gets the server's HTML.
+    const server = createNetServer((sock) =>
+      sock.once("data", (d: Buffer) => {
+        if (d[0] === 0x2a /* "*": RESP */) sock.resetAndDestroy();
+        else sock.end("<!DOCTYPE HTML>\n<html><body>Bad request</body></html>\n");
+      }),
+    );
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const r = await runCli(["check", "--seed", `127.0.0.1:${port}`]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/does not speak the Redis protocol \(Protocol error: it answered "<!DOCTYPE HTML>"\)\. Check the port/);
+    } finally {
+      server.close();
+    }
   });
 
   it("seeds of another cluster than the spec's nodes are named as such, once", async () => {
