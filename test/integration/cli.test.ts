@@ -15,7 +15,6 @@ import { populate } from "../../src/testdata/populate.js";
 import { createCluster, startNodes, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
 import { sandboxUp, sandboxDown, sandboxRestart } from "../../src/sandbox/local.js";
-import { expectAllKeys, expectHealthy } from "../helpers/verify.js";
 
 // Ports 22600-22608 (bus 32600-32608): this file's own range; 22610-22611 for a sandbox of its own.
 const BASE = 22600;
@@ -177,23 +176,5 @@ describe("sandbox down", () => {
     expect(stopped).toEqual([BASE + 10, BASE + 11]);
     expect(() => process.kill(restarted, 0)).toThrow();
     expect(existsSync(dir)).toBe(false);
-  });
-});
-
-describe("the terminal", () => {
-  it("the live progress line fits an 80-column terminal (a real pty from script(1)) and is redrawn in place", async () => {
-    const f = spec("progress", [`cluster:`, `  seeds: ["${a(0)}"]`, `shards:`, `  - master: ${a(0)}`, `  - master: ${a(1)}`, `  - master: ${a(2)}`, `  - master: ${a(6)}`]);
-    // Small windows one at a time: many redraws.
-    const cmd = `stty cols 80 rows 24; exec ${process.execPath} bin/shardform.js apply ${f} --auto-approve --window 8 --parallelism 1`;
-    const r = spawnSync("script", ["-q", "-e", "-c", cmd, "/dev/null"], { encoding: "utf8", timeout: 120_000 });
-    expect(r.stdout).toContain("Apply complete");
-    expect(r.status).toBe(0);
-    // Every redraw: "\r ESC[2K" then the line, up to the next \r or \n.
-    const draws = [...r.stdout.matchAll(/\r\x1b\[2K([^\r\n]*)/g)].map((m) => m[1]!).filter((l) => l.startsWith("["));
-    expect(draws.length).toBeGreaterThan(3);
-    expect(draws.filter((l) => l.length > 79)).toEqual([]);
-    expect(draws.some((l) => /\] \d+\/\d+ {2}slots \d+\/4096/.test(l))).toBe(true);
-    await expectHealthy(a(0), 4);
-    await expectAllKeys(a(0), 5000);
   });
 });
