@@ -173,9 +173,11 @@ export async function sandboxUp(opts: SandboxUpOptions): Promise<Sandbox> {
       sandbox.nodes.push({ port, pid, dir: nodeDir, ...(host !== "127.0.0.1" ? { host } : {}) });
       writeSandbox(sandbox);
     }
-    for (const n of sandbox.nodes) await waitForPort(n.port, n.host ?? "127.0.0.1");
+    for (const n of sandbox.nodes) await waitForPort(n.port, n.host ?? "127.0.0.1", n.dir);
   } catch (err) {
     await sandboxDown({ dir, keepFiles: true });
+    const warning = outgoingRangeWarning(opts.basePort, opts.nodes);
+    if (err instanceof SandboxError && warning) throw new SandboxError(`${err.message}\nNote: ${warning}.`);
     throw err;
   }
   return sandbox;
@@ -189,7 +191,7 @@ export async function sandboxRestart(dir: string, port: number): Promise<number>
   if (currentPids(n).some((p) => isAlive(p) && isServer(p))) throw new SandboxError(`the node on port ${port} is still running`);
   n.pid = await startNode(sb.server, n.dir);
   writeSandbox(sb);
-  await waitForPort(port, n.host ?? "127.0.0.1");
+  await waitForPort(port, n.host ?? "127.0.0.1", n.dir);
   return n.pid;
 }
 
@@ -201,16 +203,48 @@ async function waitForPid(pidFile: string, logFile: string): Promise<number> {
     }
     await sleep(25);
   }
-  const log = existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").slice(-5).join("\n") : "(no log)";
+  const log = existsSync(logFile) ? readFileSync(logFile, "utf8").trimEnd().split("\n").slice(-5).join("\n") : "(no log)";
   throw new SandboxError(`the server did not write ${pidFile} within 5 s. Last log lines:\n${log}`);
 }
 
-async function waitForPort(port: number, host: string): Promise<void> {
+/** The kernel's range of ports for outgoing connections (Linux), or null where it cannot be read. */
+export function outgoingPortRange(file = "/proc/sys/net/ipv4/ip_local_port_range"): [number, number] | null {
+  try {
+    const [lo, hi] = readFileSync(file, "utf8").trim().split(/\s+/).map(Number);
+    return lo && hi ? [lo, hi] : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A warning when some of the ports (client or bus) lie in the kernel's range for outgoing connections:
+ * any program's outgoing connection may hold such a port, and a node then fails to listen on it
+ * ("Address already in use"), now and then.
+ */
+export function outgoingRangeWarning(basePort: number, nodes: number, range = outgoingPortRange()): string | null {
+  if (!range) return null;
+  const [lo, hi] = range;
+  const last = basePort + nodes - 1;
+  const overlaps = (a: number, b: number): boolean => a <= hi && b >= lo;
+  if (!overlaps(basePort, last) && !overlaps(basePort + 10000, last + 10000)) return null;
+  return (
+    `ports ${basePort}-${last} or their bus ports ${basePort + 10000}-${last + 10000} lie in the kernel's range for outgoing connections (${lo}-${hi}): ` +
+    `a node there fails now and then with "Address already in use". Pick a --base-port such that the bus ports stay below ${lo} (e.g. ${Math.max(1024, Math.min(7000, lo - 10000 - nodes))})`
+  );
+}
+
+function logTail(nodeDir: string): string {
+  const f = join(nodeDir, "server.log");
+  return existsSync(f) ? readFileSync(f, "utf8").trimEnd().split("\n").slice(-3).join("\n") : "(no log)";
+}
+
+async function waitForPort(port: number, host: string, nodeDir?: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (await portInUse(port, host)) return;
     await sleep(25);
   }
-  throw new SandboxError(`the server on ${host}:${port} did not accept connections within 5 s`);
+  throw new SandboxError(`the server on ${host}:${port} did not accept connections within 5 s${nodeDir ? `. Last log lines:\n${logTail(nodeDir)}` : ""}`);
 }
 
 function isServer(pid: number): boolean {

@@ -99,3 +99,19 @@ describe("--help texts", () => {
     expect(bad).toEqual([]);
   });
 });
+
+describe("sandbox ports", () => {
+  it("warns when client or bus ports lie in the kernel's range for outgoing connections", async () => {
+    const { outgoingRangeWarning, outgoingPortRange } = await import("../../src/sandbox/local.js");
+    const range: [number, number] = [32768, 60999];
+    expect(outgoingRangeWarning(7000, 8, range)).toBeNull();
+    expect(outgoingRangeWarning(22700, 8, range)).toBeNull(); // bus 32700-32707
+    expect(outgoingRangeWarning(23200, 8, range)).toMatch(/bus ports 33200-33207 lie in the kernel's range for outgoing connections \(32768-60999\).*Address already in use.*below 32768 \(e\.g\. 7000\)/);
+    expect(outgoingRangeWarning(40000, 1, range)).toMatch(/^ports 40000-40000/);
+    expect(outgoingRangeWarning(40000, 1, null)).toBeNull();
+    const dir = mkdtempSync(join(tmpdir(), "shardform-range-"));
+    writeFileSync(join(dir, "r"), "32768\t60999\n");
+    expect(outgoingPortRange(join(dir, "r"))).toEqual([32768, 60999]);
+    expect(outgoingPortRange(join(dir, "missing"))).toBeNull();
+  });
+});

@@ -1,6 +1,6 @@
 import { Command, Option } from "clipanion";
 import { BaseCommand, intOption } from "../base.js";
-import { sandboxUp } from "../../sandbox/local.js";
+import { outgoingRangeWarning, sandboxUp } from "../../sandbox/local.js";
 import { InputError } from "../../errors.js";
 
 export class SandboxUpCommand extends BaseCommand {
@@ -41,9 +41,13 @@ export class SandboxUpCommand extends BaseCommand {
     }
     const hosts = this.hosts?.split(",").map((h) => h.trim()).filter(Boolean);
     for (const h of hosts ?? []) if (!/^127\.\d+\.\d+\.\d+$/.test(h)) throw new InputError(`--hosts takes loopback addresses (127.x.y.z), not "${h}"`);
+    const nodes = intOption(this.nodes, "--nodes", 6, 1, 1000);
+    const basePort = intOption(this.basePort, "--base-port", 7000, 1024, 55535);
+    const warning = outgoingRangeWarning(basePort, nodes);
+    if (warning) this.warn(warning);
     const sb = await sandboxUp({
-      nodes: intOption(this.nodes, "--nodes", 6, 1, 1000),
-      basePort: intOption(this.basePort, "--base-port", 7000, 1024, 55535),
+      nodes,
+      basePort,
       dir: this.dir,
       password,
       server: this.server,
