@@ -73,6 +73,8 @@ export class ExecCtx {
   stop: StopState = "none";
   /** Addresses of members, tried in order when a step needs "any member". */
   readonly knownAddrs: NodeAddr[] = [];
+  /** In-process tests: called at each failpoint (see failpoints.ts), to act on the cluster there before apply goes on. */
+  failpointHook?: (name: string) => Promise<void>;
   /** The smallest cluster-node-timeout of the masters, in ms (read at the start). */
   nodeTimeoutMs = 15_000;
   private lastRead: { at: number; read: ClusterRead } | null = null;

@@ -3,6 +3,7 @@
  * (e.g. between the target's and the source's SETSLOT NODE). Set SHARDFORM_FAILPOINTS to a comma list
  * of names, each optionally "@N" to fire at the Nth time the point is reached (default the first):
  * there apply reports {type:"failpoint"} and then waits forever. Unset, a point costs one lookup.
+ * In-process tests can instead set ctx.failpointHook, which runs at every point, and then apply goes on.
  */
 import type { ExecCtx } from "./context.js";
 
@@ -18,6 +19,7 @@ const armed = new Map(
 );
 
 export async function failpoint(ctx: ExecCtx, name: string): Promise<void> {
+  if (ctx.failpointHook) await ctx.failpointHook(name);
   const left = armed.get(name);
   if (left === undefined) return;
   if (left > 1) {

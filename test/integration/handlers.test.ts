@@ -10,7 +10,8 @@ import { ExecCtx, DEFAULT_EXEC_OPTIONS } from "../../src/executor/context.js";
 import { runUnit } from "../../src/executor/handlers.js";
 import type { Step } from "../../src/plan/types.js";
 import { ClusterChangedError } from "../../src/errors.js";
-import { createCluster, startNodes, type TestSandbox } from "../helpers/cluster.js";
+import { spawnSync } from "node:child_process";
+import { createCluster, startNodes, waitConsistent, type TestSandbox } from "../helpers/cluster.js";
 
 // Ports 21800-21804 (bus 31800-31804): this file's own range.
 const BASE = 21800;
@@ -95,5 +96,45 @@ describe("handlers refuse a node that is not the plan's", () => {
 
   it("replicate refuses a master that is not the plan's", async () => {
     await refused({ id: "1-replicate", needs: [], kind: "replicate", replica: ref(3), master: ref(0, "d".repeat(40)) }, /127\.0\.0\.1:21800 now answers with node id [0-9a-f]{8}, not dddddddd/);
+  });
+});
+
+describe("migrate-slot hands a slot over until the target owns it", () => {
+  it("a slot the target loses right after SETSLOT NODE (a claim with a higher epoch) is handed over again, with a note", async () => {
+    const o = await observeCluster({ seeds: [a(0)] });
+    const owned = o.nodes.find((n) => n.addr === a(0))!.slots[0]!;
+    // An empty slot (the target refuses to give away a slot it holds keys of).
+    let slot = -1;
+    const src = await NodeClient.connect(a(0));
+    for (let s = owned[0]; s <= owned[1] && slot < 0; s++) if (Number(await src.call("cluster", "countkeysinslot", s)) === 0) slot = s;
+    await src.close();
+    expect(slot).toBeGreaterThanOrEqual(0);
+    const notes: string[] = [];
+    const c = new ExecCtx({}, { ...DEFAULT_EXEC_OPTIONS, waitTimeoutMs: 10_000 }, (e) => {
+      if (e.type === "note") notes.push(e.message);
+    });
+    c.knownAddrs.push(a(0), a(1), a(2));
+    // Right after the target's SETSLOT NODE, the target is told the source owns the slot again: what a
+    // ping from the source with a higher config epoch does.
+    c.failpointHook = async (name) => {
+      if (name !== "migrate:after-target-setslot") return;
+      const t = await NodeClient.connect(a(1));
+      await t.call("cluster", "setslot", slot, "node", ids.get(a(0))!);
+      await t.close();
+    };
+    try {
+      await runUnit({ kind: "migrate-slot", steps: [{ id: "1-migrate-slot", needs: [], kind: "migrate-slot", slot, from: ref(0), to: ref(1), estKeys: 0 }] }, c);
+    } finally {
+      await c.closeAll();
+    }
+    expect(notes.join("\n")).toMatch(new RegExp(`127\\.0\\.0\\.1:21801 lost slot\\(s\\) ${slot} right after SETSLOT NODE to a claim with a higher config epoch; bumping its epoch and handing them over again`));
+    await waitConsistent([a(0), a(1), a(2)]);
+    const after = await observeCluster({ seeds: [a(0)] });
+    expect(after.disagreements).toEqual([]);
+    expect(after.nodes.find((n) => n.addr === a(1))!.slots.some(([x, y]) => slot >= x && slot <= y)).toBe(true);
+    expect(after.nodes.flatMap((n) => [...n.migrating, ...n.importing])).toEqual([]);
+    const check = spawnSync("redis-cli", ["--cluster", "check", a(0)], { encoding: "utf8" });
+    expect(check.stdout).toContain("[OK] All 16384 slots covered.");
+    expect(check.stdout).not.toMatch(/\[ERR\]|\[WARNING\]/);
   });
 });

@@ -146,11 +146,43 @@ async function moveWindow(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
   await Promise.all(others.map((m) => pipelineOk(ctx, { id: m.id, addr: m.addr }, steps, steps.map((st) => ["cluster", "setslot", st.slot, "node", dst.id]), "SETSLOT NODE", true)));
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "others" });
 
-  const after = await ctx.selfOf(dst);
-  const missing = steps.filter((st) => !owns(after, st.slot));
-  if (missing.length > 0) {
-    throw new StepFailedError(missing[0]!.id, "migrate-slot", `${dst.addr} does not own slot(s) ${missing.map((m) => m.slot).join(", ")} after SETSLOT NODE: the cluster changed during the move; check it with \`shardform check\` and plan again`);
+  await confirmHandover(steps, ctx, src, dst, srcIsMaster, others);
+}
+
+/**
+ * The target must own every slot of the window after SETSLOT NODE. Rarely, a claim on a slot with a
+ * higher config epoch (a ping from the source sent before its own SETSLOT NODE, when the target's
+ * epoch was not bumped) takes a slot back from the target. When the slot is empty on the source (its
+ * keys are on the target), the target's epoch is bumped so that its claim wins, and the slot is handed
+ * over again; only a slot that still does not move is an error, naming what the target sees.
+ */
+async function confirmHandover(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: NodeRef, srcIsMaster: boolean, others: NodeEntry[]): Promise<void> {
+  let missing: MigrateStep[] = [];
+  for (let attempt = 0; ; attempt++) {
+    const after = await ctx.selfOf(dst);
+    missing = steps.filter((st) => !owns(after, st.slot));
+    if (missing.length === 0) return;
+    if (attempt >= 2 || !srcIsMaster) break;
+    const counts = await (await ctx.conn(src.addr)).pipeline(missing.map((st) => ["cluster", "countkeysinslot", st.slot]));
+    if (counts.some(([err, n]) => err || Number(n) > 0)) break;
+    ctx.emit({ type: "note", message: `${dst.addr} lost slot(s) ${missing.map((m) => m.slot).join(", ")} right after SETSLOT NODE to a claim with a higher config epoch; bumping its epoch and handing them over again` });
+    // Without the right to bump (CLUSTER BUMPEPOCH has no harmless probe), the slots are still handed over again.
+    await (await ctx.conn(dst.addr)).call("cluster", "bumpepoch").catch(() => undefined);
+    const again = missing.map((st) => ["cluster", "setslot", st.slot, "node", dst.id]);
+    await pipelineOk(ctx, dst, missing, again, "SETSLOT NODE");
+    await pipelineOk(ctx, src, missing, again, "SETSLOT NODE", true);
+    await Promise.all(others.map((m) => pipelineOk(ctx, { id: m.id, addr: m.addr }, missing, again, "SETSLOT NODE", true)));
   }
+  const view = await ctx.view(dst.addr);
+  const me = view.find((e) => e.flags.includes("myself"));
+  const slot = missing[0]!.slot;
+  const owner = view.find((e) => e.role === "master" && owns(e, slot));
+  throw new StepFailedError(
+    missing[0]!.id,
+    "migrate-slot",
+    `${dst.addr} does not own slot(s) ${missing.map((m) => m.slot).join(", ")} after SETSLOT NODE (in its view slot ${slot} belongs to ${owner ? `${owner.addr}, config epoch ${owner.configEpoch}` : "no master"}; its own config epoch is ${me?.configEpoch ?? "?"}): ` +
+      `the cluster changed during the move; check it with \`shardform check\` and plan again`,
+  );
 }
 
 /**
