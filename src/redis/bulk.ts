@@ -7,7 +7,7 @@
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { ClusterStateError, NodeUnreachableError } from "../errors.js";
-import type { Access } from "./connect.js";
+import { tlsConnectOptions, type Access } from "./connect.js";
 import { authError, connectError } from "./errors.js";
 import { parseNodeAddr, type NodeAddr } from "./node-key.js";
 
@@ -54,16 +54,7 @@ export class BulkWriter {
     const tls = access.tls;
     const socket = await new Promise<Socket>((done, fail) => {
       const s: Socket = tls
-        ? tlsConnect({
-            host,
-            port,
-            ...(tls.ca ? { ca: tls.ca } : {}),
-            ...(tls.cert ? { cert: tls.cert } : {}),
-            ...(tls.key ? { key: tls.key } : {}),
-            ...(tls.servername ? { servername: tls.servername } : {}),
-            rejectUnauthorized: !tls.insecure,
-            ...(tls.insecure ? { checkServerIdentity: () => undefined } : {}),
-          })
+        ? tlsConnect({ host, port, ...tlsConnectOptions(tls) })
         : connect({ host, port });
       s.setNoDelay(true);
       s.once(tls ? "secureConnect" : "connect", () => done(s));

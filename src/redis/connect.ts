@@ -7,6 +7,7 @@
  * closed, so that callers (the executor's pool) open a fresh one instead of waiting on a dead socket.
  */
 import { connect as tcpConnect } from "node:net";
+import type { ConnectionOptions } from "node:tls";
 import { Redis } from "ioredis";
 import { NodeTimeoutError, NodeUnreachableError, assert } from "../errors.js";
 import { NOT_RESP, authError, connectError, describe, isConnectionError, permissionError } from "./errors.js";
@@ -29,6 +30,18 @@ export interface TlsSettings {
   servername?: string | undefined;
   /** Skip certificate verification (like redis-cli --insecure). */
   insecure?: boolean | undefined;
+}
+
+/** Node's TLS connect options for these settings: shared by the admin connections and the bulk writer. */
+export function tlsConnectOptions(tls: TlsSettings): ConnectionOptions {
+  return {
+    ...(tls.ca ? { ca: tls.ca } : {}),
+    ...(tls.cert ? { cert: tls.cert } : {}),
+    ...(tls.key ? { key: tls.key } : {}),
+    ...(tls.servername ? { servername: tls.servername } : {}),
+    rejectUnauthorized: !tls.insecure,
+    ...(tls.insecure ? { checkServerIdentity: () => undefined } : {}),
+  };
 }
 
 /** How to reach nodes: credentials, TLS, and the name our connections carry (CLIENT SETNAME). */
@@ -117,18 +130,7 @@ export class NodeClient {
       enableOfflineQueue: true,
       retryStrategy: () => null,
       enableReadyCheck: false,
-      ...(tls
-        ? {
-            tls: {
-              ...(tls.ca ? { ca: tls.ca } : {}),
-              ...(tls.cert ? { cert: tls.cert } : {}),
-              ...(tls.key ? { key: tls.key } : {}),
-              ...(tls.servername ? { servername: tls.servername } : {}),
-              rejectUnauthorized: !tls.insecure,
-              ...(tls.insecure ? { checkServerIdentity: () => undefined } : {}),
-            },
-          }
-        : {}),
+      ...(tls ? { tls: tlsConnectOptions(tls) } : {}),
     });
     // Errors surface through the awaited commands; the ones seen on the way explain a closed connection:
     // a reply that is not RESP (an HTTP server's "<" or "H") says more than the EPIPE that may follow it.
