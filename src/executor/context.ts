@@ -81,7 +81,7 @@ export class ExecCtx {
   /** When the key budget (--max-keys-per-second) next allows a batch. */
   private paceNext = 0;
   private reading: Promise<ClusterRead> | null = null;
-  /** When a `node viewer` pair was first found lagging, or last nudged. */
+  /** When a lag (see nudgeDue) was first found, or last acted on. */
   private readonly nudged = new Map<string, number>();
 
   constructor(access: Access, options: ExecOptions, emit: (e: ProgressEvent) => void) {
@@ -230,6 +230,22 @@ export class ExecCtx {
   }
 
   /**
+   * Whether a lag (named by `key`) has lasted long enough to act on directly: false the first time it
+   * is seen and for NUDGE_GRACE_MS after (gossip usually wins), then true at most every NUDGE_EVERY_MS.
+   */
+  nudgeDue(key: string): boolean {
+    const now = Date.now();
+    const since = this.nudged.get(key);
+    if (since === undefined) {
+      this.nudged.set(key, now - NUDGE_EVERY_MS + NUDGE_GRACE_MS);
+      return false;
+    }
+    if (now - since < NUDGE_EVERY_MS) return false;
+    this.nudged.set(key, now);
+    return true;
+  }
+
+  /**
    * Makes `viewer` learn `node`'s own configuration (its slots, its role, its master) now rather than
    * at the next ping between the two, which can be half a cluster-node-timeout away: `node` greets
    * `viewer` with CLUSTER MEET, and a node processes the header of a MEET from a node it knows like
@@ -238,15 +254,7 @@ export class ExecCtx {
    * effort: errors are left to the wait that called it.
    */
   async nudge(node: NodeEntry | NodeRef, viewer: NodeEntry): Promise<void> {
-    const key = `${node.id} ${viewer.id}`;
-    const now = Date.now();
-    const since = this.nudged.get(key);
-    if (since === undefined) {
-      this.nudged.set(key, now - NUDGE_EVERY_MS + NUDGE_GRACE_MS);
-      return;
-    }
-    if (now - since < NUDGE_EVERY_MS) return;
-    this.nudged.set(key, now);
+    if (!this.nudgeDue(`${node.id} ${viewer.id}`)) return;
     try {
       const { ip, port } = await ipPort(viewer.addr);
       await (await this.conn(node.addr)).call("cluster", "meet", ip, port, viewer.busPort);

@@ -41,12 +41,13 @@ export async function addSlots(steps: AddSlotsStep[], ctx: ExecCtx): Promise<voi
   await ctx.waitUntil(`every member sees ${steps.map((s) => s.node.addr).join(", ")} owning their new slots`, async () => {
     const r = await ctx.readCluster();
     const lags: { s: AddSlotsStep; viewer: NodeEntry; gap: number }[] = [];
+    const members = new Map(r.members.map((m) => [m.id, m]));
     for (const s of steps) {
       const want = expandRanges(s.ranges);
       for (const [id, v] of r.views) {
         const has = new Set(expandRanges(v.find((e) => e.id === s.node.id)?.slots ?? []));
         const gap = want.find((x) => !has.has(x));
-        const viewer = r.members.find((m) => m.id === id);
+        const viewer = members.get(id);
         if (gap !== undefined && viewer) lags.push({ s, viewer, gap });
       }
     }

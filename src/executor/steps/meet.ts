@@ -35,7 +35,6 @@ export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
   ctx.emit({ type: "wait", what: `${steps.length === 1 ? steps[0]!.node.addr : `${steps.length} new nodes`} to be known by every member` });
   // Gossip spreads new nodes, except to members that banned a node's id with CLUSTER FORGET in the last
   // 60 s (a node removed and added back keeps its id): those are told by an explicit MEET.
-  const lastMeet = new Map<string, number>();
   const ips = new Map(await Promise.all(steps.map(async (s) => [s.node.id, await ipPort(s.node.addr)] as const)));
   // A new node that a member listed and then dropped is being deleted by a spreading ban: from then on,
   // wait until the ban has surely expired (60 s from the FORGET, which came before we saw the loss).
@@ -58,17 +57,14 @@ export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
       const r = await ctx.readCluster();
       const missing: string[] = [];
       /**
-       * An explicit MEET from `from` to a new node it still does not know: gossip is given half a second
-       * (it usually wins on a few nodes; on many, a direct MEET is faster), then a MEET at most every 2 s.
+       * An explicit MEET from `from` to a new node it still does not know, paced like ExecCtx.nudge:
+       * gossip is given half a second (it usually wins on a few nodes; on many, a direct MEET is
+       * faster), then a MEET at most every 2 s.
        */
       const remeet = async (fromId: string, fromAddr: string, node: MeetStep["node"]): Promise<void> => {
-        const key = `${fromId} ${node.id}`;
-        if (!lastMeet.has(key)) lastMeet.set(key, Date.now() - 1500);
-        else if (Date.now() - lastMeet.get(key)! > 2000) {
-          const { ip, port } = ips.get(node.id)!;
-          await (await ctx.conn(fromAddr)).call("cluster", "meet", ip, port);
-          lastMeet.set(key, Date.now());
-        }
+        if (!ctx.nudgeDue(`meet ${fromId} ${node.id}`)) return;
+        const { ip, port } = ips.get(node.id)!;
+        await (await ctx.conn(fromAddr)).call("cluster", "meet", ip, port);
       };
       for (const s of steps) {
         for (const [id, v] of r.views) {

@@ -334,18 +334,16 @@ async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, at: string, startT
  * commands), so transient answers are waited out for a few seconds before the size is given up.
  */
 async function keySize(ctx: ExecCtx, addr: string, key: Buffer): Promise<string> {
-  let why = "";
   const deadline = Date.now() + 10_000;
-  for (let attempt = 0; attempt < 2 || (why && Date.now() < deadline); attempt++) {
+  for (let attempt = 0; ; attempt++) {
     try {
       return String(await (await ctx.conn(addr, attempt % 2)).callBufferWithin(5_000, "memory", "usage", key, "samples", 0));
     } catch (err) {
-      why = describe(err);
-      if (attempt >= 1 && !transientCause(err)) break;
-      if (attempt >= 1) await new Promise((r) => setTimeout(r, 250));
+      // The first connection may be the one that broke: the second is tried at once.
+      if (attempt > 0 && (!transientCause(err) || Date.now() >= deadline)) return `unknown (MEMORY USAGE failed: ${describe(err)})`;
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 250));
     }
   }
-  return `unknown (MEMORY USAGE failed: ${why})`;
 }
 
 /**

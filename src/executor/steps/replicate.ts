@@ -1,8 +1,9 @@
 /**
  * replicate: CLUSTER REPLICATE on each replica of the batch, then shared waits: every replica whose
  * master holds keys connected and in sync, and every replica seen as a replica of its master by every
- * member (members that lag are nudged: ExecCtx.nudge). A replica of an empty master is not waited for: its first sync only starts after the master's
- * repl-diskless-sync-delay (5 s by default) and copies nothing; a later failover step waits for it.
+ * member (members that lag are nudged: ExecCtx.nudge). A replica of an empty master is not waited
+ * for: its first sync only starts after the master's repl-diskless-sync-delay (5 s by default) and
+ * copies nothing; a later failover step waits for it.
  */
 import { ClusterChangedError, StepFailedError } from "../../errors.js";
 import type { StepOf } from "../../plan/types.js";
@@ -52,10 +53,11 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
   await ctx.waitUntil(`every member sees the new replicas`, async () => {
     const r = await ctx.readCluster();
     const lags: { s: ReplicateStep; viewer: NodeEntry }[] = [];
+    const members = new Map(r.members.map((m) => [m.id, m]));
     for (const s of steps) {
       for (const [id, v] of r.views) {
         const e = v.find((x) => x.id === s.replica.id);
-        const viewer = r.members.find((m) => m.id === id);
+        const viewer = members.get(id);
         if ((!e || e.role !== "replica" || e.masterId !== s.master.id) && viewer) lags.push({ s, viewer });
       }
     }
