@@ -72,3 +72,13 @@ export function spec(shards: (Partial<ShardSpec> & { master: string })[], extra:
     ...extra,
   };
 }
+
+/** A failover as Redis makes it, in an observed topology: the replica takes the master's slots and role. */
+export function failOver(master: ObservedNode, replica: ObservedNode): void {
+  replica.role = "master";
+  replica.masterId = null;
+  replica.slots = master.slots;
+  master.slots = [];
+  master.role = "replica";
+  master.masterId = replica.id;
+}

@@ -37,6 +37,18 @@ function spec(name: string, shards: [number, number[]][]): string {
 const three = (name: string) => spec(name, [[0, [3]], [1, [4]], [2, [5]]]);
 const four = (name: string) => spec(name, [[0, [3]], [1, [4]], [2, [5]], [6, [7]]]);
 
+/** After a failover during apply: plan includes failing `node` back, and applying that plan completes. */
+async function planFailBackAndApply(f: string, name: string, node: string): Promise<void> {
+  const planFile = join(work, `${name}.json`);
+  const p = await runCli(["plan", f, "--out", planFile]);
+  expect(p.code).toBe(0);
+  const plan = JSON.parse(readFileSync(planFile, "utf8")) as { steps: { kind: string; replica?: { addr: string } }[] };
+  expect(plan.steps.some((s) => s.kind === "failover" && s.replica?.addr === node)).toBe(true);
+  const ap = await runCli(["apply", planFile]);
+  expect(ap.stderr).toContain("Apply complete");
+  expect(ap.code).toBe(0);
+}
+
 beforeAll(async () => {
   sb = await startNodes(BASE, 10);
   work = mkdtempSync(join(tmpdir(), "shardform-faults-nodes-"));
@@ -88,14 +100,7 @@ describe("faults on the cluster's processes during apply", { timeout: 180_000 },
     expect(r.stderr).toMatch(/the target of slot moves 127\.0\.0\.1:21601 is now a replica of 127\.0\.0\.1:21604: the cluster failed it over during apply/);
     expect(r.stderr).toMatch(/resume with: shardform apply/);
     // plan waits for the views to settle, finishes the open slots, fails 21601 back, and moves the rest
-    const planFile = join(work, "after-stop.json");
-    const p = await runCli(["plan", f, "--out", planFile]);
-    expect(p.code).toBe(0);
-    const plan = JSON.parse(readFileSync(planFile, "utf8")) as { steps: { kind: string; replica?: { addr: string } }[] };
-    expect(plan.steps.some((s) => s.kind === "failover" && s.replica?.addr === a(1))).toBe(true);
-    const ap = await runCli(["apply", planFile]);
-    expect(ap.stderr).toContain("Apply complete");
-    expect(ap.code).toBe(0);
+    await planFailBackAndApply(f, "after-stop", a(1));
     await fullChecks(a(0), 6, KEYS, f);
   });
 
@@ -121,13 +126,7 @@ describe("faults on the cluster's processes during apply", { timeout: 180_000 },
     expect(r.code).toBe(1);
     expect(r.events.some((e) => e.type === "done")).toBe(false);
     expect(r.stderr).toMatch(/the source of slot moves 127\.0\.0\.1:21600 is now a replica of 127\.0\.0\.1:21603: the cluster failed it over during apply/);
-    const planFile = join(work, "after-failover.json");
-    const pl = await runCli(["plan", f, "--out", planFile]);
-    expect(pl.code).toBe(0);
-    const plan = JSON.parse(readFileSync(planFile, "utf8")) as { steps: { kind: string; replica?: { addr: string } }[] };
-    expect(plan.steps.some((s) => s.kind === "failover" && s.replica?.addr === a(0))).toBe(true);
-    const ap = await runCli(["apply", planFile]);
-    expect(ap.code).toBe(0);
+    await planFailBackAndApply(f, "after-failover", a(0));
     await fullChecks(a(0), 8, KEYS, f);
   });
 

@@ -18,7 +18,7 @@ import { endStateDifferences } from "../../src/executor/end-state.js";
 import { acquireLock, LockSet, readHolder } from "../../src/executor/lock.js";
 import { LockedError } from "../../src/errors.js";
 import { simulate } from "../../src/plan/simulate.js";
-import { A, idOf, observed, spec } from "../helpers/build.js";
+import { A, failOver, idOf, observed, spec } from "../helpers/build.js";
 
 const three = () =>
   observed(
@@ -193,12 +193,7 @@ describe("end state", () => {
     const live = liveAfter(p, p.steps);
     const m = live.nodes.find((n) => n.addr === A(7006))!;
     const r = live.nodes.find((n) => n.addr === A(7007))!;
-    r.role = "master";
-    r.masterId = null;
-    r.slots = m.slots;
-    m.slots = [];
-    m.role = "replica";
-    m.masterId = r.id;
+    failOver(m, r);
     live.nodes.find((n) => n.addr === A(7000))!.migrating.push({ slot: 10, peerId: r.id });
     live.nodes.find((n) => n.addr === A(7001))!.strayKeys = [{ slot: 15019, keys: 24 }];
     const { differences } = endStateDifferences(p, live);

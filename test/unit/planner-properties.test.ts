@@ -18,7 +18,7 @@ import { PlanningError } from "../../src/errors.js";
 import { SLOT_COUNT } from "../../src/slots.js";
 import type { ObservedCluster } from "../../src/observe/types.js";
 import type { ClusterSpec } from "../../src/spec/types.js";
-import { A, idOf, observed, spec, type MasterDesc } from "../helpers/build.js";
+import { A, failOver, idOf, observed, spec, type MasterDesc } from "../helpers/build.js";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -102,12 +102,7 @@ function generate(seed: number): Case {
   if (r() < 0.2 && swappable.length > 0) {
     const m = swappable[0]!;
     const rep = o.nodes.find((x) => x.masterId === m.id)!;
-    rep.role = "master";
-    rep.masterId = null;
-    rep.slots = m.slots;
-    m.slots = [];
-    m.role = "replica";
-    m.masterId = rep.id;
+    failOver(m, rep);
     for (const x of o.nodes) if (x.masterId === m.id && x.id !== rep.id) x.masterId = rep.id;
     for (const x of o.nodes) for (const op of [...x.migrating, ...x.importing]) if (op.peerId === m.id) op.peerId = rep.id;
     m.migrating = [];
