@@ -84,10 +84,14 @@ async function rolesUnchanged(first: MigrateStep, ctx: ExecCtx): Promise<void> {
   }
 }
 
-/** Whether the window's first slot is still owned by a master other than the target (the source's keys are still to move). */
+/**
+ * Whether the window's first slot is not the target's yet (the source's keys are still to move). A slot
+ * no master owns counts: a target that saw the source turn replica drops the source's slots until the
+ * new master's claim reaches it.
+ */
 function steps0Owned(first: MigrateStep, view: NodeEntry[]): boolean {
   const owner = view.find((e) => e.role === "master" && owns(e, first.slot));
-  return !!owner && owner.id !== first.to.id;
+  return owner?.id !== first.to.id;
 }
 
 async function moveWindow(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
