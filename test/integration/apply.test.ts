@@ -78,7 +78,8 @@ describe("apply on a real cluster", () => {
     const failures: string[] = [];
     let running = true;
     const traffic = (async () => {
-      for (let i = 0; running; i++) {
+      // Goes on after apply until every one of the 5000 keys was written once: the apply may finish first.
+      for (let i = 0; running || i < 5000; i++) {
         const k = `live:${i % 5000}`;
         const v = `v${i}`;
         try {
