@@ -147,6 +147,13 @@ export class StepFailedError extends ShardformError {
 /** The cluster is not what a step expects of it: something changed outside this apply. */
 export class ClusterChangedError extends ShardformError {}
 
+/**
+ * The cluster is failing a shard over under a step (its master does not answer and no replica has
+ * taken over yet, or the roles changed mid-step): a state that passes by itself, so the step is run
+ * again, going on with whichever node serves the shard then.
+ */
+export class FailoverPendingError extends ShardformError {}
+
 /** apply ran every step, but the cluster it finds at the end is not the plan's end state. */
 export class EndStateError extends ShardformError {
   readonly differences: string[];
@@ -160,4 +167,23 @@ export class EndStateError extends ShardformError {
   }
 }
 
+/**
+ * apply ran every step and every slot is served, but the cluster failed shards over during apply
+ * (safety rule 4): some slots are served by another node of the same shard than the plan gives.
+ */
+export class ShardsFailedOverError extends ShardformError {
+  readonly failovers: string[];
+  constructor(failovers: string[], specFile: string) {
+    super(
+      `every step ran and every key is served, but the cluster failed ${failovers.length} shard(s) over during apply, so they are served by other masters than the spec says:\n` +
+        failovers.map((f) => `  - ${f}`).join("\n") +
+        `\nRun \`shardform apply ${specFile}\` again to fail them back (its plan shows the failovers), or change the spec to keep the new masters.`,
+    );
+    this.failovers = failovers;
+  }
+}
+
 export class LockedError extends ShardformError {}
+
+/** The checkpoint could not be written (a read-only or full disk): apply stopped softly. */
+export class CheckpointError extends ShardformError {}

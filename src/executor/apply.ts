@@ -9,7 +9,7 @@
  * The executor never plans again: it runs the steps that are in the plan.
  */
 import { resolve } from "node:path";
-import { ClusterStateError, EndStateError, ShardformError, StalePlanError } from "../errors.js";
+import { ClusterStateError, EndStateError, ShardformError, ShardsFailedOverError, StalePlanError } from "../errors.js";
 import { describeChanges, fingerprint } from "../observe/fingerprint.js";
 import { observeCluster } from "../observe/observe.js";
 import type { ObservedCluster } from "../observe/types.js";
@@ -25,6 +25,7 @@ import type { ProgressEvent } from "./progress.js";
 import { probePermissions } from "./permissions.js";
 import { resumeMismatches } from "./resume.js";
 import { walk } from "./walk.js";
+import { planReplicas } from "../safety/rules.js";
 
 export interface ApplyOptions {
   planFile: string;
@@ -134,8 +135,12 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       );
     }
     if (j?.finished) {
-      opts.emit({ type: "note", message: `this plan was already applied completely (${j.updatedAt})${j.endState === "differs" ? ", but the cluster was not in its end state then: run `shardform plan` again" : ""}; nothing to do` });
       journal = new JournalFile(jFile, j, stepIds);
+      if (j.endState !== undefined && j.endState !== "verified") {
+        // Nothing to run again, and no success to report: the run that finished found another end state.
+        throw new EndStateError([`this plan was applied completely (${j.updatedAt}), but the cluster was not in its end state then (${j.endState}); nothing is run again`]);
+      }
+      opts.emit({ type: "note", message: `this plan was already applied completely (${j.updatedAt}); nothing to do` });
       return result("done");
     }
 
@@ -171,6 +176,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       opts.emit({ type: "note", message: `resuming: ${journal.done.size} of ${plan.steps.length} step(s) done${doubt}` });
     }
 
+    ctx.replicas = planReplicas(plan.observed.snapshot, plan.steps);
     ctx.knownAddrs.push(...live.nodes.filter((n) => n.reachable).map((n) => n.addr));
     for (const s of plan.steps) if (s.kind === "meet") ctx.knownAddrs.push(s.node.addr);
     const timeout = await readNodeTimeout(ctx, live);
@@ -187,12 +193,13 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     opts.emit({ type: "wait", what: "every member to agree on the new configuration" });
     await ctx.waitAgreement();
     const final = await observe();
-    const { differences, warnings } = endStateDifferences(plan, final);
+    const { differences, warnings, failovers } = endStateDifferences(plan, final);
     journal.journal.finished = true;
-    journal.journal.endState = differences.length ? "differs" : "verified";
+    journal.journal.endState = differences.length ? "differs" : failovers.length ? "failed-over" : "verified";
     journal.save();
     if (differences.length > 0) throw new EndStateError(differences);
     for (const w of warnings) opts.emit({ type: "warning", message: w });
+    if (failovers.length > 0) throw new ShardsFailedOverError(failovers, plan.specFile);
     opts.emit({ type: "done", steps: plan.steps.length, keysMoved: journal.journal.keysMoved, ms: performance.now() - started });
     return result("done", warnings);
   } catch (err) {
@@ -204,8 +211,10 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     throw new ClusterStateError(`apply failed: ${(err as Error).message}`);
   } finally {
     await ctx.closeAll();
-    await lease?.release();
-    locks.release();
+    await lease?.release().catch(() => undefined);
+    for (const problem of locks.release()) {
+      opts.emit({ type: "warning", message: `a lock file could not be removed (${problem}); it names this process, which is ending, so the next apply takes it over` });
+    }
   }
 }
 

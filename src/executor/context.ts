@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { NodeClient, type Access } from "../redis/connect.js";
 import { parseClusterNodes, parseInfo, type NodeEntry } from "../redis/cluster-nodes.js";
-import { ClusterChangedError, ClusterStateError } from "../errors.js";
+import { ClusterChangedError, ClusterStateError, NodeTimeoutError, NodeUnreachableError } from "../errors.js";
 import type { NodeAddr } from "../redis/node-key.js";
 import { ipPort } from "../redis/resolve.js";
 import type { NodeRef } from "../plan/types.js";
@@ -60,6 +60,8 @@ export interface ClusterRead {
 }
 
 const READ_TTL_MS = 40;
+/** How long one member's CLUSTER NODES + INFO may take in readCluster before it counts as down. */
+const MEMBER_READ_MS = 4000;
 
 /** How long a member may lag behind a change before it is told directly (see ExecCtx.nudge), and how often after. */
 const NUDGE_GRACE_MS = 500;
@@ -71,12 +73,18 @@ export class ExecCtx {
   readonly emit: (e: ProgressEvent) => void;
   private readonly pool = new Map<NodeAddr, Promise<NodeClient>>();
   stop: StopState = "none";
+  /** Set by closeAll: the pool stays closed. */
+  private closed = false;
   /** Addresses of members, tried in order when a step needs "any member". */
   readonly knownAddrs: NodeAddr[] = [];
   /** In-process tests: called at each failpoint (see failpoints.ts), to act on the cluster there before apply goes on. */
   failpointHook?: (name: string) => Promise<void>;
   /** The smallest cluster-node-timeout of the masters, in ms (read at the start). */
   nodeTimeoutMs = 15_000;
+  /** For each master of the plan, the nodes the cluster may promote in its place (safety rule 3: see planReplicas). */
+  replicas: ReadonlyMap<string, ReadonlySet<string>> = new Map();
+  /** Notes already emitted (noteOnce). */
+  private readonly noted = new Set<string>();
   private lastRead: { at: number; read: ClusterRead } | null = null;
   /** When the key budget (--max-keys-per-second) next allows a batch. */
   private paceNext = 0;
@@ -95,6 +103,8 @@ export class ExecCtx {
    * to the same node, for commands that may wait side by side (Valkey's SETSLOT waits for replicas).
    */
   async conn(addr: NodeAddr, lane = 0): Promise<NodeClient> {
+    // Once apply has closed its connections, nothing may open new ones (a unit still retrying would keep the process alive).
+    if (this.closed) throw new StopRequested();
     const key = lane === 0 ? addr : `${addr}#${lane}`;
     const cached = this.pool.get(key);
     if (cached) {
@@ -114,6 +124,8 @@ export class ExecCtx {
   }
 
   async closeAll(): Promise<void> {
+    this.closed = true;
+    this.stop = "hard";
     const all = [...this.pool.values()];
     this.pool.clear();
     await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => {})));
@@ -154,6 +166,29 @@ export class ExecCtx {
     return me;
   }
 
+  /**
+   * Like selfOf, but null when the node does not answer within `ms` (down, paused): the caller then
+   * asks the other members who serves its data now.
+   */
+  async selfOrNull(ref: NodeRef, ms = 2000): Promise<NodeEntry | null> {
+    try {
+      const text = await (await this.conn(ref.addr)).callWithin(ms, "cluster", "nodes");
+      const me = parseClusterNodes(String(text)).find((e) => e.flags.includes("myself"));
+      if (me && me.id !== ref.id) return this.selfOf(ref);
+      return me ?? null;
+    } catch (err) {
+      if (err instanceof NodeTimeoutError || err instanceof NodeUnreachableError) return null;
+      throw err;
+    }
+  }
+
+  /** Emits a note once per apply (the same change seen by many windows is told once). */
+  noteOnce(message: string): void {
+    if (this.noted.has(message)) return;
+    this.noted.add(message);
+    this.emit({ type: "note", message });
+  }
+
   async info(addr: NodeAddr, section: string): Promise<Record<string, string>> {
     return parseInfo(await (await this.conn(addr)).callString("info", section));
   }
@@ -189,7 +224,8 @@ export class ExecCtx {
       await mapLimit(members, 32, async (m) => {
         try {
           const c = await this.conn(m.addr);
-          const res = await c.pipeline([["cluster", "nodes"], ["cluster", "info"]]);
+          // A paused node must not hold every reader up for the default deadline.
+          const res = await c.pipeline([["cluster", "nodes"], ["cluster", "info"]], MEMBER_READ_MS);
           const err = res[0]![0] ?? res[1]![0];
           if (err) throw err;
           views.set(m.id, parseClusterNodes(res[0]![1] as string));

@@ -1,21 +1,27 @@
 /**
  * After the last step: is the cluster in the plan's end state? Members, roles, slot owners (every
  * slot covered once), no open slot, no keys stranded in slots their node does not own, views that
- * agree. A member that is down and that no step acts on is a warning, not a difference. Pure.
+ * agree. A member that is down and that no step acts on is a warning, not a difference. A shard the
+ * cluster failed over during apply (safety rule 4) is reported apart: its data is all served. Pure.
  */
 import { viewDisagreements } from "../observe/disagreements.js";
 import type { ObservedCluster } from "../observe/types.js";
 import { nodesActedOn, simulate } from "../plan/simulate.js";
 import type { Plan } from "../plan/types.js";
 import { SLOT_COUNT, expandRanges, formatRanges, toRanges } from "../slots.js";
+import { planReplicas, shardSwaps, withSwaps } from "../safety/rules.js";
 
 export interface EndStateReport {
   differences: string[];
   warnings: string[];
+  /** Shards the cluster failed over during apply (safety rule 4): every slot served, by another node of the same shard. */
+  failovers: string[];
 }
 
 export function endStateDifferences(plan: Plan, live: ObservedCluster): EndStateReport {
-  const expected = simulate(plan.observed.snapshot, plan.steps);
+  const planned = simulate(plan.observed.snapshot, plan.steps);
+  const swaps = shardSwaps(planned.nodes, live.nodes, planReplicas(plan.observed.snapshot, plan.steps));
+  const expected = withSwaps(planned.nodes, planned.owner, swaps);
   const liveById = new Map(live.nodes.map((n) => [n.id, n]));
   const acted = new Set(plan.steps.flatMap((s) => nodesActedOn(s).map((r) => r.id)));
   const name = (id: string | null): string => (id === null ? "-" : (liveById.get(id)?.addr ?? expected.nodes.get(id)?.addr ?? id.slice(0, 8)));
@@ -59,5 +65,6 @@ export function endStateDifferences(plan: Plan, live: ObservedCluster): EndState
     if (downIds.has(d.subject.id)) continue; // how members see a dead node is covered by the warning above
     if (d.kind === "role" || d.kind === "slots" || d.kind === "unknown-member" || d.kind === "stranger") differences.push(d.text);
   }
-  return { differences, warnings };
+  const failovers = [...swaps].map(([m, r]) => `${name(m)} is now a replica of ${name(r)}: the cluster failed that shard over during apply`);
+  return { differences, warnings, failovers };
 }

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { InputError } from "../errors.js";
+import { CheckpointError, InputError } from "../errors.js";
 import { writeAtomic } from "../util/atomic-write.js";
 
 export const JOURNAL_FORMAT_VERSION = 2;
@@ -23,8 +23,8 @@ export interface Journal {
   startedAt: string;
   updatedAt: string;
   finished: boolean;
-  /** Once finished: whether the cluster was found in the plan's end state. */
-  endState?: "verified" | "differs";
+  /** Once finished: whether the cluster was found in the plan's end state ("failed-over": all served, but shards failed over meanwhile). */
+  endState?: "verified" | "differs" | "failed-over";
 }
 
 export function journalPath(planFile: string, stateDir?: string): string {
@@ -119,10 +119,18 @@ export class JournalFile {
     return id;
   }
 
+  /** Throws CheckpointError when the file cannot be written (apply then stops softly: see walk). */
   private flush(): void {
     this.journal.done = numbersToRanges([...this.done].map(stepNumber));
     this.journal.inFlight = numbersToRanges([...this.inFlight].map(stepNumber));
-    saveJournal(this.file, this.journal);
+    try {
+      saveJournal(this.file, this.journal);
+    } catch (err) {
+      throw new CheckpointError(
+        `the checkpoint ${this.file} could not be written (${(err as Error).message}), so apply stopped: nothing new was started and the work in flight was finished. ` +
+          `Make the directory writable (or pass --state-dir DIR), then run the same apply again to continue.`,
+      );
+    }
   }
 
   save(): void {

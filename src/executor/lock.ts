@@ -154,9 +154,21 @@ export class LockSet {
     this.releases.push(...taken);
   }
 
-  release(): void {
-    for (const r of this.releases.splice(0).reverse()) r();
+  /**
+   * Releases every lock it holds, each one even when another fails (a read-only directory): returns
+   * what could not be removed. Such a file names a process that is gone, so the next taker takes it over.
+   */
+  release(): string[] {
+    const problems: string[] = [];
+    for (const r of this.releases.splice(0).reverse()) {
+      try {
+        r();
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
     this.files.clear();
+    return problems;
   }
 }
 

@@ -8,13 +8,16 @@ import type { ObservedCluster } from "../observe/types.js";
 import { replicasOf, simulate, type Model } from "../plan/simulate.js";
 import type { Step } from "../plan/types.js";
 import { SLOT_COUNT, expandRanges } from "../slots.js";
+import { planReplicas, shardSwaps, withSwaps } from "../safety/rules.js";
 
 function roleText(role: string, masterId: string | null, name: (id: string | null) => string): string {
   return role === "master" ? "a master" : `a replica of ${name(masterId)}`;
 }
 
 export function resumeMismatches(snapshot: ObservedCluster, steps: readonly Step[], done: ReadonlySet<string>, inFlight: ReadonlySet<string>, live: ObservedCluster): string[] {
-  const model = simulate(snapshot, steps.filter((s) => done.has(s.id)));
+  const planned = simulate(snapshot, steps.filter((s) => done.has(s.id)));
+  // A shard the cluster failed over meanwhile (safety rule 4) is served by its promoted replica: the moves go on from it.
+  const model = withSwaps(planned.nodes, planned.owner, shardSwaps(planned.nodes, live.nodes, planReplicas(snapshot, steps)));
   const looseNodes = new Set<string>();
   const looseSlots = new Set<number>();
   /** Sources of unfinished moves: Redis may turn them into replicas when they lose their last slot. */
@@ -77,7 +80,7 @@ export function resumeMismatches(snapshot: ObservedCluster, steps: readonly Step
   return out;
 }
 
-function slotsOwned(m: Model, id: string): [number, number][] {
+function slotsOwned(m: Pick<Model, "owner">, id: string): [number, number][] {
   const out: [number, number][] = [];
   for (let s = 0; s < SLOT_COUNT; s++) if (m.owner[s] === id) out.push([s, s]);
   return out;

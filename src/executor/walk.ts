@@ -3,8 +3,9 @@
  * records each in the journal before it starts and after it ends, and retries a unit that failed on a
  * state that passes by itself (CLUSTERDOWN, LOADING, a node that does not answer for a while) until
  * --wait-timeout. Handlers look at the live state first, so running a unit again is always safe.
- * After a failure or a first Ctrl-C nothing new starts, and the units in flight finish (a unit cut short
- * can leave a slot open, or a node forgotten by the cluster but not reset).
+ * After a failure (of a unit, or of a checkpoint write) or a first Ctrl-C nothing new starts, and the
+ * units in flight finish (a unit cut short can leave a slot open, or a node forgotten by the cluster but
+ * not reset). The retry budget of a unit counts from its first failure.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ShardformError, StepFailedError, assert } from "../errors.js";
@@ -21,11 +22,15 @@ function describeUnit(u: Unit): string {
   return `steps ${u.steps[0]!.id}..${u.steps.at(-1)!.id} (${u.steps.length} ${u.kind} steps)`;
 }
 
-async function runWithRetry(unit: Unit, ctx: ExecCtx): Promise<void> {
-  const started = Date.now();
+/** Runs one unit of work; the walk's default is the step handlers (tests pass fakes). */
+export type RunUnit = (unit: Unit, ctx: ExecCtx) => Promise<void>;
+
+async function runWithRetry(unit: Unit, ctx: ExecCtx, run: RunUnit): Promise<void> {
+  /** When the unit first failed on a passing state: the retry budget (--wait-timeout) counts from there. */
+  let firstFailure: number | undefined;
   for (let attempt = 1; ; attempt++) {
     try {
-      await runUnit(unit, ctx);
+      await run(unit, ctx);
       return;
     } catch (err) {
       if (err instanceof StopRequested) throw err;
@@ -35,7 +40,8 @@ async function runWithRetry(unit: Unit, ctx: ExecCtx): Promise<void> {
         throw new StepFailedError(unit.steps[0]!.id, unit.kind, `${describeUnit(unit)}: ${describe(err)}. The checkpoint is consistent: fix the cause and run the same apply again to continue.`);
       }
       if (ctx.stop === "hard") throw new StopRequested();
-      const waited = Date.now() - started;
+      firstFailure ??= Date.now();
+      const waited = Date.now() - firstFailure;
       if (waited >= ctx.options.waitTimeoutMs) {
         throw new StepFailedError(
           unit.steps[0]!.id,
@@ -49,32 +55,49 @@ async function runWithRetry(unit: Unit, ctx: ExecCtx): Promise<void> {
   }
 }
 
-export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx): Promise<void> {
+/**
+ * Runs every step of the plan not done yet. Whatever fails (a unit, the checkpoint), it starts nothing
+ * new, lets the units in flight finish, and only then throws the first failure: it never returns while
+ * a unit still runs.
+ */
+export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx, run: RunUnit = runUnit): Promise<void> {
   const sched = new Scheduler(plan.steps, journal.done, ctx.options.window);
   const indexOf = new Map(plan.steps.map((s, i) => [s.id, i]));
   const running = new Set<Promise<void>>();
   let failure: unknown;
+  const fail = (err: unknown): void => {
+    if (failure !== undefined) return;
+    failure = err;
+    // The others stop at their next safe point (slot moves in flight are finished first).
+    if (ctx.stop === "none") ctx.stop = "soft";
+  };
   const start = (unit: Unit): void => {
     const ids = unit.steps.map((s) => s.id);
-    journal.begin(ids);
+    try {
+      journal.begin(ids);
+    } catch (err) {
+      sched.abandon(unit);
+      fail(err);
+      return;
+    }
     for (const s of unit.steps) ctx.emit({ type: "step-start", index: indexOf.get(s.id)!, id: s.id, kind: s.kind, text: describeStep(s) });
     const t0 = performance.now();
-    const p: Promise<void> = runWithRetry(unit, ctx)
+    const p: Promise<void> = runWithRetry(unit, ctx, run)
       .then(
         () => {
           sched.complete(unit);
-          journal.complete(ids);
+          try {
+            journal.complete(ids);
+          } catch (err) {
+            fail(err);
+          }
           // Slots of a window share its time; other batched steps each took all of it.
           const ms = (performance.now() - t0) / (unit.kind === "migrate-slot" ? unit.steps.length : 1);
           for (const s of unit.steps) ctx.emit({ type: "step-done", index: indexOf.get(s.id)!, id: s.id, kind: s.kind, skipped: false, ms });
         },
         (err: unknown) => {
           sched.abandon(unit);
-          if (!(err instanceof StopRequested) && failure === undefined) {
-            failure = err;
-            // The others stop at their next safe point (slot moves in flight are finished first).
-            if (ctx.stop === "none") ctx.stop = "soft";
-          }
+          if (!(err instanceof StopRequested)) fail(err);
         },
       )
       .finally(() => running.delete(p));
@@ -82,7 +105,10 @@ export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx): Prom
   };
   for (;;) {
     if (failure === undefined && ctx.stop === "none") {
-      for (const u of sched.take(ctx.options.parallelism - running.size)) start(u);
+      for (const u of sched.take(ctx.options.parallelism - running.size)) {
+        start(u);
+        if (failure !== undefined) break;
+      }
     }
     if (running.size === 0) break;
     await Promise.race(running);

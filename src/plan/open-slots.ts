@@ -4,6 +4,7 @@
  * replaced by the master that now holds its data. Pure; shared by the planner and the model.
  */
 import type { ObservedCluster, ObservedNode } from "../observe/types.js";
+import { dataHolder } from "../safety/rules.js";
 
 export interface OpenMove {
   slot: number;
@@ -18,12 +19,7 @@ export interface OpenMove {
 export function openMoves(o: ObservedCluster): OpenMove[] {
   if (!o.nodes.some((n) => n.migrating.length > 0 || n.importing.length > 0)) return [];
   const byId = new Map(o.nodes.map((n) => [n.id, n]));
-  /** The master holding a node's data: itself, or its master when it became a replica. */
-  const holder = (id: string | undefined): ObservedNode | undefined => {
-    const n = id === undefined ? undefined : byId.get(id);
-    if (!n) return undefined;
-    return n.role === "master" ? n : byId.get(n.masterId ?? "");
-  };
+  const holder = (id: string | undefined): ObservedNode | undefined => dataHolder(id, byId);
   /** The masters that claim a slot. */
   const claimsOf = (slot: number): ObservedNode[] => o.nodes.filter((n) => n.role === "master" && n.slots.some(([a, b]) => slot >= a && slot <= b));
   const bySlot = new Map<number, { migrating?: ObservedNode; toward?: string; importing?: ObservedNode; from?: string; parts: string[] }>();

@@ -3,7 +3,7 @@
  * reached, or a state that passes by itself (CLUSTERDOWN while a failover runs, LOADING after a
  * restart, a node that does not answer for a while). The executor waits out the last kind.
  */
-import { AuthFailedError, NodeTimeoutError, NodeUnreachableError, PermissionError } from "../errors.js";
+import { AuthFailedError, FailoverPendingError, NodeTimeoutError, NodeUnreachableError, PermissionError } from "../errors.js";
 import type { Credentials } from "./connect.js";
 
 export function describe(err: unknown): string {
@@ -84,7 +84,7 @@ export function connectError(addr: string, err: unknown, tls: boolean): NodeUnre
  * The executor retries a unit of work that failed with such an error, for up to --wait-timeout.
  */
 export function transientCause(err: unknown): string | null {
-  if (err instanceof NodeTimeoutError || err instanceof NodeUnreachableError) return err.message;
+  if (err instanceof NodeTimeoutError || err instanceof NodeUnreachableError || err instanceof FailoverPendingError) return err.message;
   const msg = describe(err);
   if (/(?:^|error: )(CLUSTERDOWN|TRYAGAIN|LOADING|MASTERDOWN|BUSY )/.test(msg)) return msg;
   // Keys written to a slot between its last GETKEYSINSLOT and SETSLOT NODE: moving them again fixes it.

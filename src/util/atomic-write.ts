@@ -1,17 +1,27 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
-/** Writes a file so that a crash leaves either the old or the new content: temp file, fsync, rename, fsync of the directory. */
+/**
+ * Writes a file so that a crash leaves either the old or the new content: temp file, fsync, rename,
+ * fsync of the directory. The temp file has an unpredictable name and is created with O_EXCL, so
+ * nothing planted at that path (a symlink in a shared directory) is written through.
+ */
 export function writeAtomic(file: string, text: string, mode = 0o600): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w", mode);
+  const tmp = `${file}.tmp-${randomBytes(8).toString("hex")}`;
+  const fd = openSync(tmp, "wx", mode);
   try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
   }
-  renameSync(tmp, file);
   try {
     const dfd = openSync(dirname(file), "r");
     try {

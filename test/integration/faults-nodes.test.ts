@@ -3,9 +3,11 @@
  * (every key back with its value, views agree, no open slot, no stray key, redis-cli --cluster check
  * clean, plan of the spec reports no changes):
  *  - kill -9 of a source's replica: apply finishes, with a warning naming it; check fails until it is back;
- *  - SIGSTOP of a target master past cluster-node-timeout: Redis fails it over; apply waits out the
- *    CLUSTERDOWN, then stops naming the failover (never "complete"); plan fails it back and finishes;
- *  - a failover of a source (CLUSTER FAILOVER on its replica): apply stops naming it; plan again.
+ *  - SIGSTOP of a target master past cluster-node-timeout: Redis fails it over; apply moves the keys
+ *    on into the shard's new master, then exits 1 naming the failover (never "complete"); plan fails
+ *    it back and finishes;
+ *  - a failover of a source (CLUSTER FAILOVER on its replica): apply moves on from the new master,
+ *    exits 1 naming it; plan fails it back.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -83,7 +85,7 @@ describe("faults on the cluster's processes during apply", { timeout: 180_000 },
     await fullChecks(a(0), 8, KEYS, f);
   });
 
-  it("SIGSTOP of a target master past cluster-node-timeout during a scale-in: apply waits, then stops naming the failover; plan fails it back and finishes", async () => {
+  it("SIGSTOP of a target master past cluster-node-timeout during a scale-in: apply moves on into the shard's new master, exits 1 naming the failover; plan fails it back and finishes", async () => {
     const f = three("stopped-target");
     let paused = false;
     const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--wait-timeout", "40"], async (e) => {
@@ -97,14 +99,18 @@ describe("faults on the cluster's processes during apply", { timeout: 180_000 },
     expect(paused).toBe(true);
     expect(r.code).toBe(1);
     expect(r.events.some((e) => e.type === "done")).toBe(false);
-    expect(r.stderr).toMatch(/the target of slot moves 127\.0\.0\.1:21601 is now a replica of 127\.0\.0\.1:21604: the cluster failed it over during apply/);
-    expect(r.stderr).toMatch(/resume with: shardform apply/);
+    expect(r.events.filter((e) => e.type === "note").map((e) => e.message)).toContain(
+      `the cluster failed the target 127.0.0.1:21601 over to its replica 127.0.0.1:21604: slot moves into that shard go on into 127.0.0.1:21604`,
+    );
+    expect(r.stderr).toMatch(/\(ShardsFailedOverError\): every step ran and every key is served/);
+    expect(r.stderr).toContain(`127.0.0.1:21601 is now a replica of 127.0.0.1:21604: the cluster failed that shard over during apply`);
+    expect(r.stderr).not.toMatch(/resume with/);
     // plan waits for the views to settle, finishes the open slots, fails 21601 back, and moves the rest
     await planFailBackAndApply(f, "after-stop", a(1));
     await fullChecks(a(0), 6, KEYS, f);
   });
 
-  it("a source failed over during a scale-out (CLUSTER FAILOVER on its replica): apply stops naming it; plan fails it back and finishes", async () => {
+  it("a source failed over during a scale-out (CLUSTER FAILOVER on its replica): apply moves on from its new master, exits 1 naming it; plan fails it back and finishes", async () => {
     const f = four("failed-over-source");
     let done = false;
     // Slowed down so that the failover lands while keys move; the fault is waited for, not assumed.
@@ -125,7 +131,10 @@ describe("faults on the cluster's processes during apply", { timeout: 180_000 },
     expect(done).toBe(true);
     expect(r.code).toBe(1);
     expect(r.events.some((e) => e.type === "done")).toBe(false);
-    expect(r.stderr).toMatch(/the source of slot moves 127\.0\.0\.1:21600 is now a replica of 127\.0\.0\.1:21603: the cluster failed it over during apply/);
+    expect(r.events.filter((e) => e.type === "note").map((e) => e.message)).toContain(
+      `the cluster failed the source 127.0.0.1:21600 over to its replica 127.0.0.1:21603: slot moves out of that shard go on from 127.0.0.1:21603`,
+    );
+    expect(r.stderr).toContain(`127.0.0.1:21600 is now a replica of 127.0.0.1:21603: the cluster failed that shard over during apply`);
     await planFailBackAndApply(f, "after-failover", a(0));
     await fullChecks(a(0), 8, KEYS, f);
   });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { fork } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir, hostname } from "node:os";
 import { join } from "node:path";
 import { planSteps } from "../../src/planner/plan.js";
@@ -16,7 +16,11 @@ import { JournalFile, newJournal, numbersToRanges, rangesToNumbers, readJournal 
 import { resumeMismatches } from "../../src/executor/resume.js";
 import { endStateDifferences } from "../../src/executor/end-state.js";
 import { acquireLock, LockSet, readHolder } from "../../src/executor/lock.js";
-import { LockedError } from "../../src/errors.js";
+import { CheckpointError, LockedError, StepFailedError } from "../../src/errors.js";
+import { ExecCtx, DEFAULT_EXEC_OPTIONS } from "../../src/executor/context.js";
+import { walk } from "../../src/executor/walk.js";
+import type { Unit } from "../../src/executor/scheduler.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { simulate } from "../../src/plan/simulate.js";
 import { A, failOver, idOf, observed, spec } from "../helpers/build.js";
 
@@ -147,6 +151,15 @@ describe("resume check", () => {
     expect(bad.join("\n")).toMatch(/300 slot\(s\) have another owner than the done steps give \(first: slot 4096, owned by 127\.0\.0\.1:7000, expected 127\.0\.0\.1:7006\)/);
   });
 
+  it("accepts a shard the cluster failed over meanwhile (its replica serves the slots), and still names any other change", () => {
+    const done = [...meets, ...moves.slice(0, 300)];
+    const live = liveAfter(p, done);
+    failOver(live.nodes.find((n) => n.addr === A(7000))!, live.nodes.find((n) => n.addr === A(7003))!);
+    expect(resumeMismatches(p.observed.snapshot, p.steps, new Set(done.map((s) => s.id)), new Set(), live)).toEqual([]);
+    live.nodes.find((n) => n.addr === A(7004))!.masterId = idOf(A(7003));
+    expect(resumeMismatches(p.observed.snapshot, p.steps, new Set(done.map((s) => s.id)), new Set(), live)).toEqual([`${A(7004)} should be a replica of ${A(7001)} but is a replica of ${A(7003)}`]);
+  });
+
   it("leaves the source of an unfinished move free to become a replica (it gave away its last slot), and its replicas to follow", () => {
     // Scale in: 7002 is drained into the others; the last window is in flight when apply dies.
     const four = observed([
@@ -186,7 +199,7 @@ describe("end state", () => {
   const p = plan(three());
 
   it("is clean when the cluster is the plan's end state", () => {
-    expect(endStateDifferences(p, liveAfter(p, p.steps))).toEqual({ differences: [], warnings: [] });
+    expect(endStateDifferences(p, liveAfter(p, p.steps))).toEqual({ differences: [], warnings: [], failovers: [] });
   });
 
   it("names every difference: a failover during apply, an extra master, open slots, stray keys", () => {
@@ -196,16 +209,20 @@ describe("end state", () => {
     failOver(m, r);
     live.nodes.find((n) => n.addr === A(7000))!.migrating.push({ slot: 10, peerId: r.id });
     live.nodes.find((n) => n.addr === A(7001))!.strayKeys = [{ slot: 15019, keys: 24 }];
-    const { differences } = endStateDifferences(p, live);
-    expect(differences).toEqual(
-      expect.arrayContaining([
-        `${A(7006)} should be a master but is a replica of ${A(7007)}`,
-        `${A(7007)} should be a replica of ${A(7006)} but is a master`,
-        expect.stringMatching(/^slots .* \(4096\) are owned by 127\.0\.0\.1:7007, the plan gives 127\.0\.0\.1:7006$/),
-        `slot 10 is still MIGRATING on ${A(7000)}`,
-        `${A(7001)} holds 24 key(s) of slot 15019, which it does not own`,
-      ]),
-    );
+    const { differences, failovers } = endStateDifferences(p, live);
+    // A failover inside a shard is a change of roles, told apart (safety rule 4): its slots are served.
+    expect(failovers).toEqual([`${A(7006)} is now a replica of ${A(7007)}: the cluster failed that shard over during apply`]);
+    expect(differences).toEqual([`slot 10 is still MIGRATING on ${A(7000)}`, `${A(7001)} holds 24 key(s) of slot 15019, which it does not own`]);
+  });
+
+  it("a master that became a replica of a node outside its shard is a difference, not a failover", () => {
+    const live = liveAfter(p, p.steps);
+    const m = live.nodes.find((n) => n.addr === A(7006))!;
+    const other = live.nodes.find((n) => n.addr === A(7000))!;
+    Object.assign(m, { role: "replica", masterId: other.id, slots: [] });
+    const { differences, failovers } = endStateDifferences(p, live);
+    expect(failovers).toEqual([]);
+    expect(differences).toEqual(expect.arrayContaining([`${A(7006)} should be a master but is a replica of ${A(7000)}`, expect.stringMatching(/\(4096\) are owned by no master, the plan gives 127\.0\.0\.1:7006$/)]));
   });
 
   it("a member that is down and that no step acts on is a warning, not a difference", () => {
@@ -286,5 +303,79 @@ describe("lock files", () => {
     expect(() => set.add([a, b], "both")).toThrow(LockedError);
     expect(existsSync(a)).toBe(false);
     expect(readFileSync(b, "utf8")).toContain("elsewhere");
+  });
+});
+
+describe("walk, with fake handlers", () => {
+  const p = plan(three());
+  const ctxFor = (waitTimeoutMs = 60_000): ExecCtx => new ExecCtx({}, { ...DEFAULT_EXEC_OPTIONS, waitTimeoutMs, parallelism: 4 }, () => {});
+  const journalIn = (dir: string): JournalFile =>
+    new JournalFile(join(dir, "p.checkpoint.json"), newJournal(p.digest, join(dir, "p.json")), p.steps.map((s) => s.id));
+
+  it("a checkpoint that cannot be written stops softly: nothing new starts, the units in flight finish, then it throws CheckpointError", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "shardform-walk-"));
+    const journal = journalIn(dir);
+    journal.save();
+    let started = 0;
+    let active = 0;
+    let startedAfterFailure = 0;
+    let broken = false;
+    const run = async (): Promise<void> => {
+      started++;
+      if (broken) startedAfterFailure++;
+      active++;
+      if (started === 2) {
+        rmSync(dir, { recursive: true }); // every write from now on fails
+        broken = true;
+      }
+      await sleep(30);
+      active--;
+    };
+    const err = await walk(p, journal, ctxFor(), run).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect((err as Error).message).toMatch(/the checkpoint .*p\.checkpoint\.json could not be written \(ENOENT.*\), so apply stopped: nothing new was started and the work in flight was finished/);
+    expect(active).toBe(0);
+    expect(startedAfterFailure).toBeLessThanOrEqual(2); // only units whose checkpoint write came before the failure
+  });
+
+  it("never returns while a unit still runs: a failing unit waits for the others in flight", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "shardform-walk-"));
+    let active = 0;
+    let calls = 0;
+    const run = async (): Promise<void> => {
+      const me = ++calls;
+      active++;
+      try {
+        if (me === 1) throw new StepFailedError("1-meet", "meet", "refused");
+        await sleep(100);
+      } finally {
+        active--;
+      }
+    };
+    const err = await walk(p, journalIn(dir), ctxFor(), run).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(StepFailedError);
+    expect(active).toBe(0);
+  });
+
+  it("the retry budget counts from a unit's first failure, not from its start", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "shardform-walk-"));
+    const attempts = new Map<string, number>();
+    const run = async (u: Unit): Promise<void> => {
+      const n = (attempts.get(u.steps[0]!.id) ?? 0) + 1;
+      attempts.set(u.steps[0]!.id, n);
+      // A first attempt that works longer than --wait-timeout, then fails on a passing state; the second works.
+      if (u.kind === "meet" && n === 1) {
+        await sleep(400);
+        throw new Error("CLUSTERDOWN The cluster is down");
+      }
+    };
+    await walk(p, journalIn(dir), ctxFor(300), run);
+    expect([...attempts.values()].some((n) => n === 2)).toBe(true);
   });
 });

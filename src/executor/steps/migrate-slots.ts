@@ -1,26 +1,33 @@
 /**
  * migrate-slot: the protocol redis-cli uses, batched over a window of slots of one source -> target
- * pair (one slot is a window of one), and made resumable:
- *   0. look at both nodes: they must still be the plan's nodes, the target a master; each slot is
- *      taken from wherever it stands (owned by the source, half moved, already moved); a target still
- *      importing from a node that was failed over meanwhile is first told the slot's owner;
+ * pair (one slot is a window of one), made resumable, and moving shard to shard (src/safety/rules.ts):
+ *   0. find who serves the source's and the target's shards now: the plan's nodes, or, when the cluster
+ *      failed one over, the replica it promoted (a note says so). A source that gave away its last slot
+ *      and follows the new owner has nothing left to move. Each slot is taken from wherever it stands
+ *      (owned by the source, half moved, already moved); a target still importing from a node that is
+ *      no longer the source's master is first told the slot's owner;
  *   1. SETSLOT IMPORTING on the target, then SETSLOT MIGRATING on the source, for every slot the
- *      source still owns (one pipeline per node);
+ *      source still owns (one pipeline per node); this also turns a source's MIGRATING toward a target
+ *      that was failed over toward the target's new master, so that clients never loop on ASK;
  *   2. all slots in flight: GETKEYSINSLOT for every slot not yet empty (one pipeline), then MIGRATE ...
  *      KEYS per slot with keys (a second), repeated until every slot is empty on the source (one pass
  *      is not enough: keys written meanwhile are caught by the next). A slot whose MIGRATE fails goes
  *      key by key: BUSYKEY, a key too big for the timeout, a target that refuses it;
- *   3. SETSLOT NODE <target> on the target, then the source, then every other master.
+ *   3. before any slot is handed over: COUNTKEYSINSLOT on every master that owns, claims or has the slot
+ *      open in any member's view must be 0 (the source that was drained, and any node a failover made
+ *      master meanwhile). A replica or a LOADING node is never taken as proof that a slot is empty;
+ *   4. SETSLOT NODE <target> on the target, then the source, then every other master.
  * A master that gives away its last slot becomes a replica of the new owner (Redis and Valkey), so on
  * the source and other masters "Please use SETSLOT only with masters" (or Valkey's UNBLOCKED reply to a
  * pipelined SETSLOT) is expected; the end checks that the target owns every slot of the window.
  */
-import { ClusterChangedError, NodeTimeoutError, PermissionError, StepFailedError } from "../../errors.js";
+import { ClusterChangedError, FailoverPendingError, NodeTimeoutError, PermissionError, StepFailedError } from "../../errors.js";
 import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import { describe, type NodeClient } from "../../redis/connect.js";
 import { transientCause } from "../../redis/errors.js";
 import { parseNodeAddr } from "../../redis/node-key.js";
 import type { NodeRef, StepOf } from "../../plan/types.js";
+import { keyCount, ownsSlot as owns, shardServer, slotClaimants, type ShardServer } from "../../safety/rules.js";
 import type { ExecCtx } from "../context.js";
 import { failpoint } from "../failpoints.js";
 
@@ -29,7 +36,9 @@ type MigrateStep = StepOf<"migrate-slot">;
 /** MIGRATE's timeout never grows past this, nor past a quarter of cluster-node-timeout. */
 const MAX_MIGRATE_TIMEOUT_MS = 50_000;
 
-const owns = (e: NodeEntry, slot: number): boolean => e.slots.some(([a, b]) => slot >= a && slot <= b);
+/** How many times a window drains again when the check before the handover finds keys left on the source. */
+const MAX_DRAIN_ROUNDS = 5;
+
 const importingFrom = (e: NodeEntry, slot: number, peer: string): boolean => e.importing.some((m) => m.slot === slot && m.peerId === peer);
 const migratingTo = (e: NodeEntry, slot: number, peer: string): boolean => e.migrating.some((m) => m.slot === slot && m.peerId === peer);
 
@@ -48,109 +57,202 @@ function migrateAuth(ctx: ExecCtx): string[] {
   return user ? ["auth2", user, password] : ["auth", password];
 }
 
-function roleOf(e: NodeEntry, view: NodeEntry[]): string {
-  if (e.role === "master") return "a master";
-  const m = view.find((x) => x.id === e.masterId);
-  return `a replica of ${m?.addr ?? e.masterId?.slice(0, 8) ?? "-"}`;
+/** The masters a window moves between now: the source's (null once it merged into another master) and the target's. */
+interface Ends {
+  src: NodeRef | null;
+  s: NodeEntry | null;
+  dst: NodeRef;
+  d: NodeEntry;
 }
 
 export async function migrateSlots(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
+  const ends = await resolveEnds(steps[0]!, ctx);
   try {
-    await moveWindow(steps, ctx);
+    await moveWindow(steps, ends, ctx);
   } catch (err) {
-    // An error the protocol does not expect (MOVED, READONLY, "SETSLOT only with masters") most often
-    // means a failover changed the roles under it: say so, rather than quote the reply.
     if (err instanceof ClusterChangedError || transientCause(err)) throw err;
-    await rolesUnchanged(steps[0]!, ctx);
+    // An error the protocol does not expect (MOVED, READONLY, "SETSLOT only with masters") most often
+    // means the cluster failed a shard over under the window: then the window runs again from the new master.
+    const now = await resolveEnds(steps[0]!, ctx).catch(() => null);
+    if (now && (now.src?.id !== ends.src?.id || now.dst.id !== ends.dst.id)) {
+      throw new FailoverPendingError(`the cluster failed a shard over during the window (${describe(err)}); going on with ${now.src?.addr ?? "-"} -> ${now.dst.addr}`);
+    }
     throw err;
   }
 }
 
-/** Throws ClusterChangedError when the source or the target is no longer a master. */
-async function rolesUnchanged(first: MigrateStep, ctx: ExecCtx): Promise<void> {
-  const [src, dst] = [first.from, first.to];
-  const [s, d, view] = await Promise.all([ctx.selfOf(src), ctx.selfOf(dst), ctx.view(dst.addr)]);
-  if (d.role !== "master") {
+/** Who serves the shards of the window's source and target now (safety rule 3), with a note for each failover. */
+async function resolveEnds(first: MigrateStep, ctx: ExecCtx): Promise<Ends> {
+  const [s0, d0] = await Promise.all([ctx.selfOrNull(first.from), ctx.selfOrNull(first.to)]);
+  if (s0?.role === "master" && d0?.role === "master") return { src: first.from, s: s0, dst: first.to, d: d0 };
+  const views = [...(await ctx.readCluster()).views.values()];
+  const who = (ref: NodeRef, own: NodeEntry | null): ShardServer => shardServer(ref, ctx.replicas.get(ref.id) ?? new Set(), own, views);
+  const [srcWho, dstWho] = [who(first.from, s0), who(first.to, d0)];
+
+  if (dstWho.kind === "waiting") throw new FailoverPendingError(`the target of slot moves: ${dstWho.reason}`);
+  if (dstWho.kind === "merged") {
     throw new ClusterChangedError(
-      `the target of slot moves ${dst.addr} is now ${roleOf(d, view)}: the cluster failed it over during apply. Nothing more is moved to it. ` +
-        `Run \`shardform plan\` again: it finishes the open slots toward the node that now holds its data, plans the failover back, and the moves that are left.`,
+      `the target of slot moves ${first.to.addr} is now a replica of ${nameIn(views, dstWho.into)}, which is not one of its replicas: the cluster changed outside this apply. Check it with \`shardform check\`, then plan again.`,
     );
   }
-  if (s.role !== "master" && steps0Owned(first, view)) {
-    throw new ClusterChangedError(
-      `the source of slot moves ${src.addr} is now ${roleOf(s, view)}: the cluster failed it over during apply. ` +
-        `Run \`shardform plan\` again: it plans the failover back and the moves that are left.`,
-    );
+  let [dst, d] = [first.to, d0];
+  if (dstWho.kind === "failed-over") {
+    [dst, d] = [dstWho.to, await ctx.selfOf(dstWho.to)];
+    ctx.noteOnce(`the cluster failed the target ${first.to.addr} over to its replica ${dst.addr}: slot moves into that shard go on into ${dst.addr}`);
   }
+  if (d?.role !== "master") throw new FailoverPendingError(`${dst.addr}, which serves the target's shard, is not a master yet`);
+
+  if (srcWho.kind === "waiting") throw new FailoverPendingError(`the source of slot moves: ${srcWho.reason}`);
+  if (srcWho.kind === "merged") return { src: null, s: null, dst, d };
+  if (srcWho.kind === "self") return { src: first.from, s: s0, dst, d };
+  const s = await ctx.selfOf(srcWho.to);
+  if (s.role !== "master") throw new FailoverPendingError(`${srcWho.to.addr}, which serves the source's shard, is not a master yet`);
+  ctx.noteOnce(`the cluster failed the source ${first.from.addr} over to its replica ${srcWho.to.addr}: slot moves out of that shard go on from ${srcWho.to.addr}`);
+  return { src: srcWho.to, s, dst, d };
 }
 
-/**
- * Whether the window's first slot is not the target's yet (the source's keys are still to move). A slot
- * no master owns counts: a target that saw the source turn replica drops the source's slots until the
- * new master's claim reaches it.
- */
-function steps0Owned(first: MigrateStep, view: NodeEntry[]): boolean {
-  const owner = view.find((e) => e.role === "master" && owns(e, first.slot));
-  return owner?.id !== first.to.id;
+function nameIn(views: readonly NodeEntry[][], id: string | null): string {
+  if (!id) return "no node";
+  return views.flat().find((e) => e.id === id && !e.flags.includes("myself"))?.addr ?? id.slice(0, 8);
 }
 
-async function moveWindow(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
+async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: ExecCtx): Promise<void> {
   const first = steps[0]!;
-  const [src, dst] = [first.from, first.to];
-  const [srcView, dstView] = await Promise.all([ctx.view(src.addr), ctx.view(dst.addr)]);
-  const s = await ctx.selfOf(src);
-  const d = await ctx.selfOf(dst);
-  if (d.role !== "master") await rolesUnchanged(first, ctx);
-  const srcIsMaster = s.role === "master";
-  const fromSrc = steps.filter((st) => srcIsMaster && owns(s, st.slot));
+  const dstView = await ctx.view(dst.addr);
+  const fromSrc = s ? steps.filter((st) => owns(s, st.slot)) : [];
   const elsewhere = steps.filter((st) => !fromSrc.includes(st));
   for (const st of elsewhere) {
     if (!owns(d, st.slot) && !d.importing.some((m) => m.slot === st.slot)) {
-      const owner = dstView.find((e) => owns(e, st.slot));
-      if (!srcIsMaster) await rolesUnchanged(first, ctx);
+      const owner = dstView.find((e) => e.role === "master" && owns(e, st.slot));
       throw new ClusterChangedError(
-        `slot ${st.slot} should be on ${src.addr} or ${dst.addr}, but ${owner ? `${owner.addr} owns it` : "no master owns it"}: the cluster changed outside this apply. ` +
+        `slot ${st.slot} should be on ${src?.addr ?? first.from.addr} or ${dst.addr}, but ${owner ? `${owner.addr} owns it` : "no master owns it"}: the cluster changed outside this apply. ` +
           `Check it with \`shardform check\`, then plan again.`,
       );
     }
   }
 
-  // 0. A target importing a slot from another node than this source (the source was failed over during
-  // the move) ignores every claim on that slot, and once the old source became a replica its slots are
-  // unassigned in the target's table: it reports cluster_state:fail and refuses every key. Close that
-  // import and tell it who owns the slot now, before importing from the source.
-  const stale = fromSrc.filter((st) => d.importing.some((m) => m.slot === st.slot && m.peerId !== src.id));
-  await pipelineOk(ctx, dst, steps, stale.flatMap((st) => [["cluster", "setslot", st.slot, "stable"], ["cluster", "setslot", st.slot, "node", src.id]]), "SETSLOT STABLE and NODE <source>");
+  if (src && s) {
+    // 0. A target importing a slot from another node than this source (the source was failed over during
+    // the move) ignores every claim on that slot, and once the old source became a replica its slots are
+    // unassigned in the target's table: it reports cluster_state:fail and refuses every key. Close that
+    // import and tell it who owns the slot now, before importing from the source.
+    const stale = fromSrc.filter((st) => d.importing.some((m) => m.slot === st.slot && m.peerId !== src.id));
+    await pipelineOk(ctx, dst, steps, stale.flatMap((st) => [["cluster", "setslot", st.slot, "stable"], ["cluster", "setslot", st.slot, "node", src.id]]), "SETSLOT STABLE and NODE <source>");
 
-  // 1. open the slots the source still owns
-  await pipelineOk(ctx, dst, steps, fromSrc.filter((st) => !owns(d, st.slot) && !importingFrom(d, st.slot, src.id)).map((st) => ["cluster", "setslot", st.slot, "importing", src.id]), "SETSLOT IMPORTING");
-  await pipelineOk(ctx, src, steps, fromSrc.filter((st) => !migratingTo(s, st.slot, dst.id)).map((st) => ["cluster", "setslot", st.slot, "migrating", dst.id]), "SETSLOT MIGRATING");
+    // 1. open the slots the source still owns
+    await pipelineOk(ctx, dst, steps, fromSrc.filter((st) => !owns(d, st.slot) && !importingFrom(d, st.slot, src.id)).map((st) => ["cluster", "setslot", st.slot, "importing", src.id]), "SETSLOT IMPORTING");
+    await pipelineOk(ctx, src, steps, fromSrc.filter((st) => !migratingTo(s, st.slot, dst.id)).map((st) => ["cluster", "setslot", st.slot, "migrating", dst.id]), "SETSLOT MIGRATING");
 
-  // 2. empty them (and any slot the source no longer owns but still holds keys of)
-  let toDrain = fromSrc;
-  if (srcIsMaster && elsewhere.length > 0) {
-    const counts = await (await ctx.conn(src.addr)).pipeline(elsewhere.map((st) => ["cluster", "countkeysinslot", st.slot]));
-    toDrain = [...fromSrc, ...elsewhere.filter((_, k) => Number(counts[k]![1] ?? 0) > 0)];
+    // 2. empty them (and any slot the source no longer owns but still holds keys of)
+    let toDrain = fromSrc;
+    if (elsewhere.length > 0) {
+      const counts = await (await ctx.conn(src.addr)).pipeline(elsewhere.map((st) => ["cluster", "countkeysinslot", st.slot]));
+      toDrain = [...fromSrc, ...elsewhere.filter((_, k) => Number(counts[k]![1] ?? 0) > 0)];
+    }
+    // MIGRATE is run by the source: the target's address as the source knows it.
+    const at = (await ctx.view(src.addr)).find((e) => e.id === dst.id)?.addr ?? dst.addr;
+    for (let round = 0; toDrain.length > 0; round++) {
+      if (round > 0) ctx.emit({ type: "note", message: `slot(s) ${toDrain.map((st) => st.slot).join(", ")} still had keys on ${src.addr} when checked before the handover; moving them too` });
+      await drain(toDrain, ctx, src, dst, at);
+      await failpoint(ctx, "migrate:after-drain");
+      if (ctx.stop === "hard") return;
+      // 3. nothing of these slots may be left on any master but the target
+      const left = await keysElsewhere(steps, ctx, src, dst, first);
+      if (left.length > 0 && round + 1 >= MAX_DRAIN_ROUNDS) {
+        throw new FailoverPendingError(`slot(s) ${left.map((st) => st.slot).join(", ")} kept getting keys on ${src.addr} after ${MAX_DRAIN_ROUNDS} drains`);
+      }
+      toDrain = left;
+    }
+  } else {
+    await keysElsewhere(steps, ctx, null, dst, first);
   }
-  if (toDrain.length > 0) {
-    const at = srcView.find((e) => e.id === dst.id)?.addr ?? dst.addr;
-    await drain(toDrain, ctx, src, dst, at);
-  }
 
-  // 3. hand the slots over: target, source, every other master
+  // 4. hand the slots over: target, source, every other master
   await pipelineOk(ctx, dst, steps, steps.filter((st) => !owns(d, st.slot) || d.importing.some((m) => m.slot === st.slot)).map((st) => ["cluster", "setslot", st.slot, "node", dst.id]), "SETSLOT NODE");
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "target" });
   await failpoint(ctx, "migrate:after-target-setslot");
-  if (srcIsMaster) {
+  if (src && s) {
     await pipelineOk(ctx, src, steps, steps.filter((st) => owns(s, st.slot) || s.migrating.some((m) => m.slot === st.slot)).map((st) => ["cluster", "setslot", st.slot, "node", dst.id]), "SETSLOT NODE", true);
   }
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "source" });
   await failpoint(ctx, "migrate:after-source-setslot");
-  const others = dstView.filter((e) => e.role === "master" && e.id !== src.id && e.id !== dst.id && !e.flags.includes("fail") && !e.flags.includes("handshake") && !e.flags.includes("noaddr"));
+  const others = dstView.filter((e) => e.role === "master" && e.id !== src?.id && e.id !== dst.id && !e.flags.includes("fail") && !e.flags.includes("handshake") && !e.flags.includes("noaddr"));
   await Promise.all(others.map((m) => pipelineOk(ctx, { id: m.id, addr: m.addr }, steps, steps.map((st) => ["cluster", "setslot", st.slot, "node", dst.id]), "SETSLOT NODE", true)));
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "others" });
 
-  await confirmHandover(steps, ctx, src, dst, srcIsMaster, others);
+  await confirmHandover(steps, ctx, src, dst, others);
+}
+
+/**
+ * Safety rule 2, before the handover: COUNTKEYSINSLOT on every master that owns, claims or has a slot
+ * of the window open in any member's view, the target excepted. Returns the window's slots that still
+ * have keys on `src` (to drain again). Keys anywhere else: a node the cluster promoted meanwhile is
+ * waited for (the window runs again from it); any other node stops apply, naming it.
+ */
+async function keysElsewhere(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef | null, dst: NodeRef, first: MigrateStep): Promise<MigrateStep[]> {
+  const read = await ctx.readCluster();
+  const views = [...read.views.values()];
+  const selves = new Map<string, NodeEntry>();
+  for (const v of views) {
+    const me = v.find((e) => e.flags.includes("myself"));
+    if (me) selves.set(me.id, me);
+  }
+  const bySlot = new Map<number, string[]>();
+  const holders = new Set<string>();
+  for (const st of steps) {
+    const ids = slotClaimants(st.slot, dst.id, views, selves);
+    bySlot.set(st.slot, ids);
+    for (const id of ids) holders.add(id);
+  }
+  const counts = new Map<string, Map<number, number>>();
+  await Promise.all(
+    [...holders].map(async (id) => {
+      const self = selves.get(id);
+      const addr = self ? (read.members.find((m) => m.id === id)?.addr ?? self.addr) : undefined;
+      const slots = steps.filter((st) => bySlot.get(st.slot)!.includes(id)).map((st) => st.slot);
+      let res: [Error | null, unknown][] = [];
+      let loading = false;
+      let failed: Error | null = null;
+      if (addr) {
+        try {
+          res = await (await ctx.conn(addr)).pipeline([["info", "persistence"], ...slots.map((x) => ["cluster", "countkeysinslot", x])]);
+          loading = /(^|\n)loading:1/.test(String(res[0]![1] ?? ""));
+        } catch (err) {
+          failed = err as Error;
+        }
+      }
+      const m = new Map<number, number>();
+      slots.forEach((x, k) => {
+        const [err, n] = res[k + 1] ?? [failed ?? new Error("no answer"), null];
+        const c = keyCount(failed ? undefined : self, loading, err ?? Number(n));
+        if ("unusable" in c) {
+          throw new FailoverPendingError(`slot ${x} cannot be handed to ${dst.addr} yet: ${self?.addr ?? id.slice(0, 8)} claims it and its key count is no proof (${c.unusable})`);
+        }
+        if (c.keys > 0) m.set(x, c.keys);
+      });
+      counts.set(id, m);
+    }),
+  );
+  const again: MigrateStep[] = [];
+  for (const st of steps) {
+    for (const id of bySlot.get(st.slot)!) {
+      const n = counts.get(id)?.get(st.slot) ?? 0;
+      if (n === 0) continue;
+      if (id === src?.id) {
+        again.push(st);
+        continue;
+      }
+      const addr = selves.get(id)?.addr ?? id.slice(0, 8);
+      if (id === first.from.id || ctx.replicas.get(first.from.id)?.has(id)) {
+        throw new FailoverPendingError(`${addr} (of the source's shard) holds ${n} key(s) of slot ${st.slot} while the window moves from ${src?.addr ?? "-"}: waiting for the cluster to settle who serves that shard`);
+      }
+      throw new ClusterChangedError(
+        `refusing to hand slot ${st.slot} to ${dst.addr}: ${addr} holds ${n} key(s) of it, and clients would no longer read them. ` +
+          `The cluster changed outside this apply; check it with \`shardform check\`, then plan again.`,
+      );
+    }
+  }
+  return [...new Set(again)];
 }
 
 /**
@@ -160,13 +262,13 @@ async function moveWindow(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
  * keys are on the target), the target's epoch is bumped so that its claim wins, and the slot is handed
  * over again; only a slot that still does not move is an error, naming what the target sees.
  */
-async function confirmHandover(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: NodeRef, srcIsMaster: boolean, others: NodeEntry[]): Promise<void> {
+async function confirmHandover(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef | null, dst: NodeRef, others: NodeEntry[]): Promise<void> {
   let missing: MigrateStep[] = [];
   for (let attempt = 0; ; attempt++) {
     const after = await ctx.selfOf(dst);
     missing = steps.filter((st) => !owns(after, st.slot));
     if (missing.length === 0) return;
-    if (attempt >= 2 || !srcIsMaster) break;
+    if (attempt >= 2 || !src) break;
     const counts = await (await ctx.conn(src.addr)).pipeline(missing.map((st) => ["cluster", "countkeysinslot", st.slot]));
     if (counts.some(([err, n]) => err || Number(n) > 0)) break;
     ctx.emit({ type: "note", message: `${dst.addr} lost slot(s) ${missing.map((m) => m.slot).join(", ")} right after SETSLOT NODE to a claim with a higher config epoch; bumping its epoch and handing them over again` });
@@ -260,8 +362,9 @@ async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: Node
       if (err) retry.push(s);
       else ctx.emit({ type: "keys-moved", slot: s.slot, keys: keys.length });
     });
-    for (const s of retry) await moveKeysOneByOne(s, ctx, at, timeout);
+    for (const s of retry) await moveKeysOneByOne(s, ctx, src, dst, at, timeout);
     pending = withKeys.map((w) => w.s);
+    await failpoint(ctx, "migrate:drain-pass");
   }
 }
 
@@ -274,8 +377,8 @@ async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: Node
  *    the timeout fourfold up to the budget; a key that still does not move stops apply with its size;
  *  - any other refusal (e.g. the target's maxmemory) stops apply, naming the key, its size and the reason.
  */
-async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, at: string, startTimeout: number): Promise<void> {
-  const src = await ctx.conn(s.from.addr);
+async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, from: NodeRef, to: NodeRef, at: string, startTimeout: number): Promise<void> {
+  const src = await ctx.conn(from.addr);
   const { host, port } = parseNodeAddr(at);
   const auth = migrateAuth(ctx);
   const budget = migrateBudgetMs(ctx);
@@ -295,15 +398,18 @@ async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, at: string, startT
     } catch (err) {
       const msg = describe(err);
       if (transientCause(err)) throw err;
+      // The source (READONLY, MOVED) or the target (its reply, quoted) is a replica now: the cluster
+      // failed a shard over under the window, which runs again with the shards' new masters.
+      if (/READONLY|^MOVED |replied with error: (READONLY|MOVED)/.test(msg)) throw new FailoverPendingError(`MIGRATE from ${from.addr} to ${to.addr}: ${msg}`);
       if (/NOPERM/.test(msg)) {
         const user = ctx.access.credentials?.user ?? "default";
         throw new PermissionError(
-          s.to.addr,
-          `MIGRATE from ${s.from.addr} to ${s.to.addr} was refused: ${msg}. MIGRATE logs in to the target as ACL user "${user}", which needs +restore-asking, +asking and write access to the keys there (see the README's "ACL users"). Nothing of slot ${s.slot} was lost; grant it, then run apply again`,
+          to.addr,
+          `MIGRATE from ${from.addr} to ${to.addr} was refused: ${msg}. MIGRATE logs in to the target as ACL user "${user}", which needs +restore-asking, +asking and write access to the keys there (see the README's "ACL users"). Nothing of slot ${s.slot} was lost; grant it, then run apply again`,
         );
       }
       if (/BUSYKEY/.test(msg)) {
-        for (const k of await replaceableKeys(s, ctx, keys)) replaceable.add(k.toString("hex"));
+        for (const k of await replaceableKeys(s, ctx, from, to, keys)) replaceable.add(k.toString("hex"));
         continue;
       }
       if (keys.length > 1) {
@@ -312,21 +418,21 @@ async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, at: string, startT
       }
       const key = keys[0]!;
       const timedOut = /IOERR|timeout/i.test(msg);
-      if (timedOut) await targetAnswers(ctx, s.to);
+      if (timedOut) await targetAnswers(ctx, to);
       if (timedOut && timeout < budget) {
         timeout = Math.min(timeout * 4, budget);
         ctx.emit({ type: "note", message: `slot ${s.slot}: MIGRATE of key "${key.toString()}" timed out; retrying with a ${(timeout / 1000).toFixed(1)} s timeout` });
         continue;
       }
-      const size = await keySize(ctx, s.from.addr, key);
-      const what = `key "${key.toString()}" (${String(size)} bytes) of slot ${s.slot} did not move from ${s.from.addr} to ${s.to.addr}`;
+      const size = await keySize(ctx, from.addr, key);
+      const what = `key "${key.toString()}" (${String(size)} bytes) of slot ${s.slot} did not move from ${from.addr} to ${to.addr}`;
       throw new StepFailedError(
         s.id,
         s.kind,
         timedOut
-          ? `${what} within ${(timeout / 1000).toFixed(1)} s: ${msg}. It is still on ${s.from.addr}. MIGRATE blocks the source while it runs, so its timeout is kept under a quarter of ` +
+          ? `${what} within ${(timeout / 1000).toFixed(1)} s: ${msg}. It is still on ${from.addr}. MIGRATE blocks the source while it runs, so its timeout is kept under a quarter of ` +
               `cluster-node-timeout (${ctx.nodeTimeoutMs} ms) lest the cluster fail the source over. Raise cluster-node-timeout on the nodes (or make the key smaller), then run apply again to continue this slot.`
-          : `${what}: ${msg}. It is still on ${s.from.addr}. Fix the cause on the target (e.g. its maxmemory), then run apply again to continue this slot.`,
+          : `${what}: ${msg}. It is still on ${from.addr}. Fix the cause on the target (e.g. its maxmemory), then run apply again to continue this slot.`,
       );
     }
   }
@@ -355,9 +461,9 @@ async function keySize(ctx: ExecCtx, addr: string, key: Buffer): Promise<string>
  * run that crashed. Returns the keys whose target copy is the same as the source's (or absent), so
  * that replacing it loses nothing; a copy that differs stops apply, naming the key.
  */
-async function replaceableKeys(s: MigrateStep, ctx: ExecCtx, keys: Buffer[]): Promise<Buffer[]> {
-  const src = await ctx.conn(s.from.addr);
-  const dst: NodeClient = await ctx.conn(s.to.addr);
+async function replaceableKeys(s: MigrateStep, ctx: ExecCtx, from: NodeRef, to: NodeRef, keys: Buffer[]): Promise<Buffer[]> {
+  const src = await ctx.conn(from.addr);
+  const dst: NodeClient = await ctx.conn(to.addr);
   const same: Buffer[] = [];
   for (const key of keys) {
     // The MIGRATE that answered BUSYKEY moved the other keys of its batch: the source answers ASK for those.
@@ -372,7 +478,7 @@ async function replaceableKeys(s: MigrateStep, ctx: ExecCtx, keys: Buffer[]): Pr
       throw new StepFailedError(
         s.id,
         s.kind,
-        `key "${key.toString()}" of slot ${s.slot} exists on both ${s.from.addr} and ${s.to.addr} with different values. ` +
+        `key "${key.toString()}" of slot ${s.slot} exists on both ${from.addr} and ${to.addr} with different values. ` +
           `shardform will not overwrite either. Decide which value is right, delete the other copy by hand, then run apply again.`,
       );
     }

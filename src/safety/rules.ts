@@ -1,0 +1,177 @@
+/**
+ * The safety rules, in one place: where a slot's keys are, when a slot may be handed over, which node
+ * serves a shard after the cluster failed it over, and how a failover the cluster made on its own is
+ * told apart from a change that loses data. Pure functions over what nodes report (their CLUSTER NODES
+ * lines and key counts); the planner, the step handlers, resume and the end-state check all call them.
+ *
+ * The rules:
+ *  1. A slot's keys are on the masters that own it or have it open, in any member's view. A replica
+ *     holds its master's copy: its keys count on its master. A node that is a replica in its own view,
+ *     or that is LOADING, is never proof that a slot is empty (a demoted master flushes and reloads).
+ *  2. A slot may be handed over to a target only when no other master that owns, claims or has the
+ *     slot open in any view holds a key of it (COUNTKEYSINSLOT on each of them, nothing else).
+ *  3. A slot move is shard to shard: when the cluster fails the source or the target over, the move
+ *     goes on from (into) the master that serves that shard now; a master that gave away its last slot
+ *     and follows the new owner has merged into it and has nothing left to move.
+ *  4. A failover inside a shard during apply (a replica of M promoted, M now its replica) is a change of
+ *     roles, not of data: the end-state check and resume accept it and name it; `apply SPEC` again
+ *     fails it back.
+ */
+import type { NodeEntry } from "../redis/cluster-nodes.js";
+import type { ObservedCluster, ObservedNode, Role } from "../observe/types.js";
+import type { NodeRef, Step } from "../plan/types.js";
+import type { SlotRange } from "../slots.js";
+
+export const ownsSlot = (e: { slots: readonly SlotRange[] }, slot: number): boolean => e.slots.some(([a, b]) => slot >= a && slot <= b);
+
+/** The master holding a node's data: itself when it is a master, else its master (rule 1). */
+export function dataHolder<T extends { id: string; role: Role; masterId: string | null }>(id: string | undefined, byId: ReadonlyMap<string, T>): T | undefined {
+  const n = id === undefined ? undefined : byId.get(id);
+  if (!n) return undefined;
+  return n.role === "master" ? n : byId.get(n.masterId ?? "");
+}
+
+/**
+ * For every master of the plan, the nodes that serve its data with it: its replicas in the snapshot
+ * and the nodes the plan's replicate steps attach to it. These are the nodes the cluster can promote
+ * in its place (rule 3).
+ */
+export function planReplicas(snapshot: ObservedCluster, steps: readonly Step[]): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  const add = (master: string, replica: string): void => {
+    let s = out.get(master);
+    if (!s) out.set(master, (s = new Set()));
+    s.add(replica);
+  };
+  for (const n of snapshot.nodes) if (n.role === "replica" && n.masterId) add(n.masterId, n.id);
+  for (const s of steps) if (s.kind === "replicate") add(s.master.id, s.replica.id);
+  return out;
+}
+
+/** Who serves the data of a plan's master now (rule 3). */
+export type ShardServer =
+  /** the node itself, a master */
+  | { kind: "self" }
+  /** the cluster promoted one of its replicas: the move goes on with that one */
+  | { kind: "failed-over"; to: NodeRef }
+  /** it became a replica of a master outside its shard (it gave away its last slot): nothing of it is left to move */
+  | { kind: "merged"; into: string | null }
+  /** nothing serves it now (down, not yet failed over): wait */
+  | { kind: "waiting"; reason: string };
+
+/**
+ * Which node serves the data of `node` (a master in the plan) now.
+ * `own`: its own CLUSTER NODES line (null when it does not answer); `views`: other members' CLUSTER NODES.
+ * A node that says it is a master while the others have promoted one of its replicas over it (a node
+ * paused past cluster-node-timeout, just resumed) is not taken at its word.
+ */
+export function shardServer(node: NodeRef, replicas: ReadonlySet<string>, own: NodeEntry | null, views: readonly NodeEntry[][]): ShardServer {
+  const promoted = promotedReplica(node, replicas, views);
+  if (own?.role === "master") return promoted ? { kind: "failed-over", to: promoted } : { kind: "self" };
+  if (own) {
+    const m = own.masterId;
+    if (m && replicas.has(m)) {
+      const addr = views.flat().find((e) => e.id === m)?.addr;
+      return addr ? { kind: "failed-over", to: { id: m, addr } } : { kind: "waiting", reason: `${node.addr} is a replica of ${m.slice(0, 8)}, which no member lists` };
+    }
+    return { kind: "merged", into: m };
+  }
+  if (promoted) return { kind: "failed-over", to: promoted };
+  return { kind: "waiting", reason: `${node.addr} does not answer and none of its replicas has taken over yet` };
+}
+
+/** A replica of `node` that members list as a master holding slots, while `node` is failed or no longer a master in their eyes. */
+function promotedReplica(node: NodeRef, replicas: ReadonlySet<string>, views: readonly NodeEntry[][]): NodeRef | null {
+  const votes = new Map<string, { ref: NodeRef; n: number }>();
+  for (const v of views) {
+    const me = v.find((e) => e.id === node.id);
+    const replaced = !me || me.role !== "master" || me.flags.includes("fail") || me.slots.length === 0;
+    if (!replaced) continue;
+    for (const e of v) {
+      if (!replicas.has(e.id) || e.role !== "master" || e.slots.length === 0 || e.flags.includes("fail")) continue;
+      const addr = e.flags.includes("myself") ? null : e.addr;
+      const cur = votes.get(e.id) ?? { ref: { id: e.id, addr: addr ?? e.addr }, n: 0 };
+      if (addr) cur.ref = { id: e.id, addr };
+      cur.n++;
+      votes.set(e.id, cur);
+    }
+  }
+  let best: { ref: NodeRef; n: number } | null = null;
+  for (const v of votes.values()) if (!best || v.n > best.n) best = v;
+  return best?.ref ?? null;
+}
+
+/**
+ * The nodes whose keys of `slot` must be counted before the slot is handed to `targetId` (rule 2):
+ * every node that owns it or has it open in any member's view, other than the target, each replaced
+ * by the master holding its data. `selves`: each reachable member's own line.
+ */
+export function slotClaimants(slot: number, targetId: string, views: readonly NodeEntry[][], selves: ReadonlyMap<string, NodeEntry>): string[] {
+  const ids = new Set<string>();
+  for (const v of views) {
+    for (const e of v) {
+      if (e.role === "master" && ownsSlot(e, slot)) ids.add(e.id);
+      if (e.migrating.some((m) => m.slot === slot)) ids.add(e.id);
+      for (const m of e.importing) if (m.slot === slot) ids.add(m.peerId);
+    }
+  }
+  const out = new Set<string>();
+  for (const id of ids) {
+    const holder = dataHolder(id, selves)?.id ?? id;
+    if (holder !== targetId) out.add(holder);
+  }
+  return [...out];
+}
+
+/** A key count for rule 2: a number from a master, or why it cannot be taken as one. */
+export type KeyCount = { keys: number } | { unusable: string };
+
+/**
+ * Whether a COUNTKEYSINSLOT answer proves anything: only from a node that is a master in its own view
+ * and not loading (rule 1).
+ */
+export function keyCount(self: NodeEntry | undefined, loading: boolean, answer: number | Error): KeyCount {
+  if (!self) return { unusable: "it does not answer" };
+  if (self.role !== "master") return { unusable: "it is a replica now (a demoted master flushes and reloads its data)" };
+  if (loading) return { unusable: "it is loading its data" };
+  if (answer instanceof Error) return { unusable: answer.message };
+  return { keys: answer };
+}
+
+/**
+ * Failovers the cluster made on its own (rule 4): for each master M of the expected state that is now
+ * a replica of R, where R was a replica of M (in the expected state or the plan), M -> R.
+ */
+export function shardSwaps(
+  expected: ReadonlyMap<string, { id: string; role: Role; masterId: string | null }>,
+  live: readonly Pick<ObservedNode, "id" | "role" | "masterId">[],
+  replicas: ReadonlyMap<string, ReadonlySet<string>>,
+): Map<string, string> {
+  const liveById = new Map(live.map((n) => [n.id, n]));
+  const out = new Map<string, string>();
+  for (const n of expected.values()) {
+    if (n.role !== "master") continue;
+    const l = liveById.get(n.id);
+    const r = l?.role === "replica" ? l.masterId : null;
+    if (!r) continue;
+    const wasReplica = expected.get(r)?.masterId === n.id || (replicas.get(n.id)?.has(r) ?? false);
+    if (wasReplica && liveById.get(r)?.role === "master") out.set(n.id, r);
+  }
+  return out;
+}
+
+/** What the shard swaps (rule 4) make of an expected state: each M -> R has R as master, M and M's other replicas as its replicas, and M's slots on R. */
+export function withSwaps<N extends { id: string; role: Role; masterId: string | null }>(
+  nodes: ReadonlyMap<string, N>,
+  owner: readonly (string | null)[],
+  swaps: ReadonlyMap<string, string>,
+): { nodes: Map<string, N>; owner: (string | null)[] } {
+  const out = new Map([...nodes].map(([id, n]) => [id, { ...n }]));
+  for (const [m, r] of swaps) {
+    for (const x of out.values()) if (x.masterId === m) x.masterId = r;
+    const [mn, rn] = [out.get(m), out.get(r)];
+    if (mn) Object.assign(mn, { role: "replica", masterId: r });
+    if (rn) Object.assign(rn, { role: "master", masterId: null });
+  }
+  return { nodes: out, owner: owner.map((o) => (o !== null && swaps.has(o) ? swaps.get(o)! : o)) };
+}

@@ -1,0 +1,198 @@
+/**
+ * A slot move is shard to shard (src/safety/rules.ts, rule 3): when the cluster fails the source or the
+ * target over in the middle of a window, the keys keep moving from (into) the master that serves that
+ * shard now, no slot is handed over while another master holds keys of it, and apply ends non-zero
+ * naming the shards that changed roles. One more `apply SPEC` fails them back. Each case ends with the
+ * full checks. The faults are caused on the real processes:
+ *  - CLUSTER FAILOVER TAKEOVER on the source's (the target's) replica between two drain passes of a
+ *    window (in process, at the migrate:drain-pass failpoint, so it lands mid-window every time);
+ *  - SIGSTOP of a source past cluster-node-timeout while apply runs as a child process.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { observeCluster } from "../../src/observe/observe.js";
+import { populate } from "../../src/testdata/populate.js";
+import { NodeClient } from "../../src/redis/connect.js";
+import { applyPlan } from "../../src/executor/apply.js";
+import { DEFAULT_EXEC_OPTIONS } from "../../src/executor/context.js";
+import type { ProgressEvent } from "../../src/executor/progress.js";
+import { readPlan } from "../../src/plan/file.js";
+import { ShardsFailedOverError } from "../../src/errors.js";
+import { startNodes, type TestSandbox } from "../helpers/cluster.js";
+import { runCli } from "../helpers/cli.js";
+import { runChild } from "../helpers/child.js";
+import { fullChecks } from "../helpers/verify.js";
+
+// Ports 22700-22709 (bus 32700-32709): this file's own range.
+const BASE = 22700;
+const KEYS = 30_000;
+let sb: TestSandbox;
+let work: string;
+const a = (i: number) => `127.0.0.1:${BASE + i}`;
+/** Each master's replica in this file's specs. */
+const replicaOf = new Map([
+  [a(0), a(3)],
+  [a(1), a(4)],
+  [a(2), a(5)],
+  [a(6), a(7)],
+]);
+
+function spec(name: string, masters: number[]): string {
+  const f = join(work, `${name}.yaml`);
+  const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(1)}", "${a(2)}"]`, `shards:`];
+  for (const m of masters) lines.push(`  - master: ${a(m)}`, `    replicas: [${replicaOf.get(a(m))}]`);
+  writeFileSync(f, lines.join("\n") + "\n");
+  return f;
+}
+
+/** CLUSTER FAILOVER TAKEOVER on `replica`, then waits until its old master knows it is a replica. */
+async function takeOver(replica: string, master: string): Promise<void> {
+  const r = await NodeClient.connect(replica);
+  const m = await NodeClient.connect(master);
+  try {
+    await r.call("cluster", "failover", "takeover");
+    for (let i = 0; i < 200 && !/role:slave/.test(String(await m.call("info", "replication"))); i++) await sleep(50);
+    expect(String(await m.call("info", "replication"))).toMatch(/role:slave/);
+  } finally {
+    await r.close();
+    await m.close();
+  }
+}
+
+/**
+ * Plans `f` (saved), then applies it in process with one key per MIGRATE (so a window takes several
+ * drain passes) and calls `fault(from, to)` once, at the second drain pass of the first window.
+ */
+async function applyWithFault(f: string, name: string, fault: (from: string, to: string) => Promise<void>): Promise<{ err: unknown; notes: string[] }> {
+  const planFile = join(work, `${name}.json`);
+  expect((await runCli(["plan", f, "--out", planFile])).code).toBe(0);
+  const notes: string[] = [];
+  let current: [string, string] | null = null;
+  let passes = 0;
+  const emit = (e: ProgressEvent): void => {
+    if (e.type === "note") notes.push(e.message);
+    if (e.type === "step-start" && e.kind === "migrate-slot" && !current) {
+      const m = /(\S+) -> (\S+)$/.exec(e.text);
+      if (m) current = [m[1]!, m[2]!];
+    }
+  };
+  const err = await applyPlan(readPlan(planFile), {
+    planFile,
+    restart: false,
+    access: {},
+    exec: { ...DEFAULT_EXEC_OPTIONS, pipeline: 1, window: 64, parallelism: 1 },
+    emit,
+    onContext: (ctx) => {
+      ctx.failpointHook = async (point) => {
+        if (point !== "migrate:drain-pass" || ++passes !== 2) return;
+        await fault(...current!);
+      };
+    },
+  }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(passes).toBeGreaterThanOrEqual(2);
+  return { err, notes };
+}
+
+/** `apply SPEC` after the cluster failed shards over: it fails them back and completes. */
+async function applyFailsBack(f: string): Promise<void> {
+  const r = await runCli(["apply", f, "--auto-approve"]);
+  expect(r.stdout + r.stderr).toMatch(/failover/);
+  expect(r.stderr).toContain("Apply complete");
+  expect(r.code).toBe(0);
+}
+
+beforeAll(async () => {
+  sb = await startNodes(BASE, 8);
+  work = mkdtempSync(join(tmpdir(), "shardform-faults-shards-"));
+  expect((await runCli(["apply", spec("create", [0, 1, 2]), "--auto-approve"])).code).toBe(0);
+  await populate(await observeCluster({ seeds: [a(0)] }), { keys: KEYS });
+});
+afterAll(async () => {
+  await sb?.stop();
+});
+
+describe("a slot move is shard to shard", { timeout: 180_000 }, () => {
+  it("source failed over mid-window (TAKEOVER between two drain passes): the keys keep moving from its new master; apply names the failover and exits non-zero; apply SPEC fails it back", async () => {
+    const f = spec("four", [0, 1, 2, 6]);
+    let source = "";
+    const { err, notes } = await applyWithFault(f, "source-takeover", async (from) => {
+      source = from;
+      await takeOver(replicaOf.get(from)!, from);
+    });
+    expect(err).toBeInstanceOf(ShardsFailedOverError);
+    expect((err as Error).message).toContain(`${source} is now a replica of ${replicaOf.get(source)}: the cluster failed that shard over during apply`);
+    expect(notes.join("\n")).toContain(`the cluster failed the source ${source} over to its replica ${replicaOf.get(source)}: slot moves out of that shard go on from ${replicaOf.get(source)}`);
+    await applyFailsBack(f);
+    await fullChecks(a(0), 8, KEYS, f);
+  });
+
+  it("target failed over mid-window (TAKEOVER between two drain passes): the keys keep moving into its new master; no client loops on ASK; apply SPEC fails it back", async () => {
+    const f = spec("three", [0, 1, 2]);
+    let target = "";
+    const { err, notes } = await applyWithFault(f, "target-takeover", async (_from, to) => {
+      target = to;
+      await takeOver(replicaOf.get(to)!, to);
+    });
+    expect(err).toBeInstanceOf(ShardsFailedOverError);
+    expect((err as Error).message).toContain(`${target} is now a replica of ${replicaOf.get(target)}`);
+    expect(notes.join("\n")).toContain(`the cluster failed the target ${target} over to its replica ${replicaOf.get(target)}: slot moves into that shard go on into ${replicaOf.get(target)}`);
+    await applyFailsBack(f);
+    await fullChecks(a(0), 6, KEYS, f);
+  });
+
+  it("SIGSTOP of a source past cluster-node-timeout (its replica is promoted): no key is stranded; apply names the failover, exits 1; apply SPEC fails it back", async () => {
+    const f = spec("four-again", [0, 1, 2, 6]);
+    let paused = "";
+    let source = "";
+    let windowsDone = 0;
+    // Paused in the middle of the second window: after its first keys moved, before its handover.
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--parallelism", "1", "--max-keys-per-second", "1000"], async (e) => {
+      if (e.type === "step-start" && e.kind === "migrate-slot" && !source) source = /(\S+) -> \S+$/.exec(e.message ?? (e as { text?: string }).text ?? "")![1]!;
+      if (e.type === "step-done" && e.kind === "migrate-slot") windowsDone++;
+      if (paused || windowsDone === 0 || e.type !== "keys-moved") return;
+      paused = source;
+      const port = Number(source.split(":")[1]);
+      sb.pause(port);
+      await sleep(6000); // cluster-node-timeout is 2 s: the replica takes over meanwhile
+      sb.resume(port);
+    });
+    expect(paused).not.toBe("");
+    expect(r.stderr).toMatch(/\(ShardsFailedOverError\): every step ran and every key is served, but the cluster failed 1 shard\(s\) over during apply/);
+    expect(r.stderr).toContain(`${paused} is now a replica of ${replicaOf.get(paused)}`);
+    expect(r.code).toBe(1);
+    await applyFailsBack(f);
+    await fullChecks(a(0), 8, KEYS, f);
+  });
+});
+
+describe("the walk fails safe", { timeout: 180_000 }, () => {
+  it("the checkpoint cannot be written mid-apply (its directory is gone): apply starts nothing new, finishes the windows in flight, exits 1 naming the cause, and leaves no lock or lease behind", async () => {
+    const f = spec("three-again", [0, 1, 2]);
+    const state = mkdtempSync(join(tmpdir(), "shardform-state-"));
+    let removed = false;
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--state-dir", state, "--max-keys-per-second", "5000"], (e) => {
+      if (!removed && e.type === "step-done" && e.kind === "migrate-slot") {
+        removed = true;
+        rmSync(state, { recursive: true, force: true });
+      }
+    });
+    expect(removed).toBe(true);
+    expect(r.stderr).toMatch(/\(CheckpointError\): the checkpoint .*three-again\.plan\.checkpoint\.json could not be written \(ENOENT[^)]*\), so apply stopped/);
+    expect(r.stderr).not.toMatch(/Internal Error|\n {4}at /);
+    expect(r.code).toBe(1);
+    // The windows in flight finished: no slot is left open.
+    const o = await observeCluster({ seeds: [a(0)] });
+    expect(o.nodes.flatMap((n) => [...n.migrating, ...n.importing])).toEqual([]);
+    // Neither its locks nor its lease outlive it: the next apply runs (and finishes the change).
+    const again = await runCli(["apply", f, "--auto-approve"]);
+    expect(again.stderr).toContain("Apply complete");
+    expect(again.code).toBe(0);
+    await fullChecks(a(0), 6, KEYS, f);
+  });
+});

@@ -1,0 +1,121 @@
+/** The safety rules (src/safety/rules.ts) as pure functions over what nodes report. */
+import { describe, expect, it } from "vitest";
+import type { NodeEntry } from "../../src/redis/cluster-nodes.js";
+import { keyCount, shardServer, shardSwaps, slotClaimants, withSwaps } from "../../src/safety/rules.js";
+
+const id = (c: string): string => c.repeat(40);
+const [M, R, T, X] = [id("a"), id("b"), id("c"), id("d")];
+const addr: Record<string, string> = { [M]: "10.0.0.1:7000", [R]: "10.0.0.2:7000", [T]: "10.0.0.3:7000", [X]: "10.0.0.4:7000" };
+
+function e(node: string, over: Partial<NodeEntry> = {}): NodeEntry {
+  return { id: node, addr: addr[node]!, busPort: 17000, role: "master", masterId: null, flags: [], configEpoch: 1, linkConnected: true, slots: [], migrating: [], importing: [], ...over };
+}
+const mine = (n: NodeEntry): NodeEntry => ({ ...n, flags: ["myself", ...n.flags] });
+const M_REF = { id: M, addr: addr[M]! };
+const replicasOfM = new Set([R]);
+
+describe("shardServer: who serves a shard's data now (rule 3)", () => {
+  const healthy = [e(M, { slots: [[0, 99]] }), e(R, { role: "replica", masterId: M }), e(T, { slots: [[100, 16383]] })];
+
+  it("the node itself while it is a master that no member has replaced", () => {
+    expect(shardServer(M_REF, replicasOfM, mine(healthy[0]!), [healthy])).toEqual({ kind: "self" });
+  });
+
+  it("its promoted replica, when its own view says it follows that replica", () => {
+    const own = mine(e(M, { role: "replica", masterId: R }));
+    expect(shardServer(M_REF, replicasOfM, own, [[own, e(R, { slots: [[0, 99]] })]])).toEqual({ kind: "failed-over", to: { id: R, addr: addr[R] } });
+  });
+
+  it("its promoted replica, when it does not answer and the members list that replica as a master with its slots", () => {
+    const view = [e(M, { flags: ["fail"] }), e(R, { slots: [[0, 99]] }), mine(e(T, { slots: [[100, 16383]] }))];
+    expect(shardServer(M_REF, replicasOfM, null, [view])).toEqual({ kind: "failed-over", to: { id: R, addr: addr[R] } });
+  });
+
+  it("not the node's word when it still says master (paused, just resumed) while the members promoted its replica", () => {
+    const own = mine(e(M, { slots: [[0, 99]] }));
+    const view = [e(M, { flags: ["fail"] }), e(R, { slots: [[0, 99]] })];
+    expect(shardServer(M_REF, replicasOfM, own, [view])).toEqual({ kind: "failed-over", to: { id: R, addr: addr[R] } });
+  });
+
+  it("nothing to move from a master that gave away its last slot and follows the new owner", () => {
+    const own = mine(e(M, { role: "replica", masterId: T }));
+    expect(shardServer(M_REF, replicasOfM, own, [[own]])).toEqual({ kind: "merged", into: T });
+  });
+
+  it("waits while it does not answer and no replica has taken over", () => {
+    const view = [e(M, { flags: ["pfail"], slots: [[0, 99]] }), e(R, { role: "replica", masterId: M })];
+    expect(shardServer(M_REF, replicasOfM, null, [view]).kind).toBe("waiting");
+  });
+
+  it("never takes a node of another shard as the promoted one", () => {
+    const view = [e(M, { flags: ["fail"] }), e(X, { slots: [[0, 99]] })];
+    expect(shardServer(M_REF, replicasOfM, null, [view]).kind).toBe("waiting");
+  });
+});
+
+describe("slotClaimants: whose keys must be counted before a handover (rule 2)", () => {
+  const selves = new Map([
+    [M, e(M, { slots: [[0, 99]] })],
+    [R, e(R, { role: "replica", masterId: M })],
+    [T, e(T)],
+    [X, e(X, { slots: [[100, 200]] })],
+  ]);
+
+  it("the owner in any member's view, the target excepted", () => {
+    expect(slotClaimants(5, T, [[e(M, { slots: [[0, 99]] })], [e(X, { slots: [[0, 10]] })]], selves).sort()).toEqual([M, X].sort());
+  });
+
+  it("a node with the slot open (MIGRATING, or the peer of an IMPORTING)", () => {
+    const v = [e(X, { migrating: [{ slot: 5, peerId: T }] }), e(T, { importing: [{ slot: 5, peerId: X }] })];
+    expect(slotClaimants(5, T, [v], selves)).toEqual([X]);
+  });
+
+  it("a replica stands for its master (its keys are its master's copy), and a target's own shard is not counted", () => {
+    expect(slotClaimants(5, T, [[e(R, { migrating: [{ slot: 5, peerId: T }] })]], selves)).toEqual([M]);
+    expect(slotClaimants(5, M, [[e(R, { migrating: [{ slot: 5, peerId: T }] })]], selves)).toEqual([]);
+  });
+});
+
+describe("keyCount: which answers prove a slot empty (rule 1)", () => {
+  it("only a master's, and not while it loads", () => {
+    expect(keyCount(e(M), false, 0)).toEqual({ keys: 0 });
+    expect(keyCount(e(M), false, 3)).toEqual({ keys: 3 });
+    expect(keyCount(e(M, { role: "replica", masterId: R }), false, 0)).toHaveProperty("unusable", expect.stringMatching(/replica now/));
+    expect(keyCount(e(M), true, 0)).toHaveProperty("unusable", expect.stringMatching(/loading/));
+    expect(keyCount(undefined, false, 0)).toHaveProperty("unusable", expect.stringMatching(/does not answer/));
+    expect(keyCount(e(M), false, new Error("LOADING Redis is loading the dataset in memory"))).toHaveProperty("unusable", expect.stringMatching(/^LOADING/));
+  });
+});
+
+describe("shardSwaps and withSwaps: a failover inside a shard is a change of roles (rule 4)", () => {
+  const expected = new Map([
+    [M, { id: M, role: "master" as const, masterId: null }],
+    [R, { id: R, role: "replica" as const, masterId: M }],
+    [X, { id: X, role: "replica" as const, masterId: M }],
+    [T, { id: T, role: "master" as const, masterId: null }],
+  ]);
+
+  it("finds M -> R when R, a replica of M, is a master and M follows it", () => {
+    const live = [
+      { id: M, role: "replica" as const, masterId: R },
+      { id: R, role: "master" as const, masterId: null },
+      { id: T, role: "master" as const, masterId: null },
+    ];
+    const swaps = shardSwaps(expected, live, new Map());
+    expect([...swaps]).toEqual([[M, R]]);
+    const { nodes, owner } = withSwaps(expected, [M, T, null], swaps);
+    expect(owner).toEqual([R, T, null]);
+    expect(nodes.get(R)).toMatchObject({ role: "master", masterId: null });
+    expect(nodes.get(M)).toMatchObject({ role: "replica", masterId: R });
+    expect(nodes.get(X)).toMatchObject({ role: "replica", masterId: R });
+    expect(expected.get(M)!.role).toBe("master"); // pure
+  });
+
+  it("finds none when M follows a master of another shard", () => {
+    const live = [
+      { id: M, role: "replica" as const, masterId: T },
+      { id: T, role: "master" as const, masterId: null },
+    ];
+    expect(shardSwaps(expected, live, new Map()).size).toBe(0);
+  });
+});
