@@ -275,9 +275,10 @@ describe("lock files", () => {
       writeFileSync(
         script,
         `import { acquireLock } from ${JSON.stringify(new URL("../../dist/executor/lock.js", import.meta.url).pathname)};
-         process.on("message", () => {
-           try { acquireLock(process.argv[2], "racer"); process.send("won", () => setTimeout(() => process.exit(0), 300)); }
-           catch (e) { process.send("lost: " + e.message, () => process.exit(0)); }
+         process.on("message", (m) => {
+           if (m === "exit") process.exit(0);
+           try { acquireLock(process.argv[2], "racer"); process.send("won"); }
+           catch (e) { process.send("lost: " + e.message); }
          });`,
       );
       const racers = [0, 1, 2].map(() => fork(script, [f], { stdio: "ignore" }));
@@ -290,6 +291,8 @@ describe("lock files", () => {
             }),
         ),
       );
+      // The winner lives until every racer has answered (a racer that started after it died would rightly take its lock over).
+      for (const c of racers) c.send("exit");
       expect(results.filter((r) => r === "won")).toHaveLength(1);
       expect(results.filter((r) => r.startsWith("lost: "))).toHaveLength(2);
     }
