@@ -83,6 +83,8 @@ export class ExecCtx {
   nodeTimeoutMs = 15_000;
   /** For each master of the plan, the nodes the cluster may promote in its place (safety rule 3: see planReplicas). */
   replicas: ReadonlyMap<string, ReadonlySet<string>> = new Map();
+  /** The tail of each oneAtATime queue. */
+  private readonly serial = new Map<string, Promise<void>>();
   /** Notes already emitted (noteOnce). */
   private readonly noted = new Set<string>();
   private lastRead: { at: number; read: ClusterRead } | null = null;
@@ -129,6 +131,22 @@ export class ExecCtx {
     const all = [...this.pool.values()];
     this.pool.clear();
     await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => {})));
+  }
+
+  /** Runs `fn` when no other call with the same key runs (in call order): e.g. one MIGRATE batch per source at a time. */
+  async oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.serial.get(key) ?? Promise.resolve();
+    let done!: () => void;
+    const gate = new Promise<void>((r) => (done = r));
+    const mine = before.then(() => gate);
+    this.serial.set(key, mine);
+    await before;
+    try {
+      return await fn();
+    } finally {
+      done();
+      if (this.serial.get(key) === mine) this.serial.delete(key);
+    }
   }
 
   /** Waits until `keys` more keys may move under --max-keys-per-second (shared by every pair). */

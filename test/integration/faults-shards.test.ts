@@ -6,7 +6,9 @@
  * full checks. The faults are caused on the real processes:
  *  - CLUSTER FAILOVER TAKEOVER on the source's (the target's) replica between two drain passes of a
  *    window (in process, at the migrate:drain-pass failpoint, so it lands mid-window every time);
- *  - SIGSTOP of a source past cluster-node-timeout while apply runs as a child process.
+ *  - SIGSTOP of a source past cluster-node-timeout while apply runs as a child process;
+ *  - SIGSTOP of a target that three sources move into: no source may be blocked long enough by its
+ *    MIGRATEs to be failed over itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -194,5 +196,29 @@ describe("the walk fails safe", { timeout: 180_000 }, () => {
     expect(again.stderr).toContain("Apply complete");
     expect(again.code).toBe(0);
     await fullChecks(a(0), 6, KEYS, f);
+  });
+});
+
+describe("a stalled node does not take others down", { timeout: 180_000 }, () => {
+  it("SIGSTOP of the target of three sources for 8 s (4x cluster-node-timeout): no source is failed over; the moves go on into the target's new master", async () => {
+    const f = spec("four-stalled-target", [0, 1, 2, 6]);
+    let paused = false;
+    let windowsDone = 0;
+    // Paused once it owns slots (Redis never fails over a master without slots), while the three pairs move keys into it.
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--max-keys-per-second", "4000"], async (e) => {
+      if (e.type === "step-done" && e.kind === "migrate-slot") windowsDone++;
+      if (paused || windowsDone === 0 || e.type !== "keys-moved") return;
+      paused = true;
+      sb.pause(BASE + 6);
+      await sleep(8000);
+      sb.resume(BASE + 6);
+    });
+    expect(paused).toBe(true);
+    // Only the stalled target's shard changed roles: its sources were never blocked long enough to be failed over.
+    expect(r.stderr).toMatch(/\(ShardsFailedOverError\): every step ran and every key is served, but the cluster failed 1 shard\(s\) over during apply/);
+    expect(r.stderr).toContain(`${a(6)} is now a replica of ${a(7)}`);
+    expect(r.code).toBe(1);
+    await applyFailsBack(f);
+    await fullChecks(a(0), 8, KEYS, f);
   });
 });

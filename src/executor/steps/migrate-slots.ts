@@ -331,19 +331,34 @@ async function targetAnswers(ctx: ExecCtx, dst: NodeRef): Promise<void> {
 }
 
 /**
+ * MIGRATE commands one source has in flight at most (over all its windows). A MIGRATE blocks its source
+ * until the target answers or the timeout passes: with a target that stopped answering, each command
+ * in flight blocks the source for its whole timeout, one after the other. In-flight count x timeout is
+ * kept within half of cluster-node-timeout, lest the cluster fail over a source nobody touched.
+ */
+const MIGRATES_IN_FLIGHT = 16;
+
+/** The timeout of pipelined MIGRATEs: MIGRATES_IN_FLIGHT of them block a source for at most half of cluster-node-timeout. */
+export function pipelinedMigrateTimeoutMs(ctx: ExecCtx): number {
+  return Math.max(20, Math.min(ctx.options.migrateTimeoutMs, migrateBudgetMs(ctx), Math.floor(ctx.nodeTimeoutMs / 2 / MIGRATES_IN_FLIGHT)));
+}
+
+/**
  * Empties every slot, all of them in flight: each pass sends one GETKEYSINSLOT per slot not yet empty
- * in one pipeline, then one MIGRATE ... KEYS per slot that had keys in a second. A slot is done when
- * GETKEYSINSLOT finds it empty (new keys of a MIGRATING slot go to the target, so it stays empty).
+ * in one pipeline, then one MIGRATE ... KEYS per slot that had keys, MIGRATES_IN_FLIGHT at a time per
+ * source. A slot is done when GETKEYSINSLOT finds it empty (new keys of a MIGRATING slot go to the
+ * target, so it stays empty). Before each pass the target must answer a PING: a target that stopped
+ * answering gets no more MIGRATEs (the window waits and is retried).
  */
 async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: NodeRef, at: string): Promise<void> {
   const c = await ctx.conn(src.addr);
   const { host, port } = parseNodeAddr(at);
   const auth = migrateAuth(ctx);
-  const timeout = Math.min(ctx.options.migrateTimeoutMs, migrateBudgetMs(ctx));
-  await targetAnswers(ctx, dst);
+  const timeout = pipelinedMigrateTimeoutMs(ctx);
   let pending = steps;
   while (pending.length > 0) {
     if (ctx.stop === "hard") return;
+    await targetAnswers(ctx, dst);
     const found = await c.pipelineBuffer(pending.map((s) => ["cluster", "getkeysinslot", s.slot, ctx.options.pipeline]));
     const withKeys: { s: MigrateStep; keys: Buffer[] }[] = [];
     found.forEach(([err, keys], k) => {
@@ -352,16 +367,21 @@ async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: Node
     });
     if (withKeys.length === 0) return;
     await ctx.pace(withKeys.reduce((n, w) => n + w.keys.length, 0));
-    const moved = await c.pipelineBuffer(
-      withKeys.map(({ keys }) => ["migrate", host, port, "", 0, timeout, ...auth, "keys", ...keys]),
-      10_000 + 2 * timeout,
-    );
     const retry: MigrateStep[] = [];
-    moved.forEach(([err], k) => {
-      const { s, keys } = withKeys[k]!;
-      if (err) retry.push(s);
-      else ctx.emit({ type: "keys-moved", slot: s.slot, keys: keys.length });
-    });
+    for (let i = 0; i < withKeys.length; i += MIGRATES_IN_FLIGHT) {
+      const chunk = withKeys.slice(i, i + MIGRATES_IN_FLIGHT);
+      const moved = await ctx.oneAtATime(`migrate ${src.id}`, () =>
+        c.pipelineBuffer(
+          chunk.map(({ keys }) => ["migrate", host, port, "", 0, timeout, ...auth, "keys", ...keys]),
+          10_000 + 2 * timeout * chunk.length,
+        ),
+      );
+      moved.forEach(([err], k) => {
+        const { s, keys } = chunk[k]!;
+        if (err) retry.push(s);
+        else ctx.emit({ type: "keys-moved", slot: s.slot, keys: keys.length });
+      });
+    }
     for (const s of retry) await moveKeysOneByOne(s, ctx, src, dst, at, timeout);
     pending = withKeys.map((w) => w.s);
     await failpoint(ctx, "migrate:drain-pass");
@@ -392,7 +412,7 @@ async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, from: NodeRef, to:
     const replace = keys.every((k) => replaceable.has(k.toString("hex"))) ? ["replace"] : [];
     try {
       await ctx.pace(keys.length);
-      await src.callBufferWithin(10_000 + 2 * timeout, "migrate", host, port, "", 0, timeout, ...replace, ...auth, "keys", ...keys);
+      await ctx.oneAtATime(`migrate ${from.id}`, () => src.callBufferWithin(10_000 + 2 * timeout, "migrate", host, port, "", 0, timeout, ...replace, ...auth, "keys", ...keys));
       ctx.emit({ type: "keys-moved", slot: s.slot, keys: keys.length });
       batch = ctx.options.pipeline;
     } catch (err) {
