@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { LockedError } from "../errors.js";
+import { InputError, LockedError } from "../errors.js";
 
 export interface LockHolder {
   pid: number;
@@ -27,8 +27,24 @@ const STARTED = new Date().toISOString();
 /** Files this process holds, with a count (re-entrant). */
 const held = new Map<string, number>();
 
+/**
+ * SHARDFORM_LOCK_DIR, else a directory of this user's in the system's temp directory, made with mode
+ * 0700: in a shared /tmp, another user could otherwise plant or remove lock files. A directory there
+ * that another user owns, or that others may write to, is refused.
+ */
 export function defaultLockDir(): string {
-  return process.env["SHARDFORM_LOCK_DIR"] || join(tmpdir(), "shardform-locks");
+  const set = process.env["SHARDFORM_LOCK_DIR"];
+  if (set) return set;
+  const uid = process.getuid?.();
+  const dir = join(tmpdir(), uid === undefined ? "shardform-locks" : `shardform-locks-${uid}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = statSync(dir);
+  if ((uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) {
+    throw new InputError(
+      `the lock directory ${dir} is not this user's own (owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}): remove it, or pass --lock-dir DIR (or SHARDFORM_LOCK_DIR) with a directory only you can write`,
+    );
+  }
+  return dir;
 }
 
 export function nodeLockFile(dir: string, nodeId: string): string {

@@ -121,9 +121,21 @@ function nodeConfig(opts: SandboxUpOptions, port: number, host: string, nodeDir:
     `pidfile ${join(nodeDir, "server.pid")}`,
     `logfile ${join(nodeDir, "server.log")}`,
     `daemonize yes`,
-    ...(opts.password ? [`requirepass "${opts.password}"`, `masterauth "${opts.password}"`] : []),
+    ...(opts.password ? [`requirepass ${configString(opts.password)}`, `masterauth ${configString(opts.password)}`] : []),
     ...(opts.extraConfig ?? []),
   ];
+}
+
+/** A value for a server.conf line: double-quoted, with quotes, backslashes and unprintable bytes escaped as the server reads them. */
+export function configString(value: string): string {
+  let out = "";
+  for (const b of Buffer.from(value, "utf8")) {
+    const c = String.fromCharCode(b);
+    if (c === '"' || c === "\\") out += `\\${c}`;
+    else if (b < 0x20 || b >= 0x7f) out += `\\x${b.toString(16).padStart(2, "0")}`;
+    else out += c;
+  }
+  return `"${out}"`;
 }
 
 /** Starts the server of one node from its config file and returns its pid. */
@@ -167,7 +179,8 @@ export async function sandboxUp(opts: SandboxUpOptions): Promise<Sandbox> {
       rmSync(nodeDir, { recursive: true, force: true });
       mkdirSync(nodeDir, { recursive: true });
       const confFile = join(nodeDir, "server.conf");
-      writeFileSync(confFile, nodeConfig(opts, port, host, nodeDir, tls).join("\n") + "\n");
+      // It may hold the password: readable by its owner only, from the moment it exists.
+      writeFileSync(confFile, nodeConfig(opts, port, host, nodeDir, tls).join("\n") + "\n", { mode: 0o600 });
       chmodSync(confFile, 0o600);
       const pid = await startNode(server, nodeDir);
       sandbox.nodes.push({ port, pid, dir: nodeDir, ...(host !== "127.0.0.1" ? { host } : {}) });

@@ -3,17 +3,18 @@
  * never appears in the plan, the checkpoint or the progress log. A wrong password is a clear error.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { observeCluster } from "../../src/observe/observe.js";
 import { populate, verifyTestKeys, slotOwners, testKeySlot } from "../../src/testdata/populate.js";
 import { BulkWriter, resp } from "../../src/redis/bulk.js";
+import { NodeClient } from "../../src/redis/connect.js";
 import { AuthFailedError, ClusterStateError } from "../../src/errors.js";
 import { startNodes, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
 
-// Ports 21400-21403 (bus 31400-31403): this file's own range.
+// Ports 21400-21403 and 21410 (bus 31400-31403, 31410): this file's own range.
 const BASE = 21400;
 const SECRET = "s3cret-Pa55-word";
 const KEYS = 20_000;
@@ -113,5 +114,22 @@ describe("a password-protected cluster", () => {
     expect(imp.code).toBe(0);
     expect(imp.stdout).toContain("auth:\n    passwordEnv: SF_TEST_PASSWORD");
     expect(imp.stdout).not.toContain(SECRET);
+  });
+});
+
+describe("sandbox passwords", () => {
+  it("a password with quotes, backslashes, spaces and non-ASCII is written escaped to a server.conf only its owner can read, and the node accepts exactly it", async () => {
+    const tricky = `a"b\\c d'e\té€`;
+    const one = await startNodes(BASE + 10, 1, tricky); // port 21410 (bus 31410)
+    try {
+      const conf = join(one.dir, String(BASE + 10), "server.conf");
+      expect(statSync(conf).mode & 0o777).toBe(0o600);
+      const c = await NodeClient.connect(a(10), { access: { credentials: { password: tricky } } });
+      expect(await c.call("ping")).toBe("PONG");
+      await c.close();
+      await expect(NodeClient.connect(a(10), { access: { credentials: { password: "a" } } })).rejects.toBeInstanceOf(AuthFailedError);
+    } finally {
+      await one.stop();
+    }
   });
 });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { fork } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir, hostname } from "node:os";
 import { join } from "node:path";
 import { planSteps } from "../../src/planner/plan.js";
@@ -15,7 +15,7 @@ import { Scheduler } from "../../src/executor/scheduler.js";
 import { JournalFile, newJournal, numbersToRanges, rangesToNumbers, readJournal } from "../../src/executor/journal.js";
 import { resumeMismatches } from "../../src/executor/resume.js";
 import { endStateDifferences } from "../../src/executor/end-state.js";
-import { acquireLock, LockSet, readHolder } from "../../src/executor/lock.js";
+import { acquireLock, defaultLockDir, LockSet, readHolder } from "../../src/executor/lock.js";
 import { CheckpointError, LockedError, StepFailedError } from "../../src/errors.js";
 import { ExecCtx, DEFAULT_EXEC_OPTIONS } from "../../src/executor/context.js";
 import { walk } from "../../src/executor/walk.js";
@@ -295,6 +295,25 @@ describe("lock files", () => {
       for (const c of racers) c.send("exit");
       expect(results.filter((r) => r === "won")).toHaveLength(1);
       expect(results.filter((r) => r.startsWith("lost: "))).toHaveLength(2);
+    }
+  });
+
+  it("the default lock directory is the user's own (0700); one another user could write to is refused", () => {
+    const saved = { dir: process.env["SHARDFORM_LOCK_DIR"], tmp: process.env["TMPDIR"] };
+    const tmp = mkdtempSync(join(tmpdir(), "shardform-tmp-"));
+    try {
+      delete process.env["SHARDFORM_LOCK_DIR"];
+      process.env["TMPDIR"] = tmp;
+      const d = defaultLockDir();
+      expect(d).toBe(join(tmp, `shardform-locks-${process.getuid!()}`));
+      expect(statSync(d).mode & 0o777).toBe(0o700);
+      chmodSync(d, 0o777);
+      expect(() => defaultLockDir()).toThrow(/the lock directory .* is not this user's own \(owner uid \d+, mode 777\): remove it, or pass --lock-dir DIR/);
+    } finally {
+      if (saved.dir === undefined) delete process.env["SHARDFORM_LOCK_DIR"];
+      else process.env["SHARDFORM_LOCK_DIR"] = saved.dir;
+      if (saved.tmp === undefined) delete process.env["TMPDIR"];
+      else process.env["TMPDIR"] = saved.tmp;
     }
   });
 
