@@ -9,6 +9,8 @@
  * The executor never plans again: it runs the steps that are in the plan.
  */
 import { resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { viewDisagreements } from "../observe/disagreements.js";
 import { ClusterStateError, EndStateError, ShardformError, ShardsFailedOverError, StalePlanError } from "../errors.js";
 import { describeChanges, fingerprint } from "../observe/fingerprint.js";
 import { observeCluster } from "../observe/observe.js";
@@ -153,6 +155,9 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     // Before any change: every command the plan needs is permitted on every node apply talks to.
     await probePermissions(plan, reachable, ctx);
     lease = await ClusterLease.acquire(reachable, opts.access);
+    if (lease.skipped.length > 0) {
+      opts.emit({ type: "warning", message: `the in-cluster lease could not be taken on ${lease.skipped.join(", ")} (no answer): an apply from another machine would not see this one there` });
+    }
 
     if (!j) {
       const actual = fingerprint(live);
@@ -192,12 +197,19 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     // Replicas learn new slot owners by gossip: "complete" means every member agrees, and the cluster is the plan's end state.
     opts.emit({ type: "wait", what: "every member to agree on the new configuration" });
     await ctx.waitAgreement();
-    const final = await observe();
+    let final = await observe();
+    // Replicas learn the last owners by gossip: a view still catching up when it is read is read again
+    // (a few times, after another wait for agreement), so that a lag is not taken for a difference.
+    for (let k = 0; k < 5 && viewDisagreements(final.nodes).some((d) => d.kind === "slots" || d.kind === "role"); k++) {
+      await sleep(300);
+      await ctx.waitAgreement();
+      final = await observe();
+    }
     const { differences, warnings, failovers } = endStateDifferences(plan, final);
     journal.journal.finished = true;
     journal.journal.endState = differences.length ? "differs" : failovers.length ? "failed-over" : "verified";
     journal.save();
-    if (differences.length > 0) throw new EndStateError(differences);
+    if (differences.length > 0) throw new EndStateError([...differences, ...failovers]);
     for (const w of warnings) opts.emit({ type: "warning", message: w });
     if (failovers.length > 0) throw new ShardsFailedOverError(failovers, plan.specFile);
     opts.emit({ type: "done", steps: plan.steps.length, keysMoved: journal.journal.keysMoved, ms: performance.now() - started });

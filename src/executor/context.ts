@@ -328,6 +328,8 @@ export class ExecCtx {
       async () => {
         const r = await this.readCluster();
         down = r.down;
+        // A member that answers LOADING (a demoted master resyncing) is alive: its view must agree too.
+        for (const [id, why] of r.down) if (/LOADING/.test(why)) return `${r.members.find((m) => m.id === id)?.addr ?? id.slice(0, 8)} is loading its data`;
         const selves = new Map<string, NodeEntry>();
         for (const v of r.views.values()) {
           const me = v.find((e) => e.flags.includes("myself"));

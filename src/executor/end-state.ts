@@ -9,7 +9,7 @@ import type { ObservedCluster } from "../observe/types.js";
 import { nodesActedOn, simulate } from "../plan/simulate.js";
 import type { Plan } from "../plan/types.js";
 import { SLOT_COUNT, expandRanges, formatRanges, toRanges } from "../slots.js";
-import { planReplicas, shardSwaps, withSwaps } from "../safety/rules.js";
+import { forgetBlindSpots, planReplicas, shardSwaps, withSwaps } from "../safety/rules.js";
 
 export interface EndStateReport {
   differences: string[];
@@ -36,6 +36,11 @@ export function endStateDifferences(plan: Plan, live: ObservedCluster): EndState
     }
     if (!l.reachable) {
       const msg = `${l.addr} is down (${l.unreachableReason ?? "unreachable"})`;
+      if (swaps.has(n.id)) {
+        // Its shard is served by the replica the cluster promoted: named with the failovers.
+        warnings.push(`${msg}; the cluster failed its shard over to ${name(swaps.get(n.id)!)}. Bring it back; it rejoins as a replica`);
+        continue;
+      }
       if (acted.has(n.id)) differences.push(`${msg}, and the plan acted on it`);
       else warnings.push(`${msg}; no step of this plan acts on it. Bring it back; \`shardform check\` reports it until then`);
     }
@@ -65,6 +70,12 @@ export function endStateDifferences(plan: Plan, live: ObservedCluster): EndState
     if (downIds.has(d.subject.id)) continue; // how members see a dead node is covered by the warning above
     if (d.kind === "role" || d.kind === "slots" || d.kind === "unknown-member" || d.kind === "stranger") differences.push(d.text);
   }
-  const failovers = [...swaps].map(([m, r]) => `${name(m)} is now a replica of ${name(r)}: the cluster failed that shard over during apply`);
+  // A member down at the end may still list the nodes the plan removed, and bring them back (safety rule 5).
+  differences.push(...forgetBlindSpots(plan.steps.flatMap((s) => (s.kind === "forget-node" ? [s.node] : [])), live.nodes));
+  const failovers = [...swaps].map(([m, r]) =>
+    liveById.get(m)?.reachable === false
+      ? `${name(m)} is down, and the cluster failed its shard over to ${name(r)} during apply`
+      : `${name(m)} is now a replica of ${name(r)}: the cluster failed that shard over during apply`,
+  );
   return { differences, warnings, failovers };
 }

@@ -1,9 +1,12 @@
 /**
  * Before the first change (and before the lease, which needs named connections): does the ACL user
- * have every command this plan needs, on every node apply will talk to? Each command is sent in a form that the server refuses before it acts (a node id that
- * does not exist, a port of 0, a syntax error, a key that does not exist), so a NOPERM reply means the
- * permission is missing and any other reply that it is granted. ACL DRYRUN would need admin rights, and
- * Redis 6.2 has none. (CLUSTER BUMPEPOCH has no harmless form; it goes with the other CLUSTER rights.)
+ * have every command this plan needs, on every node apply will talk to?
+ *  - Where the server has ACL DRYRUN (Redis 7+, Valkey) and the user may run it, each permission is
+ *    asked of the server with ACL DRYRUN: nothing is executed.
+ *  - Elsewhere (Redis 6.2, or a user without acl|dryrun), each command is sent in a form that the
+ *    server refuses before it acts (a node id that does not exist, a port of 0, a syntax error, a key
+ *    that does not exist), so a NOPERM reply means the permission is missing and any other reply that
+ *    it is granted. (CLUSTER BUMPEPOCH has no harmless form; it goes with the other CLUSTER rights.)
  */
 import { PermissionError } from "../errors.js";
 import type { Plan, StepKind } from "../plan/types.js";
@@ -53,12 +56,16 @@ export async function probePermissions(plan: Plan, nodes: NodeAddr[], ctx: ExecC
   const needed = [...new Set([...LEASE, ...plan.steps.flatMap((s) => NEEDS[s.kind])])].sort();
   if (needed.length === 0) return;
   const missing = new Map<string, Set<NodeAddr>>();
+  const user = ctx.access.credentials?.user ?? "default";
   await mapLimit(nodes, 16, async (addr) => {
     const c = await ctx.conn(addr);
-    const res = await c.pipeline(needed.map((p) => PROBES[p]!));
-    res.forEach(([err], k) => {
+    // ACL DRYRUN answers OK for a permitted command and a sentence for a refused one; an error means it cannot be used here.
+    const [dryErr] = (await c.pipeline([["acl", "dryrun", user, "ping"]]))[0]!;
+    const dry = !dryErr;
+    const res = await c.pipeline(needed.map((p) => (dry ? ["acl", "dryrun", user, ...PROBES[p]!] : PROBES[p]!)));
+    res.forEach(([err, reply], k) => {
       let perm = needed[k]!;
-      const msg = err ? describe(err) : "";
+      const msg = err ? describe(err) : dry && reply !== "OK" ? `NOPERM ${String(reply)}` : "";
       // A server without ADDSLOTSRANGE (Redis 6.2) uses ADDSLOTS: that is the permission to have.
       if (perm === "cluster|addslotsrange" && /unknown subcommand/i.test(msg)) return;
       if (!/^NOPERM/.test(msg)) return;
@@ -69,7 +76,6 @@ export async function probePermissions(plan: Plan, nodes: NodeAddr[], ctx: ExecC
     });
   });
   if (missing.size === 0) return;
-  const user = ctx.access.credentials?.user ?? "default";
   const list = [...missing].map(([perm, on]) => `${perm} (on ${[...on].slice(0, 3).join(", ")}${on.size > 3 ? ", ..." : ""})`);
   const firstNode = [...[...missing.values()][0]!][0]!;
   throw new PermissionError(

@@ -13,6 +13,7 @@
  * Each step is checked against a model as it is added, and gets the ids of the earlier steps it
  * needs (planner/builder.ts); apply may run any step whose needs are done.
  */
+import { forgetBlindSpots } from "../safety/rules.js";
 import { PlanningError, assert } from "../errors.js";
 import type { ObservedCluster, Outsider } from "../observe/types.js";
 import { unsettled } from "../observe/disagreements.js";
@@ -175,6 +176,7 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: Pl
   }
   if (problems.length > 0) throw new PlanningError(problems);
   verifyEndState(ctx, target);
+  warnings.push(...forgetBlindSpots(steps.flatMap((s) => (s.kind === "forget-node" ? [s.node] : [])), observed.nodes));
   warnings.push(...hostWarnings([...model.nodes.values()]));
   return { steps, notes, warnings };
 }

@@ -16,6 +16,8 @@
  *  4. A failover inside a shard during apply (a replica of M promoted, M now its replica) is a change of
  *     roles, not of data: the end-state check and resume accept it and name it; `apply SPEC` again
  *     fails it back.
+ *  5. A node is forgotten on every member, and a member that cannot be told (down) is named: in the
+ *     plan as a warning, and at the end of apply as a difference, never "complete".
  */
 import type { NodeEntry } from "../redis/cluster-nodes.js";
 import type { ObservedCluster, ObservedNode, Role } from "../observe/types.js";
@@ -144,18 +146,22 @@ export function keyCount(self: NodeEntry | undefined, loading: boolean, answer: 
  */
 export function shardSwaps(
   expected: ReadonlyMap<string, { id: string; role: Role; masterId: string | null }>,
-  live: readonly Pick<ObservedNode, "id" | "role" | "masterId">[],
+  live: readonly (Pick<ObservedNode, "id" | "role" | "masterId"> & { reachable?: boolean })[],
   replicas: ReadonlyMap<string, ReadonlySet<string>>,
 ): Map<string, string> {
   const liveById = new Map(live.map((n) => [n.id, n]));
   const out = new Map<string, string>();
+  const wasReplica = (m: string, r: string): boolean => expected.get(r)?.masterId === m || (replicas.get(m)?.has(r) ?? false);
   for (const n of expected.values()) {
     if (n.role !== "master") continue;
     const l = liveById.get(n.id);
-    const r = l?.role === "replica" ? l.masterId : null;
-    if (!r) continue;
-    const wasReplica = expected.get(r)?.masterId === n.id || (replicas.get(n.id)?.has(r) ?? false);
-    if (wasReplica && liveById.get(r)?.role === "master") out.set(n.id, r);
+    if (l?.role === "replica" && l.masterId) {
+      if (wasReplica(n.id, l.masterId) && liveById.get(l.masterId)?.role === "master") out.set(n.id, l.masterId);
+    } else if (l?.reachable === false) {
+      // Down (killed) and failed over: one of its replicas is a master now.
+      const promoted = live.filter((x) => x.role === "master" && x.reachable !== false && wasReplica(n.id, x.id));
+      if (promoted.length === 1) out.set(n.id, promoted[0]!.id);
+    }
   }
   return out;
 }
@@ -174,4 +180,36 @@ export function withSwaps<N extends { id: string; role: Role; masterId: string |
     if (rn) Object.assign(rn, { role: "master", masterId: null });
   }
   return { nodes: out, owner: owner.map((o) => (o !== null && swaps.has(o) ? swaps.get(o)! : o)) };
+}
+
+/**
+ * Rule 5: CLUSTER FORGET is local to the node that receives it (and bans the node for 60 s there
+ * only). A member that is down while a node is forgotten still lists it, and when it comes back its
+ * gossip brings the node back into every member's table. Returns, for nodes a plan removes, the
+ * members that cannot be told (those that are down), in words; empty when every member can be.
+ */
+export function forgetBlindSpots(removed: readonly { id: string; addr: string }[], members: readonly Pick<ObservedNode, "id" | "addr" | "reachable">[]): string[] {
+  if (removed.length === 0) return [];
+  const gone = new Set(removed.map((r) => r.id));
+  const names = removed.map((r) => r.addr).join(", ");
+  return members
+    .filter((m) => !m.reachable && !gone.has(m.id))
+    .map(
+      (m) =>
+        `${m.addr} is down, so it cannot forget ${names}, which this plan removes: when it comes back, its gossip brings ${removed.length === 1 ? "it" : "them"} back into the cluster. ` +
+        `Bring ${m.addr} back first, or run \`shardform apply\` of the spec again as soon as it is back, so that it forgets ${removed.length === 1 ? "it" : "them"} too`,
+    );
+}
+
+/**
+ * Rule 6: a node may be met only while it holds no key and knows no node outside this cluster (a node
+ * of another cluster would merge the two; one with keys would serve them in slots it does not own).
+ * `own`: its CLUSTER NODES; `members`: ids of this cluster's members. Returns why not, or null. Checked
+ * by the meet step every time it runs, so also on resume.
+ */
+export function meetRefusal(own: readonly NodeEntry[], keys: number, members: ReadonlySet<string>): string | null {
+  if (keys > 0) return `it holds ${keys} key(s)`;
+  const strangers = own.filter((e) => !e.flags.includes("myself") && !e.flags.includes("handshake") && !members.has(e.id));
+  if (strangers.length > 0) return `it knows ${strangers.length} node(s) outside this cluster (${strangers.slice(0, 3).map((e) => e.addr).join(", ")}): it belongs to another cluster`;
+  return null;
 }

@@ -46,6 +46,8 @@ beforeAll(async () => {
     const c = await NodeClient.connect(a(i));
     await c.call("acl", "setuser", "shardform-plan", "on", `>${env.SF_PLAN_PASS}`, ...readmeRules("plan"));
     await c.call("acl", "setuser", "shardform-apply", "on", `>${env.SF_APPLY_PASS}`, ...readmeRules("apply"));
+    // The plan user's rules, plus the right to ask the server about permissions (ACL DRYRUN).
+    await c.call("acl", "setuser", "shardform-plan-dry", "on", `>${env.SF_PLAN_PASS}`, ...readmeRules("plan"), "+acl|dryrun");
     await c.close();
   }
 });
@@ -81,6 +83,23 @@ describe("ACL users", { timeout: 120_000 }, () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Error \(PermissionError\): ACL user "shardform-plan" lacks permissions this plan needs: client\|id \(on .*\); cluster\|meet \(on .*cluster\|setslot .*migrate .*Nothing was changed\. Grant them, e\.g\. ACL SETUSER shardform-plan \+client\|id \+cluster\|meet/);
     expect(fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(6), a(7)] }))).toBe(before);
+  });
+
+  it("a user that may run ACL DRYRUN is probed with it: refused the same way, and no probe command reaches the nodes (nothing in ACL LOG)", async () => {
+    for (let i = 0; i < 8; i++) {
+      const c = await NodeClient.connect(a(i));
+      await c.call("acl", "log", "reset");
+      await c.close();
+    }
+    const r = await runCli(["apply", join(work, "out.json"), "--auto-approve", "--user", "shardform-plan-dry", "--password-env", "SF_PLAN_PASS"], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Error \(PermissionError\): ACL user "shardform-plan-dry" lacks permissions this plan needs: client\|id \(on .*\); cluster\|meet \(on .*cluster\|setslot .*migrate .*Nothing was changed/);
+    for (let i = 0; i < 8; i++) {
+      const c = await NodeClient.connect(a(i));
+      const log = (await c.call("acl", "log")) as unknown[][];
+      await c.close();
+      expect(log.filter((e) => JSON.stringify(e).includes("shardform-plan-dry"))).toEqual([]);
+    }
   });
 
   it("the apply user applies the plan (MIGRATE logs in to the targets as that user)", async () => {

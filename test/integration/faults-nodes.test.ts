@@ -7,7 +7,9 @@
  *    on into the shard's new master, then exits 1 naming the failover (never "complete"); plan fails
  *    it back and finishes;
  *  - a failover of a source (CLUSTER FAILOVER on its replica): apply moves on from the new master,
- *    exits 1 naming it; plan fails it back.
+ *    exits 1 naming it; plan fails it back;
+ *  - a scale-in while an untouched replica is down: named in the plan, never "complete"; once the
+ *    replica is back, apply of the same spec makes it forget the removed node too.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -160,5 +162,24 @@ describe("faults on the cluster's processes during apply", { timeout: 180_000 },
     expect(retries.map((e) => e.cause).join("\n")).toMatch(/CLUSTERDOWN|did not answer|cannot reach 127\.0\.0\.1:21606/);
     expect(r.events.at(-1)?.type).toBe("done");
     await fullChecks(a(0), 7, KEYS, f);
+  });
+
+  it("a scale-in while an untouched replica is down: the plan names it, apply does not say 'complete' (the replica would bring the removed node back); once it is back, apply SPEC forgets it there too", async () => {
+    const f = three("down-replica-scale-in");
+    sb.kill9(BASE + 4);
+    const r = await runCli(["apply", f, "--auto-approve"]);
+    const blind = `127.0.0.1:21604 is down, so it cannot forget 127.0.0.1:21606, which this plan removes`;
+    expect(r.stdout + r.stderr).toContain(`Warning: ${blind}`);
+    expect(r.stderr).toMatch(/\(EndStateError\): every step ran, but the cluster is not in the plan's end state/);
+    expect(r.stderr).toContain(blind);
+    expect(r.stderr).not.toContain("Apply complete");
+    expect(r.code).toBe(1);
+    // Back with its old nodes.conf, it still lists 21606; apply of the same spec makes it forget it.
+    await sb.restart(BASE + 4);
+    const again = await runCli(["apply", f, "--auto-approve"]);
+    expect(again.stderr).toContain("Apply complete");
+    expect(again.code).toBe(0);
+    await waitConsistent([0, 1, 2, 3, 4, 5].map(a));
+    await fullChecks(a(0), 6, KEYS, f);
   });
 });

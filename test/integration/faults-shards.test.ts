@@ -7,6 +7,7 @@
  *  - CLUSTER FAILOVER TAKEOVER on the source's (the target's) replica between two drain passes of a
  *    window (in process, at the migrate:drain-pass failpoint, so it lands mid-window every time);
  *  - SIGSTOP of a source past cluster-node-timeout while apply runs as a child process;
+ *  - kill -9 of a source, or of a target, mid-window (then restarted: it rejoins as a replica);
  *  - SIGSTOP of a target that three sources move into: no source may be blocked long enough by its
  *    MIGRATEs to be failed over itself.
  */
@@ -23,7 +24,7 @@ import { DEFAULT_EXEC_OPTIONS } from "../../src/executor/context.js";
 import type { ProgressEvent } from "../../src/executor/progress.js";
 import { readPlan } from "../../src/plan/file.js";
 import { ShardsFailedOverError } from "../../src/errors.js";
-import { startNodes, type TestSandbox } from "../helpers/cluster.js";
+import { startNodes, waitConsistent, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
 import { runChild } from "../helpers/child.js";
 import { fullChecks } from "../helpers/verify.js";
@@ -119,8 +120,33 @@ afterAll(async () => {
   await sb?.stop();
 });
 
+describe("a stalled node does not take others down", { timeout: 180_000 }, () => {
+  it("SIGSTOP of the target of three sources for 8 s (4x cluster-node-timeout): no source is failed over; the moves go on into the target's new master", async () => {
+    const f = spec("four-stalled-target", [0, 1, 2, 6]);
+    let paused = false;
+    let windowsDone = 0;
+    // Paused once it owns slots (Redis never fails over a master without slots), while the three pairs move keys into it.
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--max-keys-per-second", "4000"], async (e) => {
+      if (e.type === "step-done" && e.kind === "migrate-slot") windowsDone++;
+      if (paused || windowsDone === 0 || e.type !== "keys-moved") return;
+      paused = true;
+      sb.pause(BASE + 6);
+      await sleep(8000);
+      sb.resume(BASE + 6);
+    });
+    expect(paused).toBe(true);
+    // Only the stalled target's shard changed roles: its sources were never blocked long enough to be failed over.
+    expect(r.stderr).toMatch(/\(ShardsFailedOverError\): every step ran and every key is served, but the cluster failed 1 shard\(s\) over during apply/);
+    expect(r.stderr).toContain(`${a(6)} is now a replica of ${a(7)}`);
+    expect(r.code).toBe(1);
+    await applyFailsBack(f);
+    await fullChecks(a(0), 8, KEYS, f);
+  });
+});
+
 describe("a slot move is shard to shard", { timeout: 180_000 }, () => {
   it("source failed over mid-window (TAKEOVER between two drain passes): the keys keep moving from its new master; apply names the failover and exits non-zero; apply SPEC fails it back", async () => {
+    expect((await runCli(["apply", spec("three-first", [0, 1, 2]), "--auto-approve"])).code).toBe(0);
     const f = spec("four", [0, 1, 2, 6]);
     let source = "";
     const { err, notes } = await applyWithFault(f, "source-takeover", async (from) => {
@@ -199,26 +225,51 @@ describe("the walk fails safe", { timeout: 180_000 }, () => {
   });
 });
 
-describe("a stalled node does not take others down", { timeout: 180_000 }, () => {
-  it("SIGSTOP of the target of three sources for 8 s (4x cluster-node-timeout): no source is failed over; the moves go on into the target's new master", async () => {
-    const f = spec("four-stalled-target", [0, 1, 2, 6]);
-    let paused = false;
+describe("kill -9 of a node that moves keys", { timeout: 180_000 }, () => {
+  /**
+   * Scale `f` as a child process and kill -9 the node `which` picks from the window in flight (once
+   * the target owns slots, so that the cluster fails it over); then restart it (it comes back as a
+   * replica of its promoted replica and resyncs).
+   */
+  async function killMidMove(f: string, which: (from: string, to: string) => string): Promise<{ killed: string; stderr: string; code: number | null }> {
+    let killed = "";
+    let current: [string, string] | null = null;
     let windowsDone = 0;
-    // Paused once it owns slots (Redis never fails over a master without slots), while the three pairs move keys into it.
-    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--max-keys-per-second", "4000"], async (e) => {
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--parallelism", "1", "--max-keys-per-second", "3000"], async (e) => {
+      if (e.type === "step-start" && e.kind === "migrate-slot") current = /(\S+) -> (\S+)$/.exec((e as { text?: string }).text ?? "")!.slice(1, 3) as [string, string];
       if (e.type === "step-done" && e.kind === "migrate-slot") windowsDone++;
-      if (paused || windowsDone === 0 || e.type !== "keys-moved") return;
-      paused = true;
-      sb.pause(BASE + 6);
-      await sleep(8000);
-      sb.resume(BASE + 6);
+      if (killed || windowsDone === 0 || e.type !== "keys-moved" || !current) return;
+      killed = which(...current);
+      sb.kill9(Number(killed.split(":")[1]));
     });
-    expect(paused).toBe(true);
-    // Only the stalled target's shard changed roles: its sources were never blocked long enough to be failed over.
-    expect(r.stderr).toMatch(/\(ShardsFailedOverError\): every step ran and every key is served, but the cluster failed 1 shard\(s\) over during apply/);
-    expect(r.stderr).toContain(`${a(6)} is now a replica of ${a(7)}`);
+    expect(killed).not.toBe("");
+    await sb.restart(Number(killed.split(":")[1]));
+    return { killed, stderr: r.stderr, code: r.code };
+  }
+
+  it("kill -9 of a source mid-window: the keys keep moving from its promoted replica (named as failed over, not unreachable); apply exits 1 naming it; apply SPEC fails it back", async () => {
+    const back = await runCli(["apply", spec("three-before-kill", [0, 1, 2]), "--auto-approve"]);
+    expect(back.code).toBe(0);
+    const f = spec("four-killed-source", [0, 1, 2, 6]);
+    const r = await killMidMove(f, (from) => from);
+    expect(r.stderr).toContain(`${r.killed} is down, and the cluster failed its shard over to ${replicaOf.get(r.killed)} during apply`);
+    expect(r.stderr).not.toMatch(/cannot reach/);
     expect(r.code).toBe(1);
+    await waitConsistent([0, 1, 2, 3, 4, 5, 6, 7].map(a));
     await applyFailsBack(f);
     await fullChecks(a(0), 8, KEYS, f);
+  });
+
+  it("kill -9 of a target mid-window: the keys keep moving into its promoted replica; the source's MIGRATING is turned toward it; apply exits 1 naming it; apply SPEC fails it back", async () => {
+    const f = spec("three-killed-target", [0, 1, 2]);
+    const r = await killMidMove(f, (_from, to) => to);
+    expect(r.stderr).toContain(`${r.killed} is down, and the cluster failed its shard over to ${replicaOf.get(r.killed)} during apply`);
+    // A scale-in: the killed target, down at the end, still lists the removed nodes (safety rule 5).
+    expect(r.stderr).toContain(`${r.killed} is down, so it cannot forget`);
+    expect(r.stderr).not.toMatch(/ResumeMismatchError|cannot reach/);
+    expect(r.code).toBe(1);
+    // Back, it still lists the removed nodes: apply of the spec fails its shard back and makes it forget them.
+    await applyFailsBack(f);
+    await fullChecks(a(0), 6, KEYS, f);
   });
 });

@@ -81,6 +81,10 @@ describe("handlers refuse a node that is not the plan's", () => {
     await refused({ id: "1-reset-node", needs: [], kind: "reset-node", node: ref(1), keys: 0, destructive: true }, /refusing to reset 127\.0\.0\.1:21801: 127\.0\.0\.1:2180\d lists it as a member of this cluster now/);
   });
 
+  it("meet refuses a node that holds keys (safety rule 6), and changes nothing", async () => {
+    await refused({ id: "1-meet", needs: [], kind: "meet", node: ref(4), via: ref(0) }, /refusing to meet 127\.0\.0\.1:21804: it holds 5 key\(s\)/);
+  });
+
   it("forget-node refuses a node that owns slots", async () => {
     await refused({ id: "1-forget-node", needs: [], kind: "forget-node", node: ref(2), destructive: true }, /refusing to forget 127\.0\.0\.1:21802: it still owns slots/);
   });

@@ -239,6 +239,33 @@ describe("end state", () => {
   });
 });
 
+describe("end state of a plan that removes nodes (safety rule 5)", () => {
+  const four = observed([
+    { addr: A(7000), slots: ["0-4095"], replicas: [A(7003)] },
+    { addr: A(7001), slots: ["4096-8191"], replicas: [A(7004)] },
+    { addr: A(7002), slots: ["8192-12287"], replicas: [A(7005)] },
+    { addr: A(7006), slots: ["12288-16383"], replicas: [A(7007)] },
+  ]);
+  const threeSpec = spec([
+    { master: A(7000), replicas: [A(7003)] },
+    { master: A(7001), replicas: [A(7004)] },
+    { master: A(7002), replicas: [A(7005)] },
+  ]);
+
+  it("a member down while nodes are forgotten is named in the plan and is a difference at the end, never 'complete'", () => {
+    four.nodes.find((n) => n.addr === A(7004))!.reachable = false;
+    const { steps, warnings } = planSteps(threeSpec, four, { allowMassRemoval: false });
+    const text = `${A(7004)} is down, so it cannot forget ${A(7007)}, ${A(7006)}, which this plan removes: when it comes back, its gossip brings them back into the cluster`;
+    expect(warnings.join("\n")).toContain(text);
+    const p = makePlan({ spec: threeSpec, specFile: "s.yaml", observed: four, steps, notes: [], toolVersion: "test" });
+    const live = liveAfter(p, p.steps);
+    live.nodes.find((n) => n.addr === A(7004))!.reachable = false;
+    expect(endStateDifferences(p, live).differences.join("\n")).toContain(text);
+    live.nodes.find((n) => n.addr === A(7004))!.reachable = true;
+    expect(endStateDifferences(p, live).differences).toEqual([]);
+  });
+});
+
 describe("lock files", () => {
   const dir = mkdtempSync(join(tmpdir(), "shardform-lock-"));
 

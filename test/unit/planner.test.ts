@@ -248,6 +248,24 @@ describe("planner situations", () => {
   });
 });
 
+describe("failing a shard back after the cluster failed it over during apply", () => {
+  it("a spec master that Redis made follow another spec master (a target that took its slots) re-points to its promoted replica, then takes over: no key moves", () => {
+    const o = observed([
+      { addr: A(7003), slots: ["0-5460"] },
+      { addr: A(7001), slots: ["5461-10922"], replicas: [A(7004)] },
+      { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005), A(7000)] },
+    ]);
+    const { steps } = planSteps(threeSpec(), o);
+    expect(steps.map((x) => `${x.kind} ${"replica" in x ? `${x.replica.addr} ${x.master.addr}` : ""}`)).toEqual([
+      `replicate ${A(7000)} ${A(7003)}`,
+      `failover ${A(7000)} ${A(7003)}`,
+    ]);
+    const end = simulate(o, steps);
+    expect(end.owner[0]).toBe(idOf(A(7000)));
+    expect(end.nodes.get(idOf(A(7003)))).toMatchObject({ role: "replica", masterId: idOf(A(7000)) });
+  });
+});
+
 describe("planner refusals", () => {
   const base = () =>
     observed(

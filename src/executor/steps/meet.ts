@@ -12,6 +12,7 @@ import { ipPort } from "../../redis/resolve.js";
 import { SLOT_COUNT } from "../../slots.js";
 import type { StepOf } from "../../plan/types.js";
 import type { ExecCtx } from "../context.js";
+import { meetRefusal } from "../../safety/rules.js";
 
 type MeetStep = StepOf<"meet">;
 
@@ -20,12 +21,20 @@ export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
   await ctx.selfOf(via);
   const covered = Number(/cluster_slots_assigned:(\d+)/.exec(await (await ctx.conn(via.addr)).callString("cluster", "info"))?.[1] ?? 0) === SLOT_COUNT;
   const viaView = await ctx.view(via.addr);
+  const members = new Set(viaView.filter((e) => !e.flags.includes("handshake")).map((e) => e.id));
   const viaIp = await ipPort(via.addr);
   await Promise.all(
     steps.map(async (s) => {
-      const id = String(await (await ctx.conn(s.node.addr)).call("cluster", "myid"));
+      const c = await ctx.conn(s.node.addr);
+      const id = String(await c.call("cluster", "myid"));
       if (id !== s.node.id) {
         throw new ClusterChangedError(`${s.node.addr} now answers with node id ${id.slice(0, 8)}, not ${s.node.id.slice(0, 8)} as in the plan: the node was replaced or reset. Plan again.`);
+      }
+      // Safety rule 6, checked every time (also on resume): nothing on it may merge into this cluster.
+      const [own, keys] = await Promise.all([ctx.view(s.node.addr), c.call("dbsize")]);
+      const why = meetRefusal(own, Number(keys), members);
+      if (why) {
+        throw new ClusterChangedError(`refusing to meet ${s.node.addr}: ${why}. The plan found it empty, so something changed it; check it, then plan again (a node to be wiped goes under cluster.allowReset).`);
       }
       if (!viaView.some((e) => e.id === s.node.id && !e.flags.includes("handshake"))) {
         await (await ctx.conn(s.node.addr)).call("cluster", "meet", viaIp.ip, viaIp.port);

@@ -1,7 +1,9 @@
 /**
  * Rule 4: spec masters that are not masters with slots now.
  *  - A spec master that is a replica of a master the spec demotes takes over by failover (this also
- *    undoes a failover Redis made on its own).
+ *    undoes a failover Redis made on its own). One that follows another spec master (Redis made a
+ *    demoted master follow a node that took its slots) while a replica of its shard serves that shard
+ *    re-points to that replica first, then takes over.
  *  - A spec master without slots whose shard lists, as a replica, a master that owns slots and that
  *    the spec demotes (a new node replacing a master that stays as its replica) first replicates that
  *    master, then takes over by failover: no key moves.
@@ -23,6 +25,14 @@ export function fixRoles(ctx: PlanContext): void {
         continue;
       }
       if (ctx.want.get(cur.id)?.role === "master") {
+        // Redis may make a demoted master follow the first node that took any of its slots (a target of
+        // a move) rather than the replica promoted in its place: it then re-points to that replica first.
+        const own = promotedInShard(ctx, sh.replicaIds);
+        if (own) {
+          ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(own.id), reason: `sync ${own.addr}'s data (its shard's master now) before taking over from it` });
+          ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(own.id), reason: `the spec makes ${n.addr} the master and keeps ${own.addr} as its replica` });
+          continue;
+        }
         ctx.problems.push(
           `${n.addr} is a replica of ${cur.addr}, which the spec also keeps as a master: a replica can only become a master by taking over its own master's slots. ` +
             `Make ${cur.addr} a replica in the spec, or drop ${n.addr} from the spec and add it back later`,
@@ -36,13 +46,18 @@ export function fixRoles(ctx: PlanContext): void {
     }
     if (slotsOf(m, n.id).length > 0 || replicasOf(m, n.id).length > 0) continue;
     // An empty master: can it take over a demoted master of its own shard?
-    const candidates = sh.replicaIds
-      .map((id) => m.nodes.get(id))
-      .filter((x): x is NonNullable<typeof x> => !!x && x.role === "master" && slotsOf(m, x.id).length > 0 && ctx.members.get(x.id)?.reachable === true)
-      .sort((a, b) => countSlots(slotsOf(m, b.id)) - countSlots(slotsOf(m, a.id)) || a.addr.localeCompare(b.addr));
-    const old = candidates[0];
+    const old = promotedInShard(ctx, sh.replicaIds);
     if (!old) continue;
     ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `sync ${old.addr}'s data before taking over from it` });
     ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `the spec makes ${n.addr} the master and keeps ${old.addr} as its replica` });
   }
+}
+
+/** The reachable master with slots, with the most slots, among a shard's spec replicas: the node serving that shard's data now. */
+function promotedInShard(ctx: PlanContext, replicaIds: readonly string[]): { id: string; addr: string } | undefined {
+  const m = ctx.b.model;
+  return replicaIds
+    .map((id) => m.nodes.get(id))
+    .filter((x): x is NonNullable<typeof x> => !!x && x.role === "master" && slotsOf(m, x.id).length > 0 && ctx.members.get(x.id)?.reachable === true)
+    .sort((a, b) => countSlots(slotsOf(m, b.id)) - countSlots(slotsOf(m, a.id)) || a.addr.localeCompare(b.addr))[0];
 }
