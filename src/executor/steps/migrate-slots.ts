@@ -310,6 +310,10 @@ async function pipelineOk(ctx: ExecCtx, node: NodeRef, steps: MigrateStep[], cmd
   const err = res[failed]![0]!;
   if (transientCause(err)) throw err;
   const slot = Number(cmds[failed]![2]);
+  if (/Target node is not a master/.test(err.message)) {
+    // Right after a failover the node may not have learnt yet that the shard's new master is one: it will.
+    throw new FailoverPendingError(`${node.addr} does not see the other side of slot ${slot} as a master yet (${what}: ${err.message}); waiting for it to learn of the failover`);
+  }
   const unknown = /I don't know about node ([0-9a-f]{40})/.exec(err.message);
   if (unknown) {
     throw new ClusterChangedError(

@@ -17,6 +17,11 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
   await Promise.all(
     steps.map(async (s) => {
       const [me, master] = await Promise.all([ctx.selfOf(s.replica), ctx.selfOf(s.master)]);
+      if (master.role === "replica" && master.masterId === s.replica.id && me.role === "master") {
+        // Already swapped by a failover (safety rule 4): the pair serves the shard the other way round.
+        ctx.noteOnce(`the cluster failed ${s.master.addr} over to ${s.replica.addr} while it was being attached as its replica: the shard is served the other way round`);
+        return;
+      }
       if (master.role !== "master") {
         throw new ClusterChangedError(`${s.master.addr} should be a master for ${s.replica.addr} to replicate, but it is a replica: a failover happened; plan again`);
       }
@@ -37,11 +42,22 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
       }
     }),
   );
-  const keys = await mapLimit(steps, 32, async (s) => Number(await (await ctx.conn(s.master.addr)).call("dbsize")));
+  // Safety rule 4: the cluster may fail the master over to this very replica while it is attached (the
+  // master paused or killed): the pair then serves the shard the other way round, which this step accepts.
+  const promoted = new Set<string>();
+  const swapped = (s: ReplicateStep, self: NodeEntry | undefined): boolean => {
+    if (promoted.has(s.id)) return true;
+    if (!(self?.role === "master" && self.slots.length > 0)) return false;
+    promoted.add(s.id);
+    ctx.noteOnce(`the cluster failed ${s.master.addr} over to ${s.replica.addr} while it was being attached as its replica: the shard is served the other way round`);
+    return true;
+  };
+  const keys = await mapLimit(steps, 32, async (s) => Number(await (await ctx.conn(s.master.addr)).call("dbsize").catch(() => 0)));
   const syncing = steps.filter((_, i) => keys[i]! > 0);
   if (syncing.length > 0) ctx.emit({ type: "wait", what: `${syncing.length === 1 ? syncing[0]!.replica.addr : `${syncing.length} replicas`} to sync` });
   await ctx.waitUntil(`${syncing.map((s) => s.replica.addr).join(", ")} connected to their masters and in sync`, async () => {
     const states = await mapLimit(syncing, 32, async (s) => {
+      if (swapped(s, await ctx.selfOrNull(s.replica).catch(() => null) ?? undefined)) return null;
       const info = await ctx.info(s.replica.addr, "replication");
       if (info["role"] !== "slave") return `${s.replica.addr}: role is ${info["role"]}`;
       if (info["master_link_status"] !== "up") return `${s.replica.addr}: master_link_status:${info["master_link_status"]}`;
@@ -55,6 +71,7 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
     const lags: { s: ReplicateStep; viewer: NodeEntry }[] = [];
     const members = new Map(r.members.map((m) => [m.id, m]));
     for (const s of steps) {
+      if (swapped(s, r.views.get(s.replica.id)?.find((x) => x.flags.includes("myself")))) continue;
       for (const [id, v] of r.views) {
         const e = v.find((x) => x.id === s.replica.id);
         const viewer = members.get(id);
