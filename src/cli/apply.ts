@@ -39,6 +39,11 @@ export class ApplyCommand extends ClusterCommand {
       the cluster and compares it with the plan's end state: any difference is an error, never "complete". A member that
       is down and that no step acts on is a warning.
 
+      When the cluster fails a source or a target over during apply (a master paused or killed), the slot moves go on
+      from (into) the replica it promoted, and no slot is handed over while another master holds keys of it. Apply then
+      exits 1 naming each shard that changed roles (ShardsFailedOverError); running the same apply SPEC again fails them
+      back. A checkpoint that cannot be written stops apply the same way as a first Ctrl-C, with exit 1.
+
       While apply runs it holds the cluster's lock: a lock file per node id (in --lock-dir) and a lease in the cluster
       (named connections on every node). A second apply that touches any of the nodes is refused, naming the holder.
 
@@ -56,7 +61,7 @@ export class ApplyCommand extends ClusterCommand {
   target = Option.String({ name: "PLAN|SPEC" });
   autoApprove = Option.Boolean("--auto-approve", false, { description: "Do not ask for confirmation" });
   stateDir = Option.String("--state-dir", { description: "Where the checkpoint lives (default: beside the plan)" });
-  lockDir = Option.String("--lock-dir", { description: "Directory of the node lock files (default: $SHARDFORM_LOCK_DIR, else the temp directory); put it on shared storage to share it between machines" });
+  lockDir = Option.String("--lock-dir", { description: "Directory of the node lock files (default: $SHARDFORM_LOCK_DIR, else a directory of your own, mode 0700, in the temp directory); put it on shared storage to share it between machines" });
   restart = Option.Boolean("--restart", false, { description: "Ignore an existing checkpoint and start from the first step (the plan must not be stale)" });
   jsonLog = Option.Boolean("--json-log", false, { description: "Print progress as JSON lines on stdout" });
   pipeline = Option.String("--pipeline", { description: `Keys per MIGRATE command (default ${DEFAULT_EXEC_OPTIONS.pipeline})` });
@@ -67,7 +72,7 @@ export class ApplyCommand extends ClusterCommand {
     description: `Units of work at once: windows of different source->target pairs, or batches of other steps (default ${DEFAULT_EXEC_OPTIONS.parallelism}; 1 = one after another)`,
   });
   migrateTimeout = Option.String("--migrate-timeout", {
-    description: `MIGRATE's I/O timeout in ms (default ${DEFAULT_EXEC_OPTIONS.migrateTimeoutMs}); for a key that does not move within it, it grows fourfold per retry, never past a quarter of cluster-node-timeout`,
+    description: `MIGRATE's I/O timeout in ms (default ${DEFAULT_EXEC_OPTIONS.migrateTimeoutMs}); batches in flight use at most cluster-node-timeout/32 each, so that a target that stops answering cannot block a source for more than half of cluster-node-timeout; for a key that does not move within it, it grows fourfold per retry, never past a quarter of cluster-node-timeout`,
   });
   waitTimeout = Option.String("--wait-timeout", {
     description: `Seconds any wait may take: retries of a step through CLUSTERDOWN/LOADING/a node not answering, new nodes being known, replicas syncing, failovers, the final agreement (default ${DEFAULT_EXEC_OPTIONS.waitTimeoutMs / 1000})`,

@@ -28,7 +28,7 @@ export class ForceUnlockCommand extends ClusterCommand {
     ],
   });
   seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
-  lockDir = Option.String("--lock-dir", { description: "Directory of the node lock files (default: $SHARDFORM_LOCK_DIR, else the temp directory)" });
+  lockDir = Option.String("--lock-dir", { description: "Directory of the node lock files (default: $SHARDFORM_LOCK_DIR, else a directory of your own, mode 0700, in the temp directory)" });
   plan = Option.String("--plan", { description: "Also remove this plan's checkpoint lock" });
   stateDir = Option.String("--state-dir", { description: "Where that plan's checkpoint lives (as given to apply)" });
   autoApprove = Option.Boolean("--auto-approve", false, { description: "Do not ask for confirmation" });

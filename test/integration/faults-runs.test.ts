@@ -130,7 +130,7 @@ describe("faults around apply runs", { timeout: 180_000 }, () => {
       child.kill("SIGKILL"); // the operator makes sure the hung process is gone
     }, { SHARDFORM_FAILPOINTS: "migrate:after-target-setslot" });
     const r = await hung;
-    expect(pid).toBeGreaterThan(0);
+    expect(pid, `the hung apply never reached its failpoint; it said:\n${r.stderr}`).toBeGreaterThan(0);
     expect(r.signal).toBe("SIGKILL");
     const resumed = await runCli(["apply", planFile, "--auto-approve"]);
     expect(resumed.stderr).toMatch(/resuming: \d+ of \d+ step\(s\) done/);
