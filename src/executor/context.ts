@@ -54,6 +54,8 @@ export interface ClusterRead {
   /** Members as the anchor lists them (no handshake or noaddr entries). */
   members: NodeEntry[];
   views: Map<string, NodeEntry[]>;
+  /** Each member's own line (the "myself" entry of its view), by id. */
+  selves: Map<string, NodeEntry>;
   info: Map<string, Record<string, string>>;
   /** Members that could not be read, and why. */
   down: Map<string, string>;
@@ -160,12 +162,14 @@ export class ExecCtx {
   }
 
   /** This node's own CLUSTER NODES. */
-  async view(addr: NodeAddr): Promise<NodeEntry[]> {
-    return parseClusterNodes(await (await this.conn(addr)).callString("cluster", "nodes"));
+  /** This node's own CLUSTER NODES (within `ms`, default the connection's deadline). */
+  async view(addr: NodeAddr, ms?: number): Promise<NodeEntry[]> {
+    const c = await this.conn(addr);
+    return parseClusterNodes(String(ms === undefined ? await c.callString("cluster", "nodes") : await c.callWithin(ms, "cluster", "nodes")));
   }
 
-  async self(addr: NodeAddr): Promise<NodeEntry> {
-    const me = (await this.view(addr)).find((e) => e.flags.includes("myself"));
+  async self(addr: NodeAddr, ms?: number): Promise<NodeEntry> {
+    const me = (await this.view(addr, ms)).find((e) => e.flags.includes("myself"));
     if (!me) throw new ClusterStateError(`${addr} did not list itself in CLUSTER NODES`);
     return me;
   }
@@ -174,8 +178,8 @@ export class ExecCtx {
    * The node at ref.addr, checked to still be the node the plan names: a node restarted with a new
    * id, or another node now at that address, is a changed cluster.
    */
-  async selfOf(ref: NodeRef): Promise<NodeEntry> {
-    const me = await this.self(ref.addr);
+  async selfOf(ref: NodeRef, ms?: number): Promise<NodeEntry> {
+    const me = await this.self(ref.addr, ms);
     if (me.id !== ref.id) {
       throw new ClusterChangedError(
         `${ref.addr} now answers with node id ${me.id.slice(0, 8)}, not ${ref.id.slice(0, 8)} as in the plan: the node was replaced or reset. Check the cluster with \`shardform check\`, then plan again.`,
@@ -190,10 +194,7 @@ export class ExecCtx {
    */
   async selfOrNull(ref: NodeRef, ms = 2000): Promise<NodeEntry | null> {
     try {
-      const text = await (await this.conn(ref.addr)).callWithin(ms, "cluster", "nodes");
-      const me = parseClusterNodes(String(text)).find((e) => e.flags.includes("myself"));
-      if (me && me.id !== ref.id) return this.selfOf(ref);
-      return me ?? null;
+      return await this.selfOf(ref, ms);
     } catch (err) {
       if (err instanceof NodeTimeoutError || err instanceof NodeUnreachableError) return null;
       throw err;
@@ -252,7 +253,12 @@ export class ExecCtx {
           down.set(m.id, (err as Error).message);
         }
       });
-      const read = { members, views, info, down };
+      const selves = new Map<string, NodeEntry>();
+      for (const v of views.values()) {
+        const me = v.find((e) => e.flags.includes("myself"));
+        if (me) selves.set(me.id, me);
+      }
+      const read = { members, views, selves, info, down };
       this.lastRead = { at: Date.now(), read };
       return read;
     })().finally(() => (this.reading = null));
@@ -330,11 +336,7 @@ export class ExecCtx {
         down = r.down;
         // A member that answers LOADING (a demoted master resyncing) is alive: its view must agree too.
         for (const [id, why] of r.down) if (/LOADING/.test(why)) return `${r.members.find((m) => m.id === id)?.addr ?? id.slice(0, 8)} is loading its data`;
-        const selves = new Map<string, NodeEntry>();
-        for (const v of r.views.values()) {
-          const me = v.find((e) => e.flags.includes("myself"));
-          if (me) selves.set(me.id, me);
-        }
+        const selves = r.selves;
         const ranges = (e: NodeEntry): string => e.slots.map(([a, b]) => `${a}-${b}`).join(",");
         const member = new Map(r.members.map((m) => [m.id, m]));
         const lags: string[] = [];

@@ -192,11 +192,7 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
 async function keysElsewhere(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef | null, dst: NodeRef, first: MigrateStep): Promise<MigrateStep[]> {
   const read = await ctx.readCluster();
   const views = [...read.views.values()];
-  const selves = new Map<string, NodeEntry>();
-  for (const v of views) {
-    const me = v.find((e) => e.flags.includes("myself"));
-    if (me) selves.set(me.id, me);
-  }
+  const selves = read.selves;
   const bySlot = new Map<number, string[]>();
   const holders = new Set<string>();
   for (const st of steps) {

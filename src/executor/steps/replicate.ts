@@ -19,7 +19,7 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
       const [me, master] = await Promise.all([ctx.selfOf(s.replica), ctx.selfOf(s.master)]);
       if (master.role === "replica" && master.masterId === s.replica.id && me.role === "master") {
         // Already swapped by a failover (safety rule 4): the pair serves the shard the other way round.
-        ctx.noteOnce(`the cluster failed ${s.master.addr} over to ${s.replica.addr} while it was being attached as its replica: the shard is served the other way round`);
+        swapNote(s, ctx);
         return;
       }
       if (master.role !== "master") {
@@ -49,7 +49,7 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
     if (promoted.has(s.id)) return true;
     if (!(self?.role === "master" && self.slots.length > 0)) return false;
     promoted.add(s.id);
-    ctx.noteOnce(`the cluster failed ${s.master.addr} over to ${s.replica.addr} while it was being attached as its replica: the shard is served the other way round`);
+    swapNote(s, ctx);
     return true;
   };
   const keys = await mapLimit(steps, 32, async (s) => Number(await (await ctx.conn(s.master.addr)).call("dbsize").catch(() => 0)));
@@ -82,4 +82,9 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
     const l = lags[0];
     return l ? `${l.viewer.addr} does not see ${l.s.replica.addr} as a replica of ${l.s.master.addr} yet` : null;
   });
+}
+
+/** Safety rule 4: the cluster failed the step's master over to the replica being attached; the pair serves the shard the other way round. */
+function swapNote(s: ReplicateStep, ctx: ExecCtx): void {
+  ctx.noteOnce(`the cluster failed ${s.master.addr} over to ${s.replica.addr} while it was being attached as its replica: the shard is served the other way round`);
 }
