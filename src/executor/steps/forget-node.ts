@@ -15,8 +15,19 @@ export async function forgetNode(steps: ForgetStep[], ctx: ExecCtx): Promise<voi
 }
 
 async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
-  const via = await ctx.anchor(s.node.id);
-  const view = await ctx.view(via);
+  let via = await ctx.anchor(s.node.id);
+  let view = await ctx.view(via);
+  // Whether it still owns slots is read on a master: every master was told each handover (SETSLOT NODE),
+  // while a replica learns the last ones by gossip and may still list the drained node's old slots.
+  if (view.find((e) => e.flags.includes("myself"))?.role !== "master") {
+    for (const m of view.filter((e) => e.role === "master" && e.id !== s.node.id && !e.flags.includes("fail") && !e.flags.includes("handshake"))) {
+      const v = await ctx.view(m.addr).catch(() => null);
+      if (v) {
+        [via, view] = [m.addr, v];
+        break;
+      }
+    }
+  }
   const entry = view.find((e) => e.id === s.node.id);
   const remaining = view.filter((e) => e.id !== s.node.id && !e.flags.includes("handshake") && !e.flags.includes("noaddr")).map((e) => (e.flags.includes("myself") ? { ...e, addr: via } : e));
   if (entry && entry.slots.length > 0) {
