@@ -18,11 +18,14 @@ export interface CheckOptions {
 
 /**
  * Every member agrees on members and slot owners, no slot is open, no key sits in a slot its node does
- * not own, 16384 slots covered, and the server's own `--cluster check` finds nothing wrong.
+ * not own, 16384 slots covered, no lease left behind by an apply of this process, and the server's own
+ * `--cluster check` finds nothing wrong.
  */
 export async function expectHealthy(seed: string, members: number, opts: CheckOptions = {}): Promise<ObservedCluster> {
-  const o = await observeCluster({ seeds: [seed], ...(opts.access ? { access: opts.access } : {}) });
+  const o = await observeCluster({ seeds: [seed], leases: true, ...(opts.access ? { access: opts.access } : {}) });
   expect(o.disagreements).toEqual([]);
+  // An apply run in this process (runCli, applyPlan) has returned: it holds no lease connection anywhere.
+  expect((o.applies ?? []).filter((h) => h.pid === process.pid)).toEqual([]);
   expect(o.nodes).toHaveLength(members);
   expect(o.nodes.flatMap((n) => [...n.migrating, ...n.importing])).toEqual([]);
   expect(o.nodes.flatMap((n) => n.strayKeys ?? [])).toEqual([]);
