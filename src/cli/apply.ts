@@ -36,8 +36,10 @@ export class ApplyCommand extends ClusterCommand {
       States that pass by themselves (CLUSTERDOWN during a failover, LOADING, a node that does not answer for a while)
       are waited out, with a line saying what apply waits for; --wait-timeout bounds every wait (those retries, and the
       waits for new nodes to be known, replicas to sync, failovers and the final agreement). At the end apply observes
-      the cluster and compares it with the plan's end state: any difference is an error, never "complete". A member that
-      is down and that no step acts on is a warning.
+      the cluster and compares it with the plan's end state (read again for up to max(5 s, 2 x cluster-node-timeout)
+      while the cluster settles): any difference is an error, never "complete". A member that is down and that no step
+      acts on is a warning. A failover step is done once the old master follows its replica; a replica that does not
+      take over is asked again.
 
       When the cluster fails a source or a target over during apply (a master paused or killed), the slot moves go on
       from (into) the replica it promoted, and no slot is handed over while another master holds keys of it. Apply then
@@ -46,6 +48,8 @@ export class ApplyCommand extends ClusterCommand {
 
       While apply runs it holds the cluster's lock: a lock file per node id (in --lock-dir) and a lease in the cluster
       (named connections on every node). A second apply that touches any of the nodes is refused, naming the holder.
+      The lease is checked again before units of work start: an apply that finds another apply's older lease (its own
+      was ended by force-unlock, or lost) stops as after a failure, with exit 1, and resumes later from its checkpoint.
 
       Exit codes: 0 applied (or nothing to do), 1 error, 130 stopped by Ctrl-C (resumable).
     `,

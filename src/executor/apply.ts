@@ -29,6 +29,9 @@ import { resumeMismatches } from "./resume.js";
 import { walk } from "./walk.js";
 import { planReplicas } from "../safety/rules.js";
 
+/** How long, at least, the end state may take to settle after the last step before a difference counts (see applyPlan). */
+const END_STATE_SETTLE_MS = 5000;
+
 export interface ApplyOptions {
   planFile: string;
   stateDir?: string | undefined;
@@ -155,6 +158,8 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     // Before any change: every command the plan needs is permitted on every node apply talks to.
     await probePermissions(plan, reachable, ctx);
     lease = await ClusterLease.acquire(reachable, opts.access);
+    const held = lease;
+    ctx.leaseCheck = () => held.verify();
     if (lease.skipped.length > 0) {
       opts.emit({ type: "warning", message: `the in-cluster lease could not be taken on ${lease.skipped.join(", ")} (no answer): an apply from another machine would not see this one there` });
     }
@@ -198,14 +203,27 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     opts.emit({ type: "wait", what: "every member to agree on the new configuration" });
     await ctx.waitAgreement();
     let final = await observe();
-    // Replicas learn the last owners by gossip: a view still catching up when it is read is read again
-    // (a few times, after another wait for agreement), so that a lag is not taken for a difference.
-    for (let k = 0; k < 5 && viewDisagreements(final.nodes).some((d) => d.kind === "slots" || d.kind === "role"); k++) {
+    let verdict = endStateDifferences(plan, final);
+    // The cluster settles after the last step on its own: replicas learn the last owners by gossip, and a
+    // master that was failed over while paused answers again as an empty master before Redis makes it a
+    // replica of its promoted replica. A difference or a view still catching up is read again (after
+    // another wait for agreement) until it lasts longer than that can take: then it is real.
+    const settleBy = Date.now() + Math.max(END_STATE_SETTLE_MS, 2 * ctx.nodeTimeoutMs);
+    let told = false;
+    while (
+      (verdict.differences.length > 0 || viewDisagreements(final.nodes).some((d) => d.kind === "slots" || d.kind === "role")) &&
+      Date.now() < settleBy
+    ) {
+      if (verdict.differences.length > 0 && !told) {
+        told = true;
+        opts.emit({ type: "wait", what: `the cluster to settle (up to ${Math.round((settleBy - Date.now()) / 1000)} s) before the end state counts: ${verdict.differences[0]}` });
+      }
       await sleep(300);
       await ctx.waitAgreement();
       final = await observe();
+      verdict = endStateDifferences(plan, final);
     }
-    const { differences, warnings, failovers } = endStateDifferences(plan, final);
+    const { differences, warnings, failovers } = verdict;
     journal.journal.finished = true;
     journal.journal.endState = differences.length ? "differs" : failovers.length ? "failed-over" : "verified";
     journal.save();

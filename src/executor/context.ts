@@ -81,6 +81,8 @@ export class ExecCtx {
   readonly knownAddrs: NodeAddr[] = [];
   /** In-process tests: called at each failpoint (see failpoints.ts), to act on the cluster there before apply goes on. */
   failpointHook?: (name: string) => Promise<void>;
+  /** Checks the in-cluster lease again (see ClusterLease.verify); the walk calls it before units start. */
+  leaseCheck?: () => Promise<void>;
   /** The smallest cluster-node-timeout of the masters, in ms (read at the start). */
   nodeTimeoutMs = 15_000;
   /** For each master of the plan, the nodes the cluster may promote in its place (safety rule 3: see planReplicas). */
@@ -226,6 +228,28 @@ export class ExecCtx {
   }
 
   /**
+   * A member whose word on who the members are counts, with its CLUSTER NODES: a master that owns slots
+   * in its own view. A replica may lag, a node being removed (reset: it knows only itself) knows nobody,
+   * and a member just back with an old nodes.conf still lists nodes the others forgot. Falls back to
+   * the anchor when no master owns slots (a cluster being created).
+   */
+  async authority(excludeId?: string): Promise<{ addr: NodeAddr; view: NodeEntry[] }> {
+    const ownsSlots = (v: NodeEntry[]): boolean => {
+      const me = v.find((e) => e.flags.includes("myself"));
+      return me?.role === "master" && me.slots.length > 0 && me.id !== excludeId;
+    };
+    const addr = await this.anchor(excludeId);
+    const view = await this.view(addr);
+    if (ownsSlots(view)) return { addr, view };
+    const masters = view.filter((e) => e.role === "master" && e.slots.length > 0 && e.id !== excludeId && !e.flags.includes("fail") && !e.flags.includes("handshake") && !e.flags.includes("myself"));
+    for (const m of masters) {
+      const v = await this.view(m.addr).catch(() => null);
+      if (v && ownsSlots(v)) return { addr: m.addr, view: v };
+    }
+    return { addr, view };
+  }
+
+  /**
    * Every member's CLUSTER NODES and CLUSTER INFO, read in parallel. Callers that ask within a few
    * milliseconds of each other share one read, so steps that wait together cost one read per poll.
    */
@@ -233,8 +257,8 @@ export class ExecCtx {
     if (this.lastRead && Date.now() - this.lastRead.at < READ_TTL_MS) return this.lastRead.read;
     if (this.reading) return this.reading;
     this.reading = (async () => {
-      const anchor = await this.anchor();
-      const members = (await this.view(anchor))
+      const { addr: anchor, view } = await this.authority();
+      const members = view
         .filter((e) => !e.flags.includes("handshake") && !e.flags.includes("noaddr"))
         .map((e) => (e.flags.includes("myself") ? { ...e, addr: anchor } : e));
       const views = new Map<string, NodeEntry[]>();

@@ -5,6 +5,10 @@
  * on any node gives up, naming the holder. A lease ends with its process (the connections close), so
  * a crashed apply never leaves it behind; `shardform force-unlock` ends a hung holder's connections.
  * This works across machines, for every node that answers.
+ *
+ * While the apply runs, the lease is checked again before each unit of work (at most once a second; see
+ * verify): a lease connection that broke (the node restarted, or force-unlock ended it) is opened again,
+ * and an apply that finds another apply's older lease on a node stops, whichever was first before.
  */
 import { hostname } from "node:os";
 import { AuthFailedError, LockedError, PermissionError } from "../errors.js";
@@ -15,7 +19,11 @@ import { mapLimit } from "../util/limit.js";
 
 const STARTED_MS = Date.now();
 /** Nodes this process holds a lease on, with a count (re-entrant). */
-const holding = new Map<NodeAddr, { client: NodeClient; count: number }>();
+const holding = new Map<NodeAddr, { client: NodeClient; count: number; id?: number }>();
+/** How long one node's lease check may take (a paused node is skipped, not waited for). */
+const VERIFY_NODE_MS = 1000;
+/** How often, at most, verify asks the nodes again. */
+const VERIFY_EVERY_MS = 1000;
 let keepAlive: NodeJS.Timeout | undefined;
 
 export function ownLeaseName(): string {
@@ -26,17 +34,20 @@ export class ClusterLease {
   private readonly addrs: NodeAddr[];
   /** Nodes that did not answer (no lease there). */
   readonly skipped: NodeAddr[];
+  private readonly access: Access;
+  private verified: { at: number; check: Promise<void> } | null = null;
 
-  private constructor(addrs: NodeAddr[], skipped: NodeAddr[]) {
+  private constructor(addrs: NodeAddr[], skipped: NodeAddr[], access: Access) {
     this.addrs = addrs;
     this.skipped = skipped;
+    this.access = access;
   }
 
   static async acquire(addrs: readonly NodeAddr[], access: Access): Promise<ClusterLease> {
     const name = ownLeaseName();
     const mine: NodeAddr[] = [];
     const skipped: NodeAddr[] = [];
-    const lease = new ClusterLease(mine, skipped);
+    const lease = new ClusterLease(mine, skipped, access);
     try {
       await mapLimit([...new Set(addrs)], 32, async (addr) => {
         const h = holding.get(addr);
@@ -53,17 +64,14 @@ export class ClusterLease {
           skipped.push(addr);
           return;
         }
-        holding.set(addr, { client, count: 1 });
+        const held = { client, count: 1 } as { client: NodeClient; count: number; id?: number };
+        holding.set(addr, held);
         mine.push(addr);
-        const myId = Number(await client.call("client", "id"));
-        const holders = parseClientList(String(await client.call("client", "list", "type", "normal")))
-          .filter((e) => parseLeaseName(e.name) && e.id < myId && e.name !== name)
-          .sort((a, b) => a.id - b.id);
-        const older = holders[0];
+        held.id = Number(await client.call("client", "id"));
+        const older = await olderHolder(client, held.id, name);
         if (older) {
-          const h2 = parseLeaseName(older.name)!;
           throw new LockedError(
-            `another apply is running on this cluster: pid ${h2.pid} on ${h2.host}, started ${h2.since} (it holds the lease on ${addr}, connection ${older.addr}). ` +
+            `another apply is running on this cluster: pid ${older.pid} on ${older.host}, started ${older.since} (it holds the lease on ${addr}, connection ${older.addr}). ` +
               `Wait for it to finish; if that process is hung or gone, run \`shardform force-unlock --seed ${addr}\`.`,
           );
         }
@@ -82,6 +90,44 @@ export class ClusterLease {
     return lease;
   }
 
+  /**
+   * Checks the lease again on every node it was taken on (at most once a second: a check younger than
+   * that is reused). A connection that broke is opened again where the node answers; a node that does
+   * not answer within a second is skipped (it is down or paused, and changes nothing meanwhile). Throws
+   * LockedError when another apply holds an older lease connection on any node.
+   */
+  async verify(): Promise<void> {
+    if (this.verified && Date.now() - this.verified.at < VERIFY_EVERY_MS) return this.verified.check;
+    const check = this.verifyNow();
+    this.verified = { at: Date.now(), check };
+    return check;
+  }
+
+  private async verifyNow(): Promise<void> {
+    const name = ownLeaseName();
+    await mapLimit([...new Set(this.addrs)], 32, async (addr) => {
+      const h = holding.get(addr);
+      if (!h) return;
+      try {
+        if (h.client.broken) {
+          h.client = await NodeClient.connect(addr, { access: { ...this.access, clientName: name }, connectTimeoutMs: VERIFY_NODE_MS });
+          h.id = Number(await h.client.callWithin(VERIFY_NODE_MS, "client", "id"));
+        }
+        const older = await olderHolder(h.client, h.id ?? Number.MAX_SAFE_INTEGER, name, VERIFY_NODE_MS);
+        if (older) {
+          throw new LockedError(
+            `another apply took the cluster lease while this one ran: pid ${older.pid} on ${older.host}, started ${older.since} (it holds the lease on ${addr}, connection ${older.addr}), ` +
+              `so this apply stops: it starts nothing new and finishes what it has in flight. Its lease was ended from outside (\`shardform force-unlock\`) or lost. ` +
+              `Once the other apply is done, plan again.`,
+          );
+        }
+      } catch (err) {
+        if (err instanceof LockedError || err instanceof PermissionError || err instanceof AuthFailedError) throw err;
+        // down or paused: no other apply can take the lease there meanwhile without this one seeing it elsewhere
+      }
+    });
+  }
+
   async release(): Promise<void> {
     await Promise.all(
       this.addrs.splice(0).map(async (addr) => {
@@ -97,4 +143,13 @@ export class ClusterLease {
       keepAlive = undefined;
     }
   }
+}
+
+/** The oldest lease connection on this node that is older than `myId` and not this process's. */
+async function olderHolder(client: NodeClient, myId: number, name: string, ms?: number): Promise<(ReturnType<typeof parseLeaseName> & { addr: string }) | null> {
+  const list = String(ms === undefined ? await client.call("client", "list", "type", "normal") : await client.callWithin(ms, "client", "list", "type", "normal"));
+  const older = parseClientList(list)
+    .filter((e) => parseLeaseName(e.name) && e.id < myId && e.name !== name)
+    .sort((a, b) => a.id - b.id)[0];
+  return older ? { ...parseLeaseName(older.name)!, addr: older.addr } : null;
 }

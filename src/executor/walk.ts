@@ -5,7 +5,8 @@
  * --wait-timeout. Handlers look at the live state first, so running a unit again is always safe.
  * After a failure (of a unit, or of a checkpoint write) or a first Ctrl-C nothing new starts, and the
  * units in flight finish (a unit cut short can leave a slot open, or a node forgotten by the cluster but
- * not reset). The retry budget of a unit counts from its first failure.
+ * not reset). The retry budget of a unit counts from its first failure. Before units start, the
+ * in-cluster lease is checked again (ctx.leaseCheck): an apply that lost it stops the same way.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ShardformError, StepFailedError, assert } from "../errors.js";
@@ -104,6 +105,14 @@ export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx, run: 
     running.add(p);
   };
   for (;;) {
+    // The in-cluster lease is checked again before units start: another apply may have taken it.
+    if (failure === undefined && ctx.stop === "none" && running.size < ctx.options.parallelism && ctx.leaseCheck) {
+      try {
+        await ctx.leaseCheck();
+      } catch (err) {
+        fail(err);
+      }
+    }
     if (failure === undefined && ctx.stop === "none") {
       for (const u of sched.take(ctx.options.parallelism - running.size)) {
         start(u);

@@ -202,6 +202,15 @@ export function forgetBlindSpots(removed: readonly { id: string; addr: string }[
 }
 
 /**
+ * Rule 5, continued: the entries of one member's CLUSTER NODES that keep a removed node in the cluster.
+ * That is its own entry (by id), and any handshake at its address: a handshake has a random id until the
+ * node answers, and then it becomes the node again. Each of them needs its own CLUSTER FORGET.
+ */
+export function entriesOf(view: readonly NodeEntry[], node: { id: string; addr: string }): NodeEntry[] {
+  return view.filter((e) => e.id === node.id || (e.flags.includes("handshake") && e.addr === node.addr));
+}
+
+/**
  * Rule 6: a node may be met only while it holds no key and knows no node outside this cluster (a node
  * of another cluster would merge the two; one with keys would serve them in slots it does not own).
  * `own`: its CLUSTER NODES; `members`: ids of this cluster's members. Returns why not, or null. Checked

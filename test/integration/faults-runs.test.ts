@@ -5,6 +5,8 @@
  *    and turned into a replica (its replica following it): the same command resumes;
  *  - a second apply of a different spec, planned after the first's `meet`: refused by the lock, and
  *    `plan` says an apply is in progress;
+ *  - an apply whose lease connection is ended while another apply takes the lease: it stops before its
+ *    next unit, and the same command resumes it later;
  *  - a master that died, was forgotten, and came back with its old nodes.conf: with allowReset the
  *    plan resets and re-adds it, and applying that fresh plan is not refused as stale.
  */
@@ -19,6 +21,8 @@ import { startNodes, waitConsistent, type TestSandbox } from "../helpers/cluster
 import { runCli } from "../helpers/cli.js";
 import { runChild } from "../helpers/child.js";
 import { fullChecks } from "../helpers/verify.js";
+import { NodeClient } from "../../src/redis/connect.js";
+import { leaseName, parseClientList, parseLeaseName } from "../../src/redis/client-list.js";
 
 // Ports 21700-21709 (bus 31700-31709): this file's own range.
 const BASE = 21700;
@@ -138,6 +142,46 @@ describe("faults around apply runs", { timeout: 180_000 }, () => {
     await fullChecks(a(0), 6, KEYS, f);
     // back to four shards for the next case
     expect((await runCli(["apply", four("four-again"), "--auto-approve"])).code).toBe(0);
+  });
+
+  it("an apply whose lease connection was ended while another apply took the lease stops before its next unit (the lease is checked again); the same command resumes it later", async () => {
+    const f = three("lost-lease");
+    const planFile = join(work, "lost-lease.json");
+    expect((await runCli(["plan", f, "--out", planFile])).code).toBe(0);
+    let other: NodeClient | null = null;
+    let acted = false;
+    let ended = 0;
+    try {
+      const r = await runChild(["apply", planFile, "--auto-approve", "--json-log", "--parallelism", "1", "--max-keys-per-second", "2000"], async (e, child) => {
+        if (acted || e.type !== "step-done" || e.kind !== "migrate-slot") return;
+        acted = true;
+        // Another apply (as from another machine) connects on a(0) while this one's lease is ended there:
+        // its lease connection is then the oldest, and this apply's new one comes after it.
+        other = await NodeClient.connect(a(0), { access: { clientName: leaseName({ host: "elsewhere", pid: 4242, startedMs: Date.now() }) } });
+        const admin = await NodeClient.connect(a(0));
+        try {
+          const mine = parseClientList(String(await admin.call("client", "list", "type", "normal"))).filter((c) => parseLeaseName(c.name)?.pid === child.pid);
+          for (const c of mine) ended += Number(await admin.call("client", "kill", "id", c.id));
+        } finally {
+          await admin.close();
+        }
+      });
+      expect(ended).toBeGreaterThan(0);
+      expect(r.stderr).toMatch(/Error \(LockedError\): another apply took the cluster lease while this one ran: pid 4242 on elsewhere/);
+      expect(r.stderr).not.toMatch(/Internal Error|\n {4}at /);
+      expect(r.code).toBe(1);
+      expect(r.events.filter((e) => e.type === "step-done" && e.kind === "migrate-slot").length).toBeLessThan(
+        (JSON.parse(readFileSync(planFile, "utf8")) as { steps: { kind: string }[] }).steps.filter((s) => s.kind === "migrate-slot").length,
+      );
+    } finally {
+      await (other as NodeClient | null)?.close();
+    }
+    // The other apply is done: the same command resumes.
+    const resumed = await runCli(["apply", planFile, "--auto-approve"]);
+    expect(resumed.stderr).toMatch(/resuming: \d+ of \d+ step\(s\) done/);
+    expect(resumed.code).toBe(0);
+    await fullChecks(a(0), 6, KEYS, f);
+    expect((await runCli(["apply", four("four-after-lease"), "--auto-approve"])).code).toBe(0);
   });
 
   it("a master that died, was forgotten, and came back with its old state: allowReset re-adds it, and the fresh plan is not stale", async () => {

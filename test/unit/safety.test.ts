@@ -1,7 +1,7 @@
 /** The safety rules (src/safety/rules.ts) as pure functions over what nodes report. */
 import { describe, expect, it } from "vitest";
 import type { NodeEntry } from "../../src/redis/cluster-nodes.js";
-import { keyCount, shardServer, shardSwaps, slotClaimants, withSwaps } from "../../src/safety/rules.js";
+import { entriesOf, keyCount, shardServer, shardSwaps, slotClaimants, withSwaps } from "../../src/safety/rules.js";
 
 const id = (c: string): string => c.repeat(40);
 const [M, R, T, X] = [id("a"), id("b"), id("c"), id("d")];
@@ -117,5 +117,19 @@ describe("shardSwaps and withSwaps: a failover inside a shard is a change of rol
       { id: T, role: "master" as const, masterId: null },
     ];
     expect(shardSwaps(expected, live, new Map()).size).toBe(0);
+  });
+});
+
+describe("entriesOf: what keeps a removed node in a member's table (rule 5)", () => {
+  const gone = { id: "g".repeat(40), addr: "127.0.0.1:7006" };
+  it("its own entry, and a handshake at its address (random id until it answers), but not another node", () => {
+    const view: NodeEntry[] = [
+      mine(e(M)),
+      { ...e(X), id: gone.id, addr: gone.addr, flags: ["fail"] },
+      { ...e(X), id: id("h"), addr: gone.addr, flags: ["handshake"] },
+      { ...e(X), id: id("x"), addr: "127.0.0.1:7007", flags: ["handshake"] },
+    ];
+    expect(entriesOf(view, gone).map((e) => e.id)).toEqual([gone.id, id("h")]);
+    expect(entriesOf(view.slice(0, 1), gone)).toEqual([]);
   });
 });

@@ -2,12 +2,28 @@
  * failover: CLUSTER FAILOVER on each replica once it is in sync, then one shared wait until every member
  * sees the new roles. Redis never fails over from a master that owns no slots (not even manually), so
  * for an empty master the replica takes over with CLUSTER FAILOVER TAKEOVER: there is no data to lose.
+ *
+ * A manual failover can fail without an error: it lapses when a master refuses its vote, and a
+ * replica asked too soon after an election it won steps back at once (see reaskAfterMs). So a step
+ * is done only when the old master follows the replica (or is gone), and a replica that still follows
+ * the same master is asked again.
  */
 import { ClusterChangedError } from "../../errors.js";
 import type { StepOf } from "../../plan/types.js";
 import type { ExecCtx } from "../context.js";
 
 type FailoverStep = StepOf<"failover">;
+
+/**
+ * When a replica that is still not its shard's master is asked again. A manual failover lapses after
+ * 5 s (CLUSTER_MF_TIMEOUT). And a replica starts a new election only once the last one is older than
+ * Redis's failover retry time, 2 x max(2 x cluster-node-timeout, 2 s): asked sooner, it counts the last
+ * election's votes again, "wins" with that election's config epoch, and steps back at once because its
+ * master's epoch is newer (seen on Redis 7.0 when a shard is failed back seconds after a failover).
+ */
+export function reaskAfterMs(nodeTimeoutMs: number): number {
+  return Math.max(8000, 2 * Math.max(2 * nodeTimeoutMs, 2000) + 1000);
+}
 
 export async function failover(steps: FailoverStep[], ctx: ExecCtx): Promise<void> {
   await Promise.all(
@@ -21,7 +37,32 @@ export async function failover(steps: FailoverStep[], ctx: ExecCtx): Promise<voi
         const info = await ctx.info(s.replica.addr, "replication");
         return info["master_link_status"] === "up" && info["master_sync_in_progress"] === "0" ? null : `master_link_status:${info["master_link_status"]}`;
       });
-      await (await ctx.conn(s.replica.addr)).call("cluster", "failover", ...(old.slots.length === 0 ? ["takeover"] : []));
+      const args = old.slots.length === 0 ? ["takeover"] : [];
+      const every = reaskAfterMs(ctx.nodeTimeoutMs);
+      let asked = 0;
+      await ctx.waitUntil(
+        `${s.replica.addr} takes over from ${s.master.addr}`,
+        async () => {
+          const [now, was] = await Promise.all([ctx.selfOf(s.replica), ctx.selfOrNull(s.master)]);
+          // Done once the old master follows it (or is gone): a replica that only says "master" may step back.
+          if (now.role === "master" && (was === null || (was.role === "replica" && was.masterId === s.replica.id))) return null;
+          if (now.role === "replica" && now.masterId !== s.master.id) {
+            throw new ClusterChangedError(`${s.replica.addr} should take over from ${s.master.addr}, but it now follows ${now.masterId?.slice(0, 8) ?? "no master"}: plan again`);
+          }
+          if (now.role === "replica" && Date.now() >= asked + every) {
+            if (asked > 0) {
+              ctx.emit({
+                type: "note",
+                message: `${s.replica.addr} did not take over from ${s.master.addr} within ${Math.round(every / 1000)} s (Redis lets a manual failover lapse when a master refuses its vote, and a replica that won an election shortly before can "win" again on stale votes and step back at once); asking it again`,
+              });
+            }
+            await (await ctx.conn(s.replica.addr)).call("cluster", "failover", ...args);
+            asked = Date.now();
+          }
+          return now.role === "master" ? `${s.master.addr} does not follow ${s.replica.addr} yet` : `${s.replica.addr} is still a replica`;
+        },
+        Math.max(ctx.options.waitTimeoutMs, 2 * every + 5000),
+      );
     }),
   );
   ctx.emit({ type: "wait", what: `${steps.map((s) => s.replica.addr).join(", ")} to take over` });

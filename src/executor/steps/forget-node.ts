@@ -4,9 +4,11 @@
  * Then CLUSTER RESET SOFT on the removed node, if it answers, so that it stops rejoining.
  * Refused when the node still owns slots, is still replicated, or is a master holding keys.
  */
-import { ClusterChangedError } from "../../errors.js";
+import { ClusterChangedError, NodeTimeoutError, NodeUnreachableError } from "../../errors.js";
 import type { StepOf } from "../../plan/types.js";
 import type { ExecCtx } from "../context.js";
+import type { NodeEntry } from "../../redis/cluster-nodes.js";
+import { entriesOf } from "../../safety/rules.js";
 
 type ForgetStep = StepOf<"forget-node">;
 
@@ -15,19 +17,9 @@ export async function forgetNode(steps: ForgetStep[], ctx: ExecCtx): Promise<voi
 }
 
 async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
-  let via = await ctx.anchor(s.node.id);
-  let view = await ctx.view(via);
-  // Whether it still owns slots is read on a master: every master was told each handover (SETSLOT NODE),
-  // while a replica learns the last ones by gossip and may still list the drained node's old slots.
-  if (view.find((e) => e.flags.includes("myself"))?.role !== "master") {
-    for (const m of view.filter((e) => e.role === "master" && e.id !== s.node.id && !e.flags.includes("fail") && !e.flags.includes("handshake"))) {
-      const v = await ctx.view(m.addr).catch(() => null);
-      if (v) {
-        [via, view] = [m.addr, v];
-        break;
-      }
-    }
-  }
+  // Who the members are, and whether the node still owns slots, is read on a master that owns slots: every
+  // master was told each handover (SETSLOT NODE), while a replica learns the last ones by gossip.
+  const { addr: via, view } = await ctx.authority(s.node.id);
   const entry = view.find((e) => e.id === s.node.id);
   const remaining = view.filter((e) => e.id !== s.node.id && !e.flags.includes("handshake") && !e.flags.includes("noaddr")).map((e) => (e.flags.includes("myself") ? { ...e, addr: via } : e));
   if (entry && entry.slots.length > 0) {
@@ -56,19 +48,25 @@ async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
     const holders: string[] = [];
     await Promise.all(
       remaining.map(async (m) => {
-        let listed: boolean;
+        let listed: NodeEntry[];
         try {
-          listed = (await ctx.view(m.addr)).some((e) => e.id === s.node.id);
-        } catch {
-          return; // a member that is down cannot be told; it is reported at the end
-        }
-        if (!listed) return;
-        holders.push(m.addr);
-        try {
-          await (await ctx.conn(m.addr)).call("cluster", "forget", s.node.id);
-          sent = true;
+          listed = entriesOf(await ctx.view(m.addr), s.node);
         } catch (err) {
-          if (!/Unknown node/i.test((err as Error).message)) throw err;
+          // A member that cannot be reached cannot be told: the plan named it and the end state reports it.
+          // One that answers with an error (LOADING, just restarted and resyncing) still lists the node: wait for it.
+          if (err instanceof NodeUnreachableError || err instanceof NodeTimeoutError) return;
+          holders.push(`${m.addr} (${(err as Error).message.split("\n")[0]})`);
+          return;
+        }
+        if (listed.length === 0) return;
+        holders.push(m.addr);
+        for (const e of listed) {
+          try {
+            await (await ctx.conn(m.addr)).call("cluster", "forget", e.id);
+            sent = true;
+          } catch (err) {
+            if (!/Unknown node/i.test((err as Error).message)) throw err;
+          }
         }
       }),
     );

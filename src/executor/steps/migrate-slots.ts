@@ -167,7 +167,10 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
     await keysElsewhere(steps, ctx, null, dst, first);
   }
 
-  // 4. hand the slots over: target, source, every other master
+  // 4. hand the slots over: target, source, every other master. The target must answer just before:
+  // a SETSLOT NODE sent to a paused target runs when it resumes, possibly after its replica took the
+  // shard over, and then claims the slot for the old master with a new config epoch.
+  await targetAnswers(ctx, dst);
   await pipelineOk(ctx, dst, steps, steps.filter((st) => !owns(d, st.slot) || d.importing.some((m) => m.slot === st.slot)).map((st) => ["cluster", "setslot", st.slot, "node", dst.id]), "SETSLOT NODE");
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "target" });
   await failpoint(ctx, "migrate:after-target-setslot");
