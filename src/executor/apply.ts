@@ -27,7 +27,7 @@ import type { ProgressEvent } from "./progress.js";
 import { probePermissions } from "./permissions.js";
 import { resumeMismatches } from "./resume.js";
 import { walk } from "./walk.js";
-import { planReplicas } from "../safety/rules.js";
+import { planReplicas, withRenames } from "../safety/rules.js";
 
 /** How long, at least, the end state may take to settle after the last step before a difference counts (see applyPlan). */
 const END_STATE_SETTLE_MS = 5000;
@@ -116,6 +116,8 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   locks.add([`${jFile}.lock`], what);
   let lease: ClusterLease | undefined;
   let journal: JournalFile | null = null;
+  /** The plan with the node ids that reset-node changed so far (safety rule 7). */
+  const current = (): Plan => withRenames(plan, { ...journal?.journal.renamed, ...ctx.renames });
   const ctx = new ExecCtx(opts.access, opts.exec, (e) => {
     if (e.type === "keys-moved" && journal) journal.journal.keysMoved += e.keys;
     opts.emit(e);
@@ -173,7 +175,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       journal.save();
     } else {
       journal = new JournalFile(jFile, j, stepIds);
-      const bad = resumeMismatches(plan.observed.snapshot, plan.steps, journal.done, journal.inFlight, live);
+      const bad = resumeMismatches(current().observed.snapshot, current().steps, journal.done, journal.inFlight, live);
       if (bad.length > 0) {
         throw new ResumeMismatchError(
           `the cluster does not match the ${journal.done.size} step(s) of this plan that are done, so it changed outside this apply:\n` +
@@ -186,7 +188,10 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       opts.emit({ type: "note", message: `resuming: ${journal.done.size} of ${plan.steps.length} step(s) done${doubt}` });
     }
 
-    ctx.replicas = planReplicas(plan.observed.snapshot, plan.steps);
+    ctx.renames = { ...journal.journal.renamed };
+    const recorded = journal;
+    ctx.onRename = (from, to) => recorded.rename(from, to);
+    ctx.replicas = planReplicas(current().observed.snapshot, current().steps);
     ctx.knownAddrs.push(...live.nodes.filter((n) => n.reachable).map((n) => n.addr));
     for (const s of plan.steps) if (s.kind === "meet") ctx.knownAddrs.push(s.node.addr);
     const timeout = await readNodeTimeout(ctx, live);
@@ -203,7 +208,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     opts.emit({ type: "wait", what: "every member to agree on the new configuration" });
     await ctx.waitAgreement();
     let final = await observe();
-    let verdict = endStateDifferences(plan, final);
+    let verdict = endStateDifferences(current(), final);
     // The cluster settles after the last step on its own: replicas learn the last owners by gossip, and a
     // master that was failed over while paused answers again as an empty master before Redis makes it a
     // replica of its promoted replica. A difference or a view still catching up is read again (after
@@ -221,7 +226,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       await sleep(300);
       await ctx.waitAgreement();
       final = await observe();
-      verdict = endStateDifferences(plan, final);
+      verdict = endStateDifferences(current(), final);
     }
     const { differences, warnings, failovers } = verdict;
     journal.journal.finished = true;

@@ -11,6 +11,7 @@ import type { NodeAddr } from "../redis/node-key.js";
 import { ipPort } from "../redis/resolve.js";
 import type { NodeRef } from "../plan/types.js";
 import { mapLimit } from "../util/limit.js";
+import { withRenames } from "../safety/rules.js";
 import type { ProgressEvent } from "./progress.js";
 
 export interface ExecOptions {
@@ -83,6 +84,10 @@ export class ExecCtx {
   failpointHook?: (name: string) => Promise<void>;
   /** Checks the in-cluster lease again (see ClusterLease.verify); the walk calls it before units start. */
   leaseCheck?: () => Promise<void>;
+  /** Node ids changed by a HARD reset during this apply, old -> new (safety rule 7); see rename. */
+  renames: Record<string, string> = {};
+  /** Called by rename to record it in the checkpoint before anything else happens. */
+  onRename?: (from: string, to: string) => void;
   /** The smallest cluster-node-timeout of the masters, in ms (read at the start). */
   nodeTimeoutMs = 15_000;
   /** For each master of the plan, the nodes the cluster may promote in its place (safety rule 3: see planReplicas). */
@@ -201,6 +206,21 @@ export class ExecCtx {
       if (err instanceof NodeTimeoutError || err instanceof NodeUnreachableError) return null;
       throw err;
     }
+  }
+
+  /**
+   * The node `from` has the id `to` now (reset-node's CLUSTER RESET HARD): recorded in the checkpoint
+   * first, then every step that runs from now on names it by `to` (see renamed).
+   */
+  rename(from: string, to: string): void {
+    this.onRename?.(from, to);
+    this.renames = { ...this.renames, [from]: to };
+    this.replicas = new Map([...this.replicas].map(([m, rs]) => [this.renames[m] ?? m, new Set([...rs].map((r) => this.renames[r] ?? r))]));
+  }
+
+  /** `value` (a unit of steps, a plan) with the ids renamed so far (safety rule 7). */
+  renamed<T>(value: T): T {
+    return withRenames(value, this.renames);
   }
 
   /** Emits a note once per apply (the same change seen by many windows is told once). */

@@ -25,6 +25,8 @@ export interface Journal {
   finished: boolean;
   /** Once finished: whether the cluster was found in the plan's end state ("failed-over": all served, but shards failed over meanwhile). */
   endState?: "verified" | "differs" | "failed-over";
+  /** Node ids changed by reset-node (CLUSTER RESET HARD), old -> new: later steps name the node by its new id (safety rule 7). */
+  renamed?: Record<string, string>;
 }
 
 export function journalPath(planFile: string, stateDir?: string): string {
@@ -134,6 +136,12 @@ export class JournalFile {
   }
 
   save(): void {
+    this.flush();
+  }
+
+  /** Records that the node `from` now has the id `to` (a HARD reset), at once: a resume must follow it. */
+  rename(from: string, to: string): void {
+    this.journal.renamed = { ...this.journal.renamed, [from]: to };
     this.flush();
   }
 

@@ -31,7 +31,8 @@ async function runWithRetry(unit: Unit, ctx: ExecCtx, run: RunUnit): Promise<voi
   let firstFailure: number | undefined;
   for (let attempt = 1; ; attempt++) {
     try {
-      await run(unit, ctx);
+      // Steps name a node reset meanwhile by its new id (safety rule 7).
+      await run(ctx.renamed(unit), ctx);
       return;
     } catch (err) {
       if (err instanceof StopRequested) throw err;

@@ -18,6 +18,11 @@
  *     fails it back.
  *  5. A node is forgotten on every member, and a member that cannot be told (down) is named: in the
  *     plan as a warning, and at the end of apply as a difference, never "complete".
+ *  6. A node may be met only while it holds no key and knows no node outside this cluster.
+ *  7. A node that is reset gets a new node id (CLUSTER RESET HARD): the cluster it belonged to knows its
+ *     old id, keeps pinging it, and would learn this cluster's members from its answers and merge the
+ *     two. The steps after the reset name the node by its new id (withRenames), recorded in the
+ *     checkpoint the moment the reset happens, so resume and the end-state check follow it too.
  */
 import type { NodeEntry } from "../redis/cluster-nodes.js";
 import type { ObservedCluster, ObservedNode, Role } from "../observe/types.js";
@@ -221,4 +226,16 @@ export function meetRefusal(own: readonly NodeEntry[], keys: number, members: Re
   const strangers = own.filter((e) => !e.flags.includes("myself") && !e.flags.includes("handshake") && !members.has(e.id));
   if (strangers.length > 0) return `it knows ${strangers.length} node(s) outside this cluster (${strangers.slice(0, 3).map((e) => e.addr).join(", ")}): it belongs to another cluster`;
   return null;
+}
+
+/**
+ * Rule 7: `value` (a plan, a step, any JSON data) with every node id renamed by `renames` (old id ->
+ * new id, from CLUSTER RESET HARD). Node ids are 40 hex digits, so a whole-token replace is exact.
+ */
+export function withRenames<T>(value: T, renames: Readonly<Record<string, string>>): T {
+  const pairs = Object.entries(renames);
+  if (pairs.length === 0) return value;
+  let text = JSON.stringify(value);
+  for (const [from, to] of pairs) text = text.replace(new RegExp(`\\b${from}\\b`, "g"), to);
+  return JSON.parse(text) as T;
 }

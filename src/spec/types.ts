@@ -32,7 +32,7 @@ export interface ClusterSpec {
   tls?: TlsSpec;
   /** Percent. */
   threshold: number;
-  /** Nodes the operator allows shardform to wipe (FLUSHALL and CLUSTER RESET). */
+  /** Nodes the operator allows shardform to wipe (FLUSHALL and CLUSTER RESET HARD: a new node id). */
   allowReset: NodeAddr[];
   /** Nodes no plan may remove, drain or demote (like Terraform's prevent_destroy). */
   protect: NodeAddr[];

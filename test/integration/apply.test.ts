@@ -236,10 +236,15 @@ describe("apply on a real cluster", () => {
     await expectAllKeys(a(0), KEYS);
   });
 
-  it("resets a node that holds another cluster's state only because the spec allows it, then adds it", async () => {
-    // a(8) becomes a one-node cluster of its own, holding a key: "belongs to another cluster"
+  it("resets a node of another live cluster only because the spec allows it, HARD (a new node id, so the two clusters never merge), then adds it", async () => {
+    // a(8) and a(9) form another cluster, a(8) holding a key: a(8) "belongs to another cluster"
     const c = await NodeClient.connect(a(8));
     await c.call("cluster", "addslotsrange", 0, 16383);
+    await c.call("cluster", "meet", "127.0.0.1", BASE + 9);
+    const other = await NodeClient.connect(a(9));
+    const otherId = String(await other.call("cluster", "myid"));
+    const oldId = String(await c.call("cluster", "myid"));
+    for (let i = 0; i < 100 && !String(await other.call("cluster", "nodes")).includes(oldId); i++) await new Promise((r) => setTimeout(r, 100));
     for (let i = 0; ; i++) {
       try {
         await c.call("set", "stray", "x");
@@ -265,9 +270,24 @@ describe("apply on a real cluster", () => {
     expect(refused.stderr).toMatch(/never resets a node on its own/);
     writeFileSync(f, body(`, allowReset: ["${a(8)}"]`));
     const shown = await runCli(["plan", f]);
-    expect(shown.stdout).toMatch(/-\/\+ reset-node 127\.0\.0\.1:21208 .*wiping 1 key\(s\).*\(destructive\)/);
-    const { plan } = await planAndApply(f);
+    expect(shown.stdout).toMatch(/-\/\+ reset-node 127\.0\.0\.1:21208 .*CLUSTER RESET HARD \(a new node id\), wiping 1 key\(s\).*\(destructive\)/);
+    const { plan, out } = await planAndApply(f);
     expect(plan.steps.map((s) => s.kind)).toEqual(["reset-node", "meet", "replicate"]);
+    expect(out).toContain(`127.0.0.1:21208 was reset: it is now node`);
+    const o = await expectHealthy(a(0), 7);
+    const joined = o.nodes.find((n) => n.addr === a(8))!;
+    expect(joined.id).not.toBe(oldId);
+    expect(joined.role).toBe("replica");
+    // Give gossip time to act: the other cluster learns none of this cluster's nodes, and no member learns a(9).
+    await new Promise((r) => setTimeout(r, 3000));
+    const otherView = String(await other.call("cluster", "nodes"));
+    for (const n of o.nodes) expect(otherView).not.toContain(n.id);
+    for (const n of o.nodes) {
+      const m = await NodeClient.connect(n.addr);
+      expect(String(await m.call("cluster", "nodes"))).not.toContain(otherId);
+      await m.close();
+    }
+    await other.close();
     await expectHealthy(a(0), 7);
     await expectAllKeys(a(0), KEYS);
   });

@@ -427,4 +427,29 @@ describe("walk, with fake handlers", () => {
     await walk(p, journalIn(dir), ctxFor(300), run);
     expect([...attempts.values()].some((n) => n === 2)).toBe(true);
   });
+
+  it("a rename (a HARD reset) is in the checkpoint before anything else, and every unit after it names the node by its new id (rule 7)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "shardform-walk-"));
+    const journal = journalIn(dir);
+    journal.save();
+    const ctx = ctxFor();
+    ctx.onRename = (from, to) => journal.rename(from, to);
+    const meet = p.steps.find((st) => st.kind === "meet")!;
+    const oldId = (meet as { node: { id: string } }).node.id;
+    const newId = "9".repeat(40);
+    const seen: string[] = [];
+    let renamed = false;
+    const run = async (u: Unit, c: ExecCtx): Promise<void> => {
+      if (!renamed) {
+        renamed = true;
+        c.rename(oldId, newId);
+        expect(JSON.parse(readFileSync(join(dir, "p.checkpoint.json"), "utf8")).renamed).toEqual({ [oldId]: newId });
+        return;
+      }
+      seen.push(JSON.stringify(u.steps));
+    };
+    await walk(p, journal, ctx, run);
+    expect(seen.join("\n")).not.toContain(oldId);
+    expect(seen.some((x) => x.includes(newId))).toBe(true);
+  });
 });

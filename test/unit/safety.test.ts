@@ -1,7 +1,7 @@
 /** The safety rules (src/safety/rules.ts) as pure functions over what nodes report. */
 import { describe, expect, it } from "vitest";
 import type { NodeEntry } from "../../src/redis/cluster-nodes.js";
-import { entriesOf, keyCount, shardServer, shardSwaps, slotClaimants, withSwaps } from "../../src/safety/rules.js";
+import { entriesOf, keyCount, shardServer, shardSwaps, slotClaimants, withRenames, withSwaps } from "../../src/safety/rules.js";
 
 const id = (c: string): string => c.repeat(40);
 const [M, R, T, X] = [id("a"), id("b"), id("c"), id("d")];
@@ -131,5 +131,16 @@ describe("entriesOf: what keeps a removed node in a member's table (rule 5)", ()
     ];
     expect(entriesOf(view, gone).map((e) => e.id)).toEqual([gone.id, id("h")]);
     expect(entriesOf(view.slice(0, 1), gone)).toEqual([]);
+  });
+});
+
+describe("withRenames: the steps after a HARD reset name the node by its new id (rule 7)", () => {
+  it("renames every whole id, in order (a second reset of the same node chains), and leaves other text alone", () => {
+    const step = { kind: "replicate", replica: { id: M, addr: addr[M]! }, master: { id: R, addr: addr[R]! }, reason: `${M.slice(0, 8)} follows` };
+    expect(withRenames(step, { [M]: T })).toEqual({ ...step, replica: { id: T, addr: addr[M]! } });
+    expect(withRenames(step, { [M]: T, [T]: X }).replica.id).toBe(X);
+    expect(withRenames(step, {})).toBe(step);
+    // an id that merely starts like another is not touched
+    expect(withRenames({ id: `${M}ff` }, { [M]: T })).toEqual({ id: `${M}ff` });
   });
 });

@@ -36,7 +36,7 @@ export function planLines(steps: readonly Step[]): Line[] {
     };
     switch (s.kind) {
       case "reset-node":
-        one("-/+", `reset-node ${short(s.node)}: FLUSHALL and CLUSTER RESET, wiping ${s.keys} key(s)`, true);
+        one("-/+", `reset-node ${short(s.node)}: FLUSHALL and CLUSTER RESET HARD (a new node id), wiping ${s.keys} key(s)`, true);
         break;
       case "meet":
         one("+", `meet ${short(s.node)} via ${s.via.addr}`);
