@@ -23,6 +23,8 @@
  *     old id, keeps pinging it, and would learn this cluster's members from its answers and merge the
  *     two. The steps after the reset name the node by its new id (withRenames), recorded in the
  *     checkpoint the moment the reset happens, so resume and the end-state check follow it too.
+ *  8. A key on both ends of a move: while the slot is MIGRATING on a source that holds the key, clients
+ *     are served the source's copy, so it wins over a differing copy on the target (busyKeyWinner).
  */
 import type { NodeEntry } from "../redis/cluster-nodes.js";
 import type { ObservedCluster, ObservedNode, Role } from "../observe/types.js";
@@ -238,4 +240,17 @@ export function withRenames<T>(value: T, renames: Readonly<Record<string, string
   let text = JSON.stringify(value);
   for (const [from, to] of pairs) text = text.replace(new RegExp(`\\b${from}\\b`, "g"), to);
   return JSON.parse(text) as T;
+}
+
+/**
+ * Rule 8: a key found on both the source and the target of a move, with different values (MIGRATE
+ * answered BUSYKEY). While the slot is MIGRATING on the source and the source holds the key, Redis
+ * serves that key from the source: a client is sent to the target (ASK) only for keys the source does
+ * not have. So the source's copy is the one clients have read and written, and the target's is older:
+ * typically the RESTORE of a MIGRATE that timed out, which a paused target ran when it resumed, while
+ * the source kept its copy and went on serving it. The source's copy wins ("source"). Outside an open
+ * slot nothing says which copy clients read: null, and apply refuses, naming the key.
+ */
+export function busyKeyWinner(sourceMigratingToTarget: boolean): "source" | null {
+  return sourceMigratingToTarget ? "source" : null;
 }

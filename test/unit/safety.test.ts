@@ -1,7 +1,7 @@
 /** The safety rules (src/safety/rules.ts) as pure functions over what nodes report. */
 import { describe, expect, it } from "vitest";
 import type { NodeEntry } from "../../src/redis/cluster-nodes.js";
-import { entriesOf, keyCount, shardServer, shardSwaps, slotClaimants, withRenames, withSwaps } from "../../src/safety/rules.js";
+import { busyKeyWinner, entriesOf, keyCount, shardServer, shardSwaps, slotClaimants, withRenames, withSwaps } from "../../src/safety/rules.js";
 
 const id = (c: string): string => c.repeat(40);
 const [M, R, T, X] = [id("a"), id("b"), id("c"), id("d")];
@@ -142,5 +142,12 @@ describe("withRenames: the steps after a HARD reset name the node by its new id 
     expect(withRenames(step, {})).toBe(step);
     // an id that merely starts like another is not touched
     expect(withRenames({ id: `${M}ff` }, { [M]: T })).toEqual({ id: `${M}ff` });
+  });
+});
+
+describe("busyKeyWinner: a key on both ends of a move (rule 8)", () => {
+  it("the source's copy while the slot is MIGRATING on it toward the target (clients read that one); otherwise nobody can tell", () => {
+    expect(busyKeyWinner(true)).toBe("source");
+    expect(busyKeyWinner(false)).toBeNull();
   });
 });

@@ -27,7 +27,7 @@ import { describe, type NodeClient } from "../../redis/connect.js";
 import { transientCause } from "../../redis/errors.js";
 import { parseNodeAddr } from "../../redis/node-key.js";
 import type { NodeRef, StepOf } from "../../plan/types.js";
-import { keyCount, ownsSlot as owns, shardServer, slotClaimants, type ShardServer } from "../../safety/rules.js";
+import { busyKeyWinner, keyCount, ownsSlot as owns, shardServer, slotClaimants, type ShardServer } from "../../safety/rules.js";
 import type { ExecCtx } from "../context.js";
 import { failpoint } from "../failpoints.js";
 
@@ -394,8 +394,9 @@ async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: Node
 /**
  * The careful path for one slot whose batch failed: smaller batches, then key by key, to find the key
  * that does not move and deal with it:
- *  - BUSYKEY (a copy already on the target, e.g. from a MIGRATE that timed out): replaced only when
- *    identical; a differing copy stops apply, naming the key;
+ *  - BUSYKEY (a copy already on the target, e.g. from a MIGRATE that timed out): replaced when
+ *    identical, or while the slot is MIGRATING on the source (its copy is the one clients read: rule 8);
+ *    otherwise a differing copy stops apply, naming the key;
  *  - a timeout: first make sure the target answers at all (else the unit is retried later), then grow
  *    the timeout fourfold up to the budget; a key that still does not move stops apply with its size;
  *  - any other refusal (e.g. the target's maxmemory) stops apply, naming the key, its size and the reason.
@@ -481,13 +482,17 @@ async function keySize(ctx: ExecCtx, addr: string, key: Buffer): Promise<string>
 
 /**
  * BUSYKEY: a key already exists on the target, e.g. copied there by a MIGRATE that timed out or a
- * run that crashed. Returns the keys whose target copy is the same as the source's (or absent), so
- * that replacing it loses nothing; a copy that differs stops apply, naming the key.
+ * run that crashed. Returns the keys that may be replaced on the target: those whose copy there is the
+ * same as the source's (or absent), and, while the slot is MIGRATING on the source toward this target,
+ * those whose copy differs: clients were served the source's copy (safety rule 8, busyKeyWinner), and
+ * a note counts them. Otherwise a copy that differs stops apply, naming the key.
  */
 async function replaceableKeys(s: MigrateStep, ctx: ExecCtx, from: NodeRef, to: NodeRef, keys: Buffer[]): Promise<Buffer[]> {
   const src = await ctx.conn(from.addr);
   const dst: NodeClient = await ctx.conn(to.addr);
   const same: Buffer[] = [];
+  let open: boolean | undefined;
+  let replaced = 0;
   for (const key of keys) {
     // The MIGRATE that answered BUSYKEY moved the other keys of its batch: the source answers ASK for those.
     const here = (await src.callBuffer("dump", key).catch((err: Error) => {
@@ -498,6 +503,12 @@ async function replaceableKeys(s: MigrateStep, ctx: ExecCtx, from: NodeRef, to: 
     const [, [dumpErr, there]] = (await dst.pipelineBuffer([["asking"], ["dump", key]])) as [[Error | null, unknown], [Error | null, Buffer | null]];
     if (dumpErr) throw dumpErr;
     if (there !== null && Buffer.compare(here, there) !== 0) {
+      open ??= migratingTo(await ctx.self(from.addr), s.slot, to.id);
+      if (busyKeyWinner(open) === "source") {
+        replaced++;
+        same.push(key);
+        continue;
+      }
       throw new StepFailedError(
         s.id,
         s.kind,
@@ -506,6 +517,14 @@ async function replaceableKeys(s: MigrateStep, ctx: ExecCtx, from: NodeRef, to: 
       );
     }
     same.push(key);
+  }
+  if (replaced > 0) {
+    ctx.emit({
+      type: "note",
+      message:
+        `slot ${s.slot}: ${replaced} key(s) were on both ${from.addr} and ${to.addr} with different values; the copy on ${from.addr}, which clients were served while the slot was MIGRATING, ` +
+        `replaces the older one on ${to.addr} (left there by a MIGRATE that timed out)`,
+    });
   }
   return same;
 }
