@@ -3,8 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    // The scale tier runs on its own: npm run test:scale (vitest.scale.config.ts).
-    exclude: ["test/scale/**", "**/node_modules/**"],
+    // The scale and chaos tiers run on their own: npm run test:scale, npm run test:chaos.
+    exclude: ["test/scale/**", "test/chaos/**", "**/node_modules/**"],
     globalSetup: ["test/global-setup.ts"],
     // Integration files start their own redis-server processes on disjoint port ranges,
     // so files run in parallel; tests inside a file share one cluster and run in order.
