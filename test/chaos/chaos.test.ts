@@ -61,7 +61,9 @@ const say = (text: string): void => void process.stdout.write(text + "\n");
 
 function specFile(name: string, masters: number[]): string {
   const f = join(work, `${name}.yaml`);
-  const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(1)}", "${a(2)}"]`, `shards:`];
+  // 18006 and 18007 are spare capacity, added and removed round after round: one that was down when it
+  // was removed still remembers the cluster, and the operator allows it to be wiped when it is re-added.
+  const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(1)}", "${a(2)}"]`, ...(masters.includes(6) ? [`  allowReset: ["${a(6)}", "${a(7)}"]`] : []), `shards:`];
   for (const m of masters) lines.push(`  - master: ${a(m)}`, `    replicas: [${a(m === 6 ? 7 : m + 3)}]`);
   writeFileSync(f, lines.join("\n") + "\n");
   return f;

@@ -82,7 +82,10 @@ async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
       ctx.emit({ type: "note", message: `${s.node.addr} was forgotten by every member but did not accept CLUSTER RESET SOFT` });
     }
   } else if (!self) {
-    ctx.emit({ type: "note", message: `${s.node.addr} did not answer; it was forgotten by every member but could not be reset` });
+    ctx.emit({
+      type: "warning",
+      message: `${s.node.addr} did not answer; it was forgotten by every member but could not be reset, so it still remembers this cluster: a plan that adds it back refuses it unless the spec lists it under cluster.allowReset`,
+    });
   }
   if (!sent) ctx.emit({ type: "note", message: `${s.node.addr} was already forgotten` });
 }

@@ -6,7 +6,7 @@
  * the checkpoint at once, and the steps after it name the node by that id. Refused when the node is not
  * the plan's node (another id at that address, unless it is the fresh node this step left behind before
  * apply was stopped), has become a member of this cluster, or holds more keys than the plan said it
- * would wipe.
+ * would wipe (unless it replicates one of the plan's masters: its keys are copies of that master's).
  */
 import { ClusterChangedError } from "../../errors.js";
 import type { StepOf } from "../../plan/types.js";
@@ -38,7 +38,10 @@ async function resetOne(s: ResetStep, ctx: ExecCtx): Promise<void> {
   }
   // Resumed after the reset was recorded: the step names the new id, and the node is still fresh.
   if (Object.values(ctx.renames).includes(s.node.id) && view.length === 1 && me.slots.length === 0 && keys === 0) return;
-  if (keys > s.keys) {
+  // A replica of one of this plan's masters holds copies of that master's keys (rule 1), and gains more
+  // as keys move into it: a count above the plan's is no sign that something else uses it.
+  const copies = me.role === "replica" && me.masterId !== null && ctx.replicas.has(me.masterId);
+  if (keys > s.keys && !copies) {
     throw new ClusterChangedError(`refusing to reset ${s.node.addr}: it holds ${keys} key(s), but the plan showed ${s.keys} to be wiped. Something is using it: check, then plan again`);
   }
   // A replica is read-only: RESET turns it into an empty master first. A master must be empty before RESET.
