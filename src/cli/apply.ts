@@ -15,6 +15,9 @@ import { DEFAULT_EXEC_OPTIONS, type ExecCtx } from "../executor/context.js";
 import { InputError } from "../errors.js";
 import type { Access } from "../redis/connect.js";
 
+/** Signals that stop an apply as a first Ctrl-C does, and the exit code of that stop (128 + the signal's number). */
+const STOP_SIGNALS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+
 export class ApplyCommand extends ClusterCommand {
   static override paths = [["apply"]];
   static override usage = Command.Usage({
@@ -51,7 +54,11 @@ export class ApplyCommand extends ClusterCommand {
       The lease is checked again before units of work start: an apply that finds another apply's older lease (its own
       was ended by force-unlock, or lost) stops as after a failure, with exit 1, and resumes later from its checkpoint.
 
-      Exit codes: 0 applied (or nothing to do), 1 error, 130 stopped by Ctrl-C (resumable).
+      SIGTERM and SIGHUP stop apply as a first Ctrl-C does; the command that resumes it, printed at the stop, repeats
+      the flags that shaped the run (--state-dir, --lock-dir, --max-keys-per-second, --parallelism, --window, ...).
+
+      Exit codes: 0 applied (or nothing to do), 1 error, 130 stopped by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (all
+      three resumable).
     `,
     examples: [
       ["Apply a reviewed plan", "$0 apply plan.json"],
@@ -144,19 +151,24 @@ export class ApplyCommand extends ClusterCommand {
     const stream = this.jsonLog ? this.context.stdout : this.context.stderr;
     const mode = this.jsonLog ? "json" : (this.context.stderr as NodeJS.WriteStream).isTTY ? "tty" : "plain";
     const emit = progressPrinter(mode, stream, totalSlots);
-    const resume = `shardform apply ${planFile} --auto-approve${this.stateDir ? ` --state-dir ${this.stateDir}` : ""}`;
+    const resume = this.resumeCommand(planFile);
     let ctxRef: ExecCtx | undefined;
     let interrupts = 0;
-    const onSigint = (): void => {
+    let stopCode: number = STOP_SIGNALS.SIGINT;
+    // SIGTERM (a service manager, a CI job cancelled) and SIGHUP (a closed terminal) stop as a first Ctrl-C does.
+    const onSignal = (sig: NodeJS.Signals): void => {
       interrupts++;
+      stopCode = STOP_SIGNALS[sig as keyof typeof STOP_SIGNALS] ?? stopCode;
       if (interrupts > 1) {
         this.context.stderr.write(`\nStopped at once; slots in flight may stay open until you resume with: ${resume}\n`);
-        process.exit(130);
+        process.exit(stopCode);
       }
       if (ctxRef) ctxRef.stop = "soft";
-      this.context.stderr.write(`\nStopping: finishing the steps in flight, so that no slot stays open and no node is left half removed (Ctrl-C again to quit at once) ...\n`);
+      this.context.stderr.write(
+        `\n${sig === "SIGINT" ? "" : `${sig} received. `}Stopping: finishing the steps in flight, so that no slot stays open and no node is left half removed (Ctrl-C again to quit at once) ...\n`,
+      );
     };
-    process.on("SIGINT", onSigint);
+    for (const sig of Object.keys(STOP_SIGNALS)) process.on(sig, onSignal);
     try {
       const result = await applyPlan(plan, {
         planFile,
@@ -170,7 +182,7 @@ export class ApplyCommand extends ClusterCommand {
       });
       if (result.status === "stopped") {
         this.context.stderr.write(`Stopped with ${result.done} of ${result.total} step(s) done; the checkpoint is ${result.journalFile}.\nResume with: ${resume}\n`);
-        return 130;
+        return stopCode;
       }
       return 0;
     } catch (err) {
@@ -179,8 +191,23 @@ export class ApplyCommand extends ClusterCommand {
       }
       throw err;
     } finally {
-      process.off("SIGINT", onSigint);
+      for (const sig of Object.keys(STOP_SIGNALS)) process.off(sig, onSignal);
     }
+  }
+
+  /** The command that resumes this apply, with the flags that shaped its run. */
+  private resumeCommand(planFile: string): string {
+    const flags: [string, string | undefined][] = [
+      ["--state-dir", this.stateDir],
+      ["--lock-dir", this.lockDir],
+      ["--max-keys-per-second", this.maxKeysPerSecond],
+      ["--parallelism", this.parallelism],
+      ["--window", this.window],
+      ["--pipeline", this.pipeline],
+      ["--migrate-timeout", this.migrateTimeout],
+      ["--wait-timeout", this.waitTimeout],
+    ];
+    return [`shardform apply ${planFile} --auto-approve`, ...flags.filter(([, v]) => v !== undefined).map(([f, v]) => `${f} ${v}`)].join(" ");
   }
 
   private async confirm(): Promise<boolean> {

@@ -267,4 +267,26 @@ describe("apply survives SIGKILL at any moment and resumes", { timeout: 240_000 
     expect(inFlight.map((n) => plan.steps[n - 1]!.kind).filter((k) => k === "migrate-slot")).toEqual([]);
     await resumeAndVerify(planFile, 6);
   });
+
+  it("SIGTERM stops like a first Ctrl-C (no slot stays open), exits 143, and the resume command repeats the flags of the run", async () => {
+    const planFile = await planTo("out5", [0, 2, 4, 6]);
+    const flags = ["--max-keys-per-second", "20000", "--parallelism", "2", "--window", "64"];
+    const child = spawn(process.execPath, ["bin/shardform.js", "apply", planFile, "--json-log", ...flags], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    let sent = false;
+    child.stderr.on("data", (d) => (err += String(d)));
+    child.stdout.on("data", (d) => {
+      if (!sent && String(d).includes('"type":"keys-moved"')) {
+        sent = true;
+        child.kill("SIGTERM");
+      }
+    });
+    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    expect(err).toMatch(/SIGTERM received\. Stopping: finishing the steps in flight, so that no slot stays open/);
+    expect(err).toContain(`Resume with: shardform apply ${planFile} --auto-approve ${flags.join(" ")}`);
+    expect(code).toBe(143);
+    const o = await observeCluster({ seeds: [a(0)] });
+    expect(o.nodes.flatMap((n) => [...n.migrating, ...n.importing])).toEqual([]);
+    await resumeAndVerify(planFile, 8);
+  });
 });
