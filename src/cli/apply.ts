@@ -12,7 +12,7 @@ import { renderHuman } from "../plan/render/human.js";
 import type { Plan } from "../plan/types.js";
 import { applyPlan, hasResumableCheckpoint, lockCluster } from "../executor/apply.js";
 import { DEFAULT_EXEC_OPTIONS, type ExecCtx } from "../executor/context.js";
-import { InputError } from "../errors.js";
+import { InputError, LockedError } from "../errors.js";
 import type { Access } from "../redis/connect.js";
 
 /** Signals that stop an apply as a first Ctrl-C does, and the exit code of that stop (128 + the signal's number). */
@@ -186,6 +186,11 @@ export class ApplyCommand extends ClusterCommand {
       }
       return 0;
     } catch (err) {
+      // Refused by another apply's lock: resuming now would be refused the same way; force-unlock is the way on.
+      if (err instanceof LockedError) {
+        const member = plan.observed.snapshot.nodes[0]?.addr ?? "HOST:PORT";
+        throw new LockedError(err.message.replace(/`shardform force-unlock(?: --seed (\S+))?`/, (_m, seed?: string) => `\`shardform force-unlock --seed ${seed ?? member} --plan ${planFile}\``));
+      }
       if (hasResumableCheckpoint(plan, planFile, this.stateDir)) {
         this.context.stderr.write(`The checkpoint is consistent; after fixing the cause, resume with: ${resume}\n`);
       }

@@ -126,6 +126,9 @@ describe("faults around apply runs", { timeout: 180_000 }, () => {
       const refused = await runCli(["apply", planFile, "--auto-approve"]);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(new RegExp(`another apply holds .*pid ${pid}`));
+      // It names the command that ends those locks, this plan's too; it does not advise a resume that the lock would refuse.
+      expect(refused.stderr).toMatch(new RegExp(`\`shardform force-unlock --seed 127\\.0\\.0\\.1:\\d+ --plan ${planFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\``));
+      expect(refused.stderr).not.toMatch(/resume with/i);
       const un = await runCli(["force-unlock", "--seed", a(0), "--plan", planFile, "--auto-approve"]);
       expect(un.code).toBe(0);
       expect(un.stdout).toMatch(new RegExp(`lease of pid ${pid} on .* on \\d+ node\\(s\\)`));
