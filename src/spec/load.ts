@@ -208,6 +208,7 @@ export function loadSpec(file: string): { spec: ClusterSpec; text: string } {
   try {
     bytes = readFileSync(file);
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EISDIR") throw new InputError(`${file} is a directory: name the spec file in it (e.g. ${file.replace(/\/$/, "")}/cluster.yaml)`);
     throw new InputError(`cannot read spec ${file}: ${(err as Error).message}`);
   }
   const spec = parseSpec(bytes, file);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync, readdirSync } from "node:fs";
-import { parseSpec } from "../../src/spec/load.js";
-import { SpecValidationError } from "../../src/errors.js";
+import { loadSpec, parseSpec } from "../../src/spec/load.js";
+import { InputError, SpecValidationError } from "../../src/errors.js";
 
 const ok = `cluster:
   seeds: ["127.0.0.1:7000"]
@@ -159,5 +159,13 @@ shards:
     slots: ["5-20"]
 `);
     expect(meaning.map((p) => p.split(": ")[0])).toEqual(["c.yaml:5:13", "c.yaml:6:13", "c.yaml:9:13"]);
+  });
+});
+
+describe("loadSpec: a path that is not a spec file", () => {
+  it("a directory is named as one, with what to pass instead (not EISDIR)", () => {
+    expect(() => loadSpec("examples")).toThrow(InputError);
+    expect(() => loadSpec("examples/")).toThrow("examples/ is a directory: name the spec file in it (e.g. examples/cluster.yaml)");
+    expect(() => loadSpec("no-such-spec.yaml")).toThrow(/cannot read spec no-such-spec\.yaml: ENOENT/);
   });
 });
