@@ -141,7 +141,10 @@ export function effects(m: Model, step: Step): { reads: string[]; writes: string
     case "add-slots":
       return { reads: [node(step.node.id)], writes: expandRanges(step.ranges).map(slot) };
     case "migrate-slot":
-      return { reads: [node(step.from.id), node(step.to.id)], writes: [slot(step.slot)] };
+      // Keys move into a shard only once the plan's new replicas of its master are in sync: a replica
+      // still in its first sync (offset 0) may be promoted if the master stalls, and every key moved
+      // into the master so far would go with it.
+      return { reads: [node(step.from.id), node(step.to.id), replicas(step.to.id)], writes: [slot(step.slot)] };
     case "replicate": {
       const old = m.nodes.get(step.replica.id)?.masterId;
       return { reads: [node(step.master.id), replicas(step.replica.id)], writes: [node(step.replica.id), replicas(step.master.id), ...(old ? [replicas(old)] : [])] };

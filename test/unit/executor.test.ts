@@ -65,15 +65,23 @@ function liveAfter(p: Plan, done: Step[]): ObservedCluster {
 }
 
 describe("scheduler", () => {
-  it("hands out meets together, then slot moves as one window per pair, respecting needs", () => {
+  it("hands out meets together, then the new master's replica, then slot moves as one window per pair, respecting needs", () => {
     const p = plan(three());
     const s = new Scheduler(p.steps, new Set(), 100);
     const first = s.take(10);
     expect(first.map((u) => [u.kind, u.steps.length])).toEqual([["meet", 2]]);
     expect(s.take(10)).toEqual([]); // everything else needs the meets
     s.complete(first[0]!);
+    // Keys move into the new master only once its replica is in sync (a replica still in its first sync
+    // may be promoted if the master stalls, and the keys moved so far would go with it).
+    const rep = s.take(10);
+    expect(rep.map((u) => u.kind)).toEqual(["replicate"]);
+    const repId = rep[0]!.steps[0]!.id;
+    expect(p.steps.filter((st) => st.kind === "migrate-slot").every((st) => st.needs.includes(repId))).toBe(true);
+    expect(s.take(10)).toEqual([]);
+    s.complete(rep[0]!);
     const next = s.take(10);
-    expect(next.map((u) => u.kind).sort()).toEqual(["migrate-slot", "migrate-slot", "migrate-slot", "replicate"]);
+    expect(next.map((u) => u.kind).sort()).toEqual(["migrate-slot", "migrate-slot", "migrate-slot"]);
     expect(next.filter((u) => u.kind === "migrate-slot").every((u) => u.steps.length === 100)).toBe(true);
     // a pair never has two windows in flight
     expect(s.take(10)).toEqual([]);
