@@ -7,8 +7,9 @@
  * This works across machines, for every node that answers.
  *
  * While the apply runs, the lease is checked again before each unit of work (at most once a second; see
- * verify): a lease connection that broke (the node restarted, or force-unlock ended it) is opened again,
- * and an apply that finds another apply's older lease on a node stops, whichever was first before.
+ * verify): a lease connection lost with its node (restarted) or to a missed deadline is opened again; one
+ * that the node closed while it kept running was ended from outside (force-unlock), and the apply stops,
+ * as it does when it finds another apply's older lease on a node.
  */
 import { hostname } from "node:os";
 import { AuthFailedError, LockedError, PermissionError } from "../errors.js";
@@ -19,7 +20,7 @@ import { mapLimit } from "../util/limit.js";
 
 const STARTED_MS = Date.now();
 /** Nodes this process holds a lease on, with a count (re-entrant). */
-const holding = new Map<NodeAddr, { client: NodeClient; count: number; id?: number }>();
+const holding = new Map<NodeAddr, { client: NodeClient; count: number; id?: number; since: number }>();
 /** How long one node's lease check may take (a paused node is skipped, not waited for). */
 const VERIFY_NODE_MS = 1000;
 /** How often, at most, verify asks the nodes again. */
@@ -64,7 +65,7 @@ export class ClusterLease {
           skipped.push(addr);
           return;
         }
-        const held = { client, count: 1 } as { client: NodeClient; count: number; id?: number };
+        const held = { client, count: 1, since: Date.now() } as { client: NodeClient; count: number; id?: number; since: number };
         holding.set(addr, held);
         mine.push(addr);
         held.id = Number(await client.call("client", "id"));
@@ -110,7 +111,29 @@ export class ClusterLease {
       if (!h) return;
       try {
         if (h.client.broken) {
-          h.client = await NodeClient.connect(addr, { access: { ...this.access, clientName: name }, connectTimeoutMs: VERIFY_NODE_MS });
+          const ended = h.client.closedByPeer;
+          const client = await NodeClient.connect(addr, { access: { ...this.access, clientName: name }, connectTimeoutMs: VERIFY_NODE_MS });
+          // Closed by the node while it kept running (it did not restart since the lease was taken): the
+          // lease was ended from outside (force-unlock, CLIENT KILL). Taking it again would undo that.
+          const uptimeMs = Number(/uptime_in_seconds:(\d+)/.exec(String(await client.callWithin(VERIFY_NODE_MS, "info", "server")))?.[1] ?? 0) * 1000;
+          if (ended && uptimeMs > Date.now() - h.since) {
+            // Whoever ended it may hold the lease now: named if so.
+            const other = await olderHolder(client, Number.MAX_SAFE_INTEGER, name, VERIFY_NODE_MS);
+            await client.close();
+            if (other) {
+              throw new LockedError(
+                `another apply took the cluster lease while this one ran: pid ${other.pid} on ${other.host}, started ${other.since} (it holds the lease on ${addr}, connection ${other.addr}), ` +
+                  `so this apply stops: it starts nothing new and finishes what it has in flight. Its lease was ended from outside (\`shardform force-unlock\`) or lost. ` +
+                  `Once the other apply is done, plan again.`,
+              );
+            }
+            throw new LockedError(
+              `this apply's lease on ${addr} was ended from outside while it ran (\`shardform force-unlock\`, or CLIENT KILL), so it stops: it starts nothing new and finishes what it has in flight. ` +
+                `If no other apply runs, the same command resumes it.`,
+            );
+          }
+          h.client = client;
+          h.since = Date.now();
           h.id = Number(await h.client.callWithin(VERIFY_NODE_MS, "client", "id"));
         }
         const older = await olderHolder(h.client, h.id ?? Number.MAX_SAFE_INTEGER, name, VERIFY_NODE_MS);

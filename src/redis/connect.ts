@@ -102,6 +102,9 @@ export class NodeClient {
   private readonly access: Access;
   /** Set once the connection broke or missed a deadline; a broken client must be replaced. */
   broken = false;
+  /** Set when the connection was closed from the other end (the server died, or CLIENT KILL), not by this client. */
+  closedByPeer = false;
+  private closing = false;
 
   private constructor(addr: NodeAddr, redis: Redis, readOnly: boolean, timeoutMs: number, access: Access) {
     this.addr = addr;
@@ -137,7 +140,10 @@ export class NodeClient {
     const seen: unknown[] = [];
     redis.on("error", (err) => seen.push(err));
     const client = new NodeClient(addr, redis, opts.readOnly ?? false, opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS, access);
-    redis.on("close", () => (client.broken = true));
+    redis.on("close", () => {
+      client.broken = true;
+      if (!client.closing) client.closedByPeer = true;
+    });
     try {
       await client.deadline(
         (async () => {
@@ -180,6 +186,7 @@ export class NodeClient {
     } catch (err) {
       if (err instanceof NodeTimeoutError) {
         this.broken = true;
+        this.closing = true;
         this.redis.disconnect();
         p.catch(() => {}); // its rejection after the disconnect is expected
         throw err;
@@ -241,6 +248,7 @@ export class NodeClient {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     if (this.broken) {
       this.redis.disconnect();
       return;
