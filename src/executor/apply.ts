@@ -27,7 +27,7 @@ import type { ProgressEvent } from "./progress.js";
 import { probePermissions } from "./permissions.js";
 import { resumeMismatches } from "./resume.js";
 import { walk } from "./walk.js";
-import { planReplicas, withRenames } from "../safety/rules.js";
+import { planReplicas } from "../safety/rules.js";
 
 /** How long, at least, the end state may take to settle after the last step before a difference counts (see applyPlan). */
 const END_STATE_SETTLE_MS = 5000;
@@ -116,8 +116,8 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   locks.add([`${jFile}.lock`], what);
   let lease: ClusterLease | undefined;
   let journal: JournalFile | null = null;
-  /** The plan with the node ids that reset-node changed so far (safety rule 7). */
-  const current = (): Plan => withRenames(plan, { ...journal?.journal.renamed, ...ctx.renames });
+  /** The plan with the node ids that reset-node changed so far (safety rule 7; ctx.renames starts from the checkpoint's). */
+  const current = (): Plan => ctx.renamed(plan);
   const ctx = new ExecCtx(opts.access, opts.exec, (e) => {
     if (e.type === "keys-moved" && journal) journal.journal.keysMoved += e.keys;
     opts.emit(e);
@@ -175,7 +175,9 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       journal.save();
     } else {
       journal = new JournalFile(jFile, j, stepIds);
-      const bad = resumeMismatches(current().observed.snapshot, current().steps, journal.done, journal.inFlight, live);
+      ctx.renames = { ...j.renamed };
+      const resumed = current();
+      const bad = resumeMismatches(resumed.observed.snapshot, resumed.steps, journal.done, journal.inFlight, live);
       if (bad.length > 0) {
         throw new ResumeMismatchError(
           `the cluster does not match the ${journal.done.size} step(s) of this plan that are done, so it changed outside this apply:\n` +
@@ -188,10 +190,10 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       opts.emit({ type: "note", message: `resuming: ${journal.done.size} of ${plan.steps.length} step(s) done${doubt}` });
     }
 
-    ctx.renames = { ...journal.journal.renamed };
     const recorded = journal;
     ctx.onRename = (from, to) => recorded.rename(from, to);
-    ctx.replicas = planReplicas(current().observed.snapshot, current().steps);
+    const planned = current();
+    ctx.replicas = planReplicas(planned.observed.snapshot, planned.steps);
     ctx.knownAddrs.push(...live.nodes.filter((n) => n.reachable).map((n) => n.addr));
     for (const s of plan.steps) if (s.kind === "meet") ctx.knownAddrs.push(s.node.addr);
     const timeout = await readNodeTimeout(ctx, live);

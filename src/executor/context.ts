@@ -168,7 +168,6 @@ export class ExecCtx {
     if (start > now) await sleep(start - now);
   }
 
-  /** This node's own CLUSTER NODES. */
   /** This node's own CLUSTER NODES (within `ms`, default the connection's deadline). */
   async view(addr: NodeAddr, ms?: number): Promise<NodeEntry[]> {
     const c = await this.conn(addr);
@@ -236,10 +235,16 @@ export class ExecCtx {
 
   /** A reachable member's address. */
   async anchor(excludeId?: string): Promise<NodeAddr> {
-    for (const a of this.knownAddrs) {
+    return (await this.anchorView(excludeId)).addr;
+  }
+
+  /** A reachable member's address, with the CLUSTER NODES that showed it answers. */
+  private async anchorView(excludeId?: string): Promise<{ addr: NodeAddr; view: NodeEntry[] }> {
+    for (const addr of this.knownAddrs) {
       try {
-        const me = await this.self(a);
-        if (me.id !== excludeId && !me.flags.includes("handshake")) return a;
+        const view = await this.view(addr);
+        const me = view.find((e) => e.flags.includes("myself"));
+        if (me && me.id !== excludeId && !me.flags.includes("handshake")) return { addr, view };
       } catch {
         // try the next one
       }
@@ -258,8 +263,7 @@ export class ExecCtx {
       const me = v.find((e) => e.flags.includes("myself"));
       return me?.role === "master" && me.slots.length > 0 && me.id !== excludeId;
     };
-    const addr = await this.anchor(excludeId);
-    const view = await this.view(addr);
+    const { addr, view } = await this.anchorView(excludeId);
     if (ownsSlots(view)) return { addr, view };
     const masters = view.filter((e) => e.role === "master" && e.slots.length > 0 && e.id !== excludeId && !e.flags.includes("fail") && !e.flags.includes("handshake") && !e.flags.includes("myself"));
     for (const m of masters) {

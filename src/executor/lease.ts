@@ -20,7 +20,14 @@ import { mapLimit } from "../util/limit.js";
 
 const STARTED_MS = Date.now();
 /** Nodes this process holds a lease on, with a count (re-entrant). */
-const holding = new Map<NodeAddr, { client: NodeClient; count: number; id?: number; since: number }>();
+/** One node's lease connection: its client id (what makes it older or younger than another), and since when it is held. */
+interface Held {
+  client: NodeClient;
+  count: number;
+  id?: number;
+  since: number;
+}
+const holding = new Map<NodeAddr, Held>();
 /** How long one node's lease check may take (a paused node is skipped, not waited for). */
 const VERIFY_NODE_MS = 1000;
 /** How often, at most, verify asks the nodes again. */
@@ -65,7 +72,7 @@ export class ClusterLease {
           skipped.push(addr);
           return;
         }
-        const held = { client, count: 1, since: Date.now() } as { client: NodeClient; count: number; id?: number; since: number };
+        const held: Held = { client, count: 1, since: Date.now() };
         holding.set(addr, held);
         mine.push(addr);
         held.id = Number(await client.call("client", "id"));
@@ -120,13 +127,7 @@ export class ClusterLease {
             // Whoever ended it may hold the lease now: named if so.
             const other = await olderHolder(client, Number.MAX_SAFE_INTEGER, name, VERIFY_NODE_MS);
             await client.close();
-            if (other) {
-              throw new LockedError(
-                `another apply took the cluster lease while this one ran: pid ${other.pid} on ${other.host}, started ${other.since} (it holds the lease on ${addr}, connection ${other.addr}), ` +
-                  `so this apply stops: it starts nothing new and finishes what it has in flight. Its lease was ended from outside (\`shardform force-unlock\`) or lost. ` +
-                  `Once the other apply is done, plan again.`,
-              );
-            }
+            if (other) throw takenOver(other, addr);
             throw new LockedError(
               `this apply's lease on ${addr} was ended from outside while it ran (\`shardform force-unlock\`, or CLIENT KILL), so it stops: it starts nothing new and finishes what it has in flight. ` +
                 `If no other apply runs, the same command resumes it.`,
@@ -137,13 +138,7 @@ export class ClusterLease {
           h.id = Number(await h.client.callWithin(VERIFY_NODE_MS, "client", "id"));
         }
         const older = await olderHolder(h.client, h.id ?? Number.MAX_SAFE_INTEGER, name, VERIFY_NODE_MS);
-        if (older) {
-          throw new LockedError(
-            `another apply took the cluster lease while this one ran: pid ${older.pid} on ${older.host}, started ${older.since} (it holds the lease on ${addr}, connection ${older.addr}), ` +
-              `so this apply stops: it starts nothing new and finishes what it has in flight. Its lease was ended from outside (\`shardform force-unlock\`) or lost. ` +
-              `Once the other apply is done, plan again.`,
-          );
-        }
+        if (older) throw takenOver(older, addr);
       } catch (err) {
         if (err instanceof LockedError || err instanceof PermissionError || err instanceof AuthFailedError) throw err;
         // down or paused: no other apply can take the lease there meanwhile without this one seeing it elsewhere
@@ -175,4 +170,13 @@ async function olderHolder(client: NodeClient, myId: number, name: string, ms?: 
     .filter((e) => parseLeaseName(e.name) && e.id < myId && e.name !== name)
     .sort((a, b) => a.id - b.id)[0];
   return older ? { ...parseLeaseName(older.name)!, addr: older.addr } : null;
+}
+
+/** The error of an apply that finds, while it runs, another apply's lease on `addr`. */
+function takenOver(other: NonNullable<Awaited<ReturnType<typeof olderHolder>>>, addr: NodeAddr): LockedError {
+  return new LockedError(
+    `another apply took the cluster lease while this one ran: pid ${other.pid} on ${other.host}, started ${other.since} (it holds the lease on ${addr}, connection ${other.addr}), ` +
+      `so this apply stops: it starts nothing new and finishes what it has in flight. Its lease was ended from outside (\`shardform force-unlock\`) or lost. ` +
+      `Once the other apply is done, plan again.`,
+  );
 }

@@ -115,6 +115,22 @@ async function resumeAndVerify(planFile: string, members: number): Promise<{ std
   return r;
 }
 
+/** Runs `apply PLAN --json-log ...flags` as a child and sends it `signal` once its output first contains `when`. */
+async function applyUntilSignal(planFile: string, flags: string[], when: string, signal: NodeJS.Signals): Promise<{ code: number | null; err: string }> {
+  const child = spawn(process.execPath, ["bin/shardform.js", "apply", planFile, "--json-log", ...flags], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  let sent = false;
+  child.stderr.on("data", (d) => (err += String(d)));
+  child.stdout.on("data", (d) => {
+    if (!sent && String(d).includes(when)) {
+      sent = true;
+      child.kill(signal);
+    }
+  });
+  const code = await new Promise<number | null>((r) => child.on("exit", r));
+  return { code, err };
+}
+
 async function planTo(name: string, masters: number[]): Promise<string> {
   const planFile = join(work, `${name}.json`);
   const r = await runCli(["plan", spec(name, masters), "--out", planFile]);
@@ -240,17 +256,7 @@ describe("apply survives SIGKILL at any moment and resumes", { timeout: 240_000 
 
   it("a first Ctrl-C finishes the slots in flight (no slot stays open), exits 130, and prints the command that resumes", async () => {
     const planFile = await planTo("in3", [0, 2, 4]);
-    const child = spawn(process.execPath, ["bin/shardform.js", "apply", planFile, "--json-log"], { stdio: ["ignore", "pipe", "pipe"] });
-    let err = "";
-    let sent = false;
-    child.stderr.on("data", (d) => (err += String(d)));
-    child.stdout.on("data", (d) => {
-      if (!sent && String(d).includes('"kind":"migrate-slot"')) {
-        sent = true;
-        child.kill("SIGINT");
-      }
-    });
-    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    const { code, err } = await applyUntilSignal(planFile, [], '"kind":"migrate-slot"', "SIGINT");
     expect(code).toBe(130);
     expect(err).toMatch(/finishing the steps in flight, so that no slot stays open/);
     expect(err).toMatch(/Resume with: shardform apply .*in3\.json --auto-approve/);
@@ -271,17 +277,7 @@ describe("apply survives SIGKILL at any moment and resumes", { timeout: 240_000 
   it("SIGTERM stops like a first Ctrl-C (no slot stays open), exits 143, and the resume command repeats the flags of the run", async () => {
     const planFile = await planTo("out5", [0, 2, 4, 6]);
     const flags = ["--max-keys-per-second", "20000", "--parallelism", "2", "--window", "64"];
-    const child = spawn(process.execPath, ["bin/shardform.js", "apply", planFile, "--json-log", ...flags], { stdio: ["ignore", "pipe", "pipe"] });
-    let err = "";
-    let sent = false;
-    child.stderr.on("data", (d) => (err += String(d)));
-    child.stdout.on("data", (d) => {
-      if (!sent && String(d).includes('"type":"keys-moved"')) {
-        sent = true;
-        child.kill("SIGTERM");
-      }
-    });
-    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    const { code, err } = await applyUntilSignal(planFile, flags, '"type":"keys-moved"', "SIGTERM");
     expect(err).toMatch(/SIGTERM received\. Stopping: finishing the steps in flight, so that no slot stays open/);
     expect(err).toContain(`Resume with: shardform apply ${planFile} --auto-approve ${flags.join(" ")}`);
     expect(code).toBe(143);
