@@ -83,7 +83,11 @@ export function healthReport(o: ObservedCluster): HealthReport {
     if (n.role === "replica" && n.reachable && n.masterLinkUp === false) problems.push(`${n.addr}: replication link to its master is down`);
   }
   if (openSlots.length > 0) problems.push(`${openSlots.length} open slot(s): an interrupted move; \`shardform plan\` finishes it`);
-  if (strayKeys.length > 0) problems.push(`${strayKeys.length} slot(s) have keys on a node that does not own them: clients cannot read those keys`);
+  if (strayKeys.length > 0) {
+    problems.push(
+      `${strayKeys.length} slot(s) have keys on a node that does not own them: clients cannot read those keys (if a shardform plan moved those slots, \`shardform plan SPEC --history THAT_PLAN.json\` moves them to the owner)`,
+    );
+  }
   if (o.disagreements.length > 0) problems.push(`${o.disagreements.length} disagreement(s) between members' views`);
   const applies = (o.applies ?? []).map((h) => `pid ${h.pid} on ${h.host}, started ${h.since} (holds the lease on ${h.nodes.length} node(s))`);
   const warnings = hostWarnings(o.nodes);

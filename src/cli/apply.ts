@@ -1,9 +1,9 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "clipanion";
 import { ClusterCommand, intOption } from "./base.js";
-import { DEFAULT_SETTLE_S, loadTopology, planFrom } from "./observe-input.js";
+import { DEFAULT_SETTLE_S, loadTopology, planFrom, readHistory } from "./observe-input.js";
 import { progressPrinter } from "./progress.js";
 import { loadSpec } from "../spec/load.js";
 import { specNodes } from "../spec/nodes.js";
@@ -90,6 +90,9 @@ export class ApplyCommand extends ClusterCommand {
   });
   maxKeysPerSecond = Option.String("--max-keys-per-second", { description: "Move at most this many keys per second, over all pairs (default: no limit)" });
   allowMassRemoval = Option.Boolean("--allow-mass-removal", false, { description: "With a SPEC: permit removing half or more of the masters that own slots" });
+  history = Option.Array("--history", {
+    description: "With a SPEC: an earlier plan whose slot moves explain keys left on a node that no longer owns their slot (repeatable; the spec's last plan, SPEC.plan.json, is always read)",
+  });
   settleTimeout = Option.String("--settle-timeout", { description: `With a SPEC: seconds to wait for members that disagree to converge before planning (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
@@ -128,11 +131,13 @@ export class ApplyCommand extends ClusterCommand {
     // The lock is taken before the plan is shown and written, and held through the apply.
     const unlock = await lockCluster(observed, access, this.lockDir, `apply ${resolve(this.target)}`);
     try {
-      const plan = await planFrom({ spec, specFile: this.target, observed, source, allowMassRemoval: this.allowMassRemoval, access });
+      const planFile = join(this.stateDir ? resolve(this.stateDir) : dirname(resolve(this.target)), `${basename(this.target).replace(/\.ya?ml$/, "")}.plan.json`);
+      // The last plan of this spec explains keys its moves may have left behind (safety rule 9).
+      const history = [...readHistory(this.history ?? []), ...this.lastPlanHistory(planFile)];
+      const plan = await planFrom({ spec, specFile: this.target, observed, source, allowMassRemoval: this.allowMassRemoval, access, history });
       if (!this.jsonLog) this.out(renderHuman(plan, { color: this.useColor() }));
       if (!plan.summary.changes) return 0;
       if (!(await this.confirm())) return 1;
-      const planFile = join(this.stateDir ? resolve(this.stateDir) : dirname(resolve(this.target)), `${basename(this.target).replace(/\.ya?ml$/, "")}.plan.json`);
       writePlan(planFile, plan);
       this.status(`Saved the plan to ${planFile}.`);
       // A plan made from a spec just now supersedes any checkpoint of an earlier plan of that spec.
@@ -197,6 +202,17 @@ export class ApplyCommand extends ClusterCommand {
       throw err;
     } finally {
       for (const sig of Object.keys(STOP_SIGNALS)) process.off(sig, onSignal);
+    }
+  }
+
+  /** The slot moves of the spec's last plan, if it is there and readable (an unreadable one is only mentioned). */
+  private lastPlanHistory(planFile: string): ReturnType<typeof readHistory> {
+    if (!existsSync(planFile)) return [];
+    try {
+      return readHistory([planFile], this.stateDir);
+    } catch (err) {
+      this.say(`Not reading the spec's last plan ${planFile} as history: ${(err as Error).message}`);
+      return [];
     }
   }
 

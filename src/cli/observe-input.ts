@@ -12,6 +12,9 @@ import type { AccessSource, Plan } from "../plan/types.js";
 import { specNodes } from "../spec/nodes.js";
 import type { ClusterSpec } from "../spec/types.js";
 import { TOOL_VERSION } from "../version.js";
+import { journalPath, readJournal } from "../executor/journal.js";
+import { readPlan } from "../plan/file.js";
+import { pastMoves, withRenames, type PastMove } from "../safety/rules.js";
 
 export const DEFAULT_SETTLE_S = 15;
 
@@ -54,8 +57,16 @@ export async function loadTopology(args: {
  * Plans the spec against an observed topology. With `access` (a live cluster), the slots the plan
  * moves are sampled for big keys first, and what is found becomes warnings.
  */
-export async function planFrom(args: { spec: ClusterSpec; specFile: string; observed: ObservedCluster; source: AccessSource; allowMassRemoval?: boolean; access?: Access }): Promise<Plan> {
-  const { steps, notes, warnings } = planSteps(args.spec, args.observed, { allowMassRemoval: args.allowMassRemoval ?? false });
+export async function planFrom(args: {
+  spec: ClusterSpec;
+  specFile: string;
+  observed: ObservedCluster;
+  source: AccessSource;
+  allowMassRemoval?: boolean;
+  access?: Access;
+  history?: readonly PastMove[];
+}): Promise<Plan> {
+  const { steps, notes, warnings } = planSteps(args.spec, args.observed, { allowMassRemoval: args.allowMassRemoval ?? false, history: args.history ?? [] });
   const moves = steps.flatMap((s) => (s.kind === "migrate-slot" ? [{ slot: s.slot, from: s.from.addr }] : []));
   if (args.access && moves.length > 0) warnings.push(...bigKeyWarnings(await surveyBigKeys(moves, args.access)));
   return makePlan({
@@ -71,6 +82,19 @@ export async function planFrom(args: { spec: ClusterSpec; specFile: string; obse
   });
 }
 
+/**
+ * The slot moves of earlier plans (`--history`), for safety rule 9: keys one of them left on a node
+ * that no longer owns the slot are moved to the owner. A plan's node ids renamed by its reset-node
+ * steps (recorded in its checkpoint, beside it or in `stateDir`) are followed.
+ */
+export function readHistory(files: readonly string[], stateDir?: string): PastMove[] {
+  return files.flatMap((file) => {
+    const plan = readPlan(file);
+    const renamed = readJournal(journalPath(file, stateDir))?.renamed ?? {};
+    return pastMoves(withRenames(plan, renamed));
+  });
+}
+
 /** Observes (or reads the snapshot), then plans the spec against it. */
 export async function planSpec(args: {
   spec: ClusterSpec;
@@ -80,6 +104,7 @@ export async function planSpec(args: {
   access: Access;
   source: AccessSource;
   allowMassRemoval?: boolean;
+  history?: readonly PastMove[];
   status: (msg: string) => void;
   say: (msg: string) => void;
   settleMs?: number;

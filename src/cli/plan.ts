@@ -1,6 +1,6 @@
 import { Command, Option } from "clipanion";
 import { ClusterCommand, addrOption, intOption, planFormat } from "./base.js";
-import { DEFAULT_SETTLE_S, planSpec } from "./observe-input.js";
+import { DEFAULT_SETTLE_S, planSpec, readHistory } from "./observe-input.js";
 import { loadSpec } from "../spec/load.js";
 import { writePlan } from "../plan/file.js";
 import { renderPlan } from "../plan/render/index.js";
@@ -17,6 +17,11 @@ export class PlanCommand extends ClusterCommand {
       refused unless --allow-mass-removal is given: a wrong file or a bad merge must not drain a cluster.
       The permission is recorded in the plan. Nodes listed under cluster.protect are never removed.
 
+      Keys of a slot on a master that does not own it cannot be read by clients, and plan refuses them,
+      unless an earlier plan given with --history moved that slot from their node's shard to its owner
+      (a shard failed over mid-move, say): then a move-stray-keys step takes them to the owner, keeping
+      the owner's copy of a key both hold. The step is shown as destructive.
+
       The plan records where the password and TLS files come from (names and paths, never the secret),
       so that \`apply PLAN\` uses the same sources.
 
@@ -28,6 +33,7 @@ export class PlanCommand extends ClusterCommand {
       ["Post as a PR comment; fail CI on drift", "$0 plan cluster.yaml --markdown --detailed-exitcode > plan.md"],
       ["Plan from a saved snapshot, no cluster needed", "$0 plan cluster.yaml --observed snapshot.json"],
       ["Remove two of four masters on purpose", "$0 plan scale-in.yaml --allow-mass-removal --out plan.json"],
+      ["Repair keys an earlier plan's moves left behind", "$0 plan cluster.yaml --history old-plan.json --out plan.json"],
     ],
   });
   spec = Option.String({ name: "SPEC" });
@@ -38,6 +44,7 @@ export class PlanCommand extends ClusterCommand {
   observed = Option.String("--observed", { description: "Plan from a snapshot file (from `shardform snapshot`) instead of the live cluster" });
   seed = Option.Array("--seed", { description: "Reach the cluster through this HOST:PORT instead of the spec's seeds (repeatable)" });
   allowMassRemoval = Option.Boolean("--allow-mass-removal", false, { description: "Permit removing half or more of the masters that own slots (recorded in the plan)" });
+  history = Option.Array("--history", { description: "An earlier plan whose slot moves explain keys left on a node that no longer owns their slot (repeatable)" });
   settleTimeout = Option.String("--settle-timeout", { description: `Seconds to wait for members that disagree about roles or slots to converge before planning (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
@@ -54,6 +61,7 @@ export class PlanCommand extends ClusterCommand {
       access,
       source,
       allowMassRemoval: this.allowMassRemoval,
+      history: readHistory(this.history ?? []),
       status: (m) => this.status(m),
       say: (m) => this.say(m),
       settleMs,

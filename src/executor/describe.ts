@@ -16,6 +16,8 @@ export function describeStep(s: Step): string {
       return `migrate-slot ${s.slot} ${s.from.addr} -> ${s.to.addr}`;
     case "failover":
       return `failover ${s.replica.addr} (from ${s.master.addr})`;
+    case "move-stray-keys":
+      return `move-stray-keys slot ${s.slot} ${s.from.addr} -> ${s.to.addr}`;
     case "forget-node":
       return `forget-node ${s.node.addr} on all members`;
   }

@@ -6,6 +6,7 @@ import { failover } from "./steps/failover.js";
 import { forgetNode } from "./steps/forget-node.js";
 import { meet } from "./steps/meet.js";
 import { migrateSlots } from "./steps/migrate-slots.js";
+import { moveStrayKeys } from "./steps/move-stray-keys.js";
 import { replicate } from "./steps/replicate.js";
 import { resetNode } from "./steps/reset-node.js";
 import type { Unit } from "./scheduler.js";
@@ -19,6 +20,7 @@ export const handlers: Handlers = {
   replicate,
   "migrate-slot": migrateSlots,
   failover,
+  "move-stray-keys": moveStrayKeys,
   "forget-node": forgetNode,
 };
 

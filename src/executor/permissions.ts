@@ -32,6 +32,7 @@ const PROBES: Record<string, (string | number)[]> = {
   "cluster|countkeysinslot": ["cluster", "countkeysinslot", 0],
   migrate: ["migrate", "127.0.0.1", 1, PROBE_KEY, 0, 1],
   dump: ["dump", PROBE_KEY],
+  del: ["del", PROBE_KEY],
   flushall: ["flushall", "no-such-option"],
   dbsize: ["dbsize"],
   "client|id": ["client", "id"],
@@ -48,6 +49,7 @@ const NEEDS: Record<StepKind, string[]> = {
   replicate: ["cluster|replicate", "dbsize"],
   "migrate-slot": ["cluster|setslot", "cluster|getkeysinslot", "cluster|countkeysinslot", "migrate", "dump"],
   failover: ["cluster|failover"],
+  "move-stray-keys": ["cluster|setslot", "cluster|getkeysinslot", "cluster|countkeysinslot", "migrate", "dump", "del"],
   "forget-node": ["cluster|forget", "cluster|reset", "dbsize"],
   "reset-node": ["flushall", "cluster|reset", "dbsize"],
 };

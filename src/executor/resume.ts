@@ -44,6 +44,9 @@ export function resumeMismatches(snapshot: ObservedCluster, steps: readonly Step
         looseSlots.add(s.slot);
         movingSources.add(s.from.id);
         break;
+      case "move-stray-keys":
+        looseSlots.add(s.slot); // its holder may be left IMPORTING it
+        break;
     }
   }
   const liveById = new Map(live.nodes.map((n) => [n.id, n]));

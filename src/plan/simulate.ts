@@ -107,6 +107,14 @@ export function applyStep(m: Model, step: Step): void {
       old.masterId = r.id;
       return;
     }
+    case "move-stray-keys": {
+      const from = member(m, step.from, step);
+      const to = member(m, step.to, step);
+      if (from.id === to.id) throw new InvalidTransitionError(`step ${step.id}: ${from.addr} owns slot ${step.slot}; its keys are not stray`);
+      if (m.owner[step.slot] !== to.id) throw new InvalidTransitionError(`step ${step.id}: slot ${step.slot} is not owned by ${to.addr}`);
+      if (from.role !== "master" || to.role !== "master") throw new InvalidTransitionError(`step ${step.id}: stray keys move between masters`);
+      return;
+    }
     case "forget-node": {
       const n = member(m, step.node, step);
       if (ownsAny(m, n.id)) throw new InvalidTransitionError(`step ${step.id}: ${n.addr} still owns slots`);
@@ -155,6 +163,9 @@ export function effects(m: Model, step: Step): { reads: string[]; writes: string
       const followers = replicasOf(m, step.master.id).map((x) => node(x.id));
       return { reads: [], writes: [node(step.replica.id), node(step.master.id), replicas(step.master.id), replicas(step.replica.id), ...followers, ...owned] };
     }
+    case "move-stray-keys":
+      // Before anything else moves the slot or changes either node.
+      return { reads: [node(step.from.id), node(step.to.id)], writes: [slot(step.slot)] };
     case "forget-node": {
       const master = m.nodes.get(step.node.id)?.masterId;
       return { reads: [replicas(step.node.id)], writes: [node(step.node.id), ...(master ? [replicas(master)] : [])] };
@@ -174,6 +185,7 @@ export function nodesActedOn(s: Step): NodeRef[] {
     case "failover":
       return [s.replica, s.master];
     case "migrate-slot":
+    case "move-stray-keys":
       return [s.from, s.to];
     case "forget-node":
       return [];

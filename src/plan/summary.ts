@@ -51,6 +51,10 @@ export function summarize(observed: ObservedCluster, steps: readonly Step[]): Pl
       case "failover":
         s.failovers++;
         break;
+      case "move-stray-keys":
+        s.strayKeys = (s.strayKeys ?? 0) + st.keys;
+        s.destructive = true;
+        break;
     }
   }
   return s;

@@ -24,11 +24,17 @@ export type Step =
   | (StepBase & { kind: "replicate"; replica: NodeRef; master: NodeRef })
   | (StepBase & { kind: "migrate-slot"; slot: number; from: NodeRef; to: NodeRef; estKeys: number })
   | (StepBase & { kind: "failover"; replica: NodeRef; master: NodeRef })
+  /**
+   * Keys of `slot` left on `from`, a master that does not own the slot, by an earlier move of the slot
+   * from its shard to the shard of `to`, its owner (safety rule 9): moved to `to` without REPLACE; a key
+   * `to` holds too keeps `to`'s copy, and the copy on `from` is deleted.
+   */
+  | (StepBase & { kind: "move-stray-keys"; slot: number; from: NodeRef; to: NodeRef; keys: number; destructive: true })
   | (StepBase & { kind: "forget-node"; node: NodeRef; destructive: true });
 
 export type StepKind = Step["kind"];
 export type StepOf<K extends StepKind> = Extract<Step, { kind: K }>;
-export const STEP_KINDS: readonly StepKind[] = ["reset-node", "meet", "add-slots", "replicate", "migrate-slot", "failover", "forget-node"];
+export const STEP_KINDS: readonly StepKind[] = ["reset-node", "meet", "add-slots", "replicate", "migrate-slot", "failover", "move-stray-keys", "forget-node"];
 
 export interface PlanSummary {
   nodesToAdd: number;
@@ -40,6 +46,8 @@ export interface PlanSummary {
   keysToMove: number;
   replicasToChange: number;
   failovers: number;
+  /** Keys that move-stray-keys steps take to their slot's owner (present only when there are some). */
+  strayKeys?: number;
   /** Masters that own slots now and none at the end (drained or forgotten). */
   mastersRemoved: number;
   destructive: boolean;

@@ -2,7 +2,8 @@
  * The planner: desired spec x observed topology -> steps with their dependencies. Pure: no I/O, no clock.
  *
  * Rules, in the order they add steps, chosen so that every intermediate state is a valid cluster:
- *   1. finish slot moves left open by an interrupted run (rules/open-slots)
+ *   1. finish slot moves left open by an interrupted run (rules/open-slots), and move the keys an
+ *      earlier plan's moves left behind to their slot's owner (rules/strays)
  *   2-3. reset-node, only for nodes the spec lists in cluster.allowReset, then meet new nodes (rules/members)
  *   4. failovers: a spec master that is a replica now, or a new master taking over a demoted one (rules/roles)
  *   5. add-slots for slots nobody owns (rules/slots)
@@ -13,7 +14,7 @@
  * Each step is checked against a model as it is added, and gets the ids of the earlier steps it
  * needs (planner/builder.ts); apply may run any step whose needs are done.
  */
-import { forgetBlindSpots } from "../safety/rules.js";
+import { forgetBlindSpots, type PastMove } from "../safety/rules.js";
 import { PlanningError, assert } from "../errors.js";
 import type { ObservedCluster, Outsider } from "../observe/types.js";
 import { unsettled } from "../observe/disagreements.js";
@@ -28,6 +29,7 @@ import type { PlanContext, ShardTargets, Want } from "./context.js";
 import { resolveIdentity } from "./identity.js";
 import { addMembers } from "./rules/members.js";
 import { finishOpenSlots } from "./rules/open-slots.js";
+import { repairStrayKeys } from "./rules/strays.js";
 import { attachReplicas } from "./rules/replicas.js";
 import { removeUnlisted } from "./rules/removal.js";
 import { fixRoles } from "./rules/roles.js";
@@ -36,6 +38,8 @@ import { addUnownedSlots, moveSlots, targetOwners } from "./rules/slots.js";
 export interface PlanOptions {
   /** Permit a plan that removes half or more of the masters that own slots. */
   allowMassRemoval?: boolean;
+  /** Slot moves of earlier plans (`--history`): keys one of them left behind are moved to their owner (safety rule 9). */
+  history?: readonly PastMove[];
 }
 
 export interface PlannerOutput {
@@ -131,16 +135,7 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: Pl
   };
   const ctx: PlanContext = { spec, observed, members, idOf, want, shards, b: new StepBuilder(model, refOf), notes, problems, slotsEstimated: new Map() };
   const receiving = finishOpenSlots(ctx);
-  for (const n of observed.nodes) {
-    for (const s of n.strayKeys ?? []) {
-      if (receiving.get(n.id)?.has(s.slot)) continue;
-      const owner = model.owner[s.slot];
-      problems.push(
-        `${n.addr} holds ${s.keys} key(s) of slot ${s.slot}, which ${owner ? refOf(owner).addr : "no master"} owns, so clients cannot read them. ` +
-          `shardform does not guess which copy is right: compare them with the owner's, then move them (MIGRATE) or delete them by hand, and plan again`,
-      );
-    }
-  }
+  repairStrayKeys(ctx, receiving, opts.history ?? []);
   addMembers(ctx, toReset, toMeet);
   fixRoles(ctx);
   if (problems.length > 0) throw new PlanningError(problems);

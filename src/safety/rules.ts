@@ -25,6 +25,10 @@
  *     checkpoint the moment the reset happens, so resume and the end-state check follow it too.
  *  8. A key on both ends of a move: while the slot is MIGRATING on a source that holds the key, clients
  *     are served the source's copy, so it wins over a differing copy on the target (busyKeyWinner).
+ *  9. Stray keys (of a slot their master neither owns nor has open, while another master owns it) are
+ *     moved to the owner only when their origin is known: a plan moved that slot from the stray
+ *     holder's shard to the owner's (strayOrigin). The owner's copy of a key wins over the stray one.
+ *     Keys of unknown origin are refused, for a person to decide.
  */
 import type { NodeEntry } from "../redis/cluster-nodes.js";
 import type { ObservedCluster, ObservedNode, Role } from "../observe/types.js";
@@ -253,4 +257,30 @@ export function withRenames<T>(value: T, renames: Readonly<Record<string, string
  */
 export function busyKeyWinner(sourceMigratingToTarget: boolean): "source" | null {
   return sourceMigratingToTarget ? "source" : null;
+}
+
+/** A slot move of a plan, shard to shard: the ids of the nodes serving each end's data (rule 3). */
+export interface PastMove {
+  slot: number;
+  from: string[];
+  to: string[];
+}
+
+/** The slot moves of a plan (done or not), for rule 9. */
+export function pastMoves(plan: { observed: { snapshot: ObservedCluster }; steps: readonly Step[] }): PastMove[] {
+  const shard = planReplicas(plan.observed.snapshot, plan.steps);
+  const members = (id: string): string[] => [id, ...(shard.get(id) ?? [])];
+  return plan.steps.flatMap((s) => (s.kind === "migrate-slot" ? [{ slot: s.slot, from: members(s.from.id), to: members(s.to.id) }] : []));
+}
+
+/**
+ * Rule 9: the move that left keys of `slot` on `holder` (a master that neither owns nor has the slot
+ * open) while `owner` owns it, or null when no known move explains them. Such keys were written while
+ * the slot was served by the holder's shard, before that move handed it over without draining it (a
+ * shard failed over mid-move, or an older tool); since then clients were sent to the owner, which got
+ * every later write. So a key the owner also holds is newer there, and the stray copy is the one that goes.
+ * Keys of unknown origin (a manual ADDSLOTS, a split cluster) may be the newer copy: refused.
+ */
+export function strayOrigin(holder: string, owner: string, slot: number, moves: readonly PastMove[]): PastMove | null {
+  return moves.find((m) => m.slot === slot && m.from.includes(holder) && m.to.includes(owner)) ?? null;
 }

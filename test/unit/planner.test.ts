@@ -318,3 +318,53 @@ describe("planner refusals", () => {
     expect(() => planSteps(spec([{ master: A(7000) }, { master: A(7003) }, { master: A(7001) }, { master: A(7002) }]), three())).toThrow(/replica of 127.0.0.1:7000, which the spec also keeps as a master/);
   });
 });
+
+describe("keys left on a node that does not own their slot (safety rule 9)", () => {
+  // 7003 was 7000's replica and took over mid-move; slot 100 had moved to 7001 without 24 of its keys.
+  const left = () => {
+    const o = observed([
+      { addr: A(7003), slots: ["0-99", "101-5460"], replicas: [A(7000)] },
+      { addr: A(7001), slots: ["100-100", "5461-10922"], replicas: [A(7004)] },
+      { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005)] },
+    ]);
+    o.nodes.find((n) => n.addr === A(7003))!.strayKeys = [{ slot: 100, keys: 24 }];
+    return o;
+  };
+  const want = () =>
+    spec([
+      { master: A(7003), replicas: [A(7000)] },
+      { master: A(7001), replicas: [A(7004)] },
+      { master: A(7002), replicas: [A(7005)] },
+    ]);
+  // The earlier plan moved slot 100 from 7000 (whose replica was 7003) to 7001.
+  const earlier = [{ slot: 100, from: [idOf(A(7000)), idOf(A(7003))], to: [idOf(A(7001)), idOf(A(7004))] }];
+
+  it("are refused without a plan that explains them, naming --history", () => {
+    expect(() => planSteps(want(), left())).toThrow(/7003 holds 24 key\(s\) of slot 100, which 127\.0\.0\.1:7001 owns.*--history THAT_PLAN\.json/);
+  });
+  it("are refused when the plan given moved that slot elsewhere", () => {
+    const other = [{ ...earlier[0]!, to: [idOf(A(7002))] }];
+    expect(() => planSteps(want(), left(), { history: other })).toThrow(/no plan given with --history moved slot 100/);
+  });
+  it("are moved to the owner, as a destructive step, when an earlier plan moved the slot from their shard to the owner", () => {
+    const { steps } = planSteps(want(), left(), { history: earlier });
+    expect(steps).toEqual([
+      expect.objectContaining({ kind: "move-stray-keys", slot: 100, from: { id: idOf(A(7003)), addr: A(7003) }, to: { id: idOf(A(7001)), addr: A(7001) }, keys: 24, destructive: true }),
+    ]);
+    simulate(left(), steps);
+  });
+  it("come before a later move of that slot and before their holder is changed", () => {
+    // slot 100 is pinned to 7002: it moves there from 7001, with the keys the first step brings.
+    const s = spec([{ master: A(7003), replicas: [A(7000)] }, { master: A(7001), replicas: [A(7004)] }, { master: A(7002), replicas: [A(7005)], slots: [[100, 100]] }]);
+    const { steps } = planSteps(s, left(), { history: earlier });
+    const stray = steps.find((x) => x.kind === "move-stray-keys")!;
+    const move = steps.find((x) => x.kind === "migrate-slot" && x.slot === 100)!;
+    expect(move.needs).toContain(stray.id);
+  });
+  it("are refused while their slot is open", () => {
+    const o = left();
+    o.nodes.find((n) => n.addr === A(7001))!.migrating = [{ slot: 100, peerId: idOf(A(7002)) }];
+    o.nodes.find((n) => n.addr === A(7002))!.importing = [{ slot: 100, peerId: idOf(A(7001)) }];
+    expect(() => planSteps(want(), o, { history: earlier })).toThrow(/slot 100 is open: finish or close that move first/);
+  });
+});

@@ -44,6 +44,21 @@ describe("terminal renderer", () => {
     expect(text).toContain("Warning: This plan removes 2 node(s) from the cluster: 127.0.0.1:7005, 127.0.0.1:7002.");
     expect(renderHuman(plan(scaleIn), { color: true })).toContain("\x1b[31;1m");
   });
+  it("shows a move of stray keys as destructive, with the count in the totals and the warning", () => {
+    const left = observed([
+      { addr: A(7000), slots: ["0-99", "101-5460"], replicas: [A(7003)] },
+      { addr: A(7001), slots: ["100-100", "5461-10922"], replicas: [A(7004)] },
+      { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005)] },
+    ]);
+    left.nodes.find((n) => n.addr === A(7000))!.strayKeys = [{ slot: 100, keys: 7 }];
+    const history = [{ slot: 100, from: [left.nodes.find((n) => n.addr === A(7000))!.id], to: [left.nodes.find((n) => n.addr === A(7001))!.id] }];
+    const { steps } = planSteps(same, left, { history });
+    const text = renderHuman(makePlan({ spec: same, specFile: "x.yaml", observed: left, steps, toolVersion: "0.0.0-test" }), { color: false });
+    expect(text).toMatch(/~ move-stray-keys slot 100: 7 key\(s\) on 127\.0\.0\.1:7000, which does not own the slot, -> its owner 127\.0\.0\.1:7001; .*\(destructive\)/);
+    expect(text).toContain("7 stray keys to move");
+    expect(text).toContain("moves keys that clients cannot read to their slot's owner, deleting those the owner also holds (its copy is kept): slot 100 on 127.0.0.1:7000");
+  });
+
   it("says No changes when there are none", () => {
     expect(renderHuman(plan(same), { color: false })).toMatch(/No changes\. The cluster matches the spec\.\n$/);
   });

@@ -1,7 +1,9 @@
 /** The safety rules (src/safety/rules.ts) as pure functions over what nodes report. */
 import { describe, expect, it } from "vitest";
 import type { NodeEntry } from "../../src/redis/cluster-nodes.js";
-import { busyKeyWinner, entriesOf, keyCount, shardServer, shardSwaps, slotClaimants, withRenames, withSwaps } from "../../src/safety/rules.js";
+import { busyKeyWinner, entriesOf, keyCount, pastMoves, shardServer, shardSwaps, slotClaimants, strayOrigin, withRenames, withSwaps } from "../../src/safety/rules.js";
+import type { ObservedCluster } from "../../src/observe/types.js";
+import type { Step } from "../../src/plan/types.js";
 
 const id = (c: string): string => c.repeat(40);
 const [M, R, T, X] = [id("a"), id("b"), id("c"), id("d")];
@@ -149,5 +151,28 @@ describe("busyKeyWinner: a key on both ends of a move (rule 8)", () => {
   it("the source's copy while the slot is MIGRATING on it toward the target (clients read that one); otherwise nobody can tell", () => {
     expect(busyKeyWinner(true)).toBe("source");
     expect(busyKeyWinner(false)).toBeNull();
+  });
+});
+
+describe("strayOrigin: keys left behind by a known move (rule 9)", () => {
+  // M (replica R) moved slot 7 to T; X joins T's shard by a replicate step of the same plan.
+  const snapshot = { nodes: [{ id: R, role: "replica", masterId: M }] } as unknown as ObservedCluster;
+  const steps = [
+    { id: "1-replicate", needs: [], kind: "replicate", replica: { id: X, addr: addr[X]! }, master: { id: T, addr: addr[T]! } },
+    { id: "2-migrate-slot", needs: ["1-replicate"], kind: "migrate-slot", slot: 7, from: M_REF, to: { id: T, addr: addr[T]! }, estKeys: 3 },
+  ] as Step[];
+  const moves = pastMoves({ observed: { snapshot }, steps });
+
+  it("knows each move's shards: the plan's masters with their replicas, those of the snapshot and those the plan attaches", () => {
+    expect(moves).toEqual([{ slot: 7, from: [M, R], to: [T, X] }]);
+  });
+  it("explains keys on the source's shard (its promoted replica too) while the target's shard owns the slot", () => {
+    expect(strayOrigin(R, T, 7, moves)).toEqual(moves[0]);
+    expect(strayOrigin(M, X, 7, moves)).toEqual(moves[0]);
+  });
+  it("explains nothing else: another slot, another holder, another owner", () => {
+    expect(strayOrigin(R, T, 8, moves)).toBeNull();
+    expect(strayOrigin(T, M, 7, moves)).toBeNull();
+    expect(strayOrigin(R, id("e"), 7, moves)).toBeNull();
   });
 });

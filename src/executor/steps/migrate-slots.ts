@@ -51,7 +51,7 @@ export function migrateBudgetMs(ctx: ExecCtx): number {
 }
 
 /** The AUTH part of a MIGRATE command: the source logs in to the target with the same credentials. */
-function migrateAuth(ctx: ExecCtx): string[] {
+export function migrateAuth(ctx: ExecCtx): string[] {
   const { user, password } = ctx.access.credentials ?? {};
   if (!password) return [];
   return user ? ["auth2", user, password] : ["auth", password];

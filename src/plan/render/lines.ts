@@ -53,6 +53,13 @@ export function planLines(steps: readonly Step[]): Line[] {
       case "forget-node":
         one("-", `forget-node ${short(s.node)} on all members`, true);
         break;
+      case "move-stray-keys":
+        one(
+          "~",
+          `move-stray-keys slot ${s.slot}: ${s.keys} key(s) on ${s.from.addr}, which does not own the slot, -> its owner ${s.to.addr}; a key ${s.to.addr} also holds keeps ${s.to.addr}'s copy, and the copy on ${s.from.addr} is deleted`,
+          true,
+        );
+        break;
       case "migrate-slot": {
         const slots = [s.slot];
         let keys = s.estKeys;
@@ -89,19 +96,22 @@ export function closingLine(s: PlanSummary): string {
   if (s.nodesToReset) parts.push(`${s.nodesToReset} to reset`);
   if (s.replicasToChange) parts.push(`${s.replicasToChange} replica${s.replicasToChange === 1 ? "" : "s"} to change`);
   if (s.failovers) parts.push(`${s.failovers} failover${s.failovers === 1 ? "" : "s"}`);
+  if (s.strayKeys) parts.push(`${s.strayKeys} stray key${s.strayKeys === 1 ? "" : "s"} to move`);
   if (s.slotsToAssign) parts.push(`${s.slotsToAssign} slots to assign`);
   parts.push(`${s.slotsToMove} slots to move (~${formatKeys(s.keysToMove)} keys)`);
   return `Plan: ${parts.join(", ")}.`;
 }
 
 export function destructiveWarning(plan: Plan): string | null {
-  const d = plan.steps.filter((s) => s.kind === "forget-node" || s.kind === "reset-node");
+  const d = plan.steps.filter((s) => "destructive" in s && s.destructive);
   if (d.length === 0) return null;
   const removed = d.filter((s) => s.kind === "forget-node").map((s) => (s.kind === "forget-node" ? s.node.addr : ""));
   const reset = d.filter((s) => s.kind === "reset-node").map((s) => (s.kind === "reset-node" ? `${s.node.addr} (${s.keys} keys wiped)` : ""));
   const parts: string[] = [];
   if (removed.length) parts.push(`removes ${removed.length} node(s) from the cluster: ${removed.join(", ")}`);
   if (reset.length) parts.push(`resets ${reset.length} node(s), deleting their data: ${reset.join(", ")}`);
+  const strays = d.flatMap((s) => (s.kind === "move-stray-keys" ? [`slot ${s.slot} on ${s.from.addr}`] : []));
+  if (strays.length) parts.push(`moves keys that clients cannot read to their slot's owner, deleting those the owner also holds (its copy is kept): ${strays.join(", ")}`);
   return `This plan ${parts.join("; and ")}.`;
 }
 
