@@ -16,6 +16,7 @@ import { populate } from "../../src/testdata/populate.js";
 import { NodeClient } from "../../src/redis/connect.js";
 import { createCluster, startNodes, waitConsistent, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
+import { runChild } from "../helpers/child.js";
 import { fullChecks } from "../helpers/verify.js";
 
 // Ports 20900-20902 (bus 30900-30902): this file's own range.
@@ -151,6 +152,27 @@ describe("keys left on a node that does not own their slot", { timeout: 120_000 
     copyFileSync(oldPlan, join(work, "three.plan.json"));
     const r = await runCli(["apply", spec, "--auto-approve"]);
     expect(r.stdout).toContain(`move-stray-keys slot ${s.slot}`);
+    expect(r.stderr).toContain("Apply complete");
+    expect(r.code).toBe(0);
+    await expectRepaired(s);
+    await fullChecks(a(0), 3, KEYS, spec);
+  });
+
+  it("killed mid-move (the holder IMPORTING the slot, some keys moved), resumes and finishes", async () => {
+    const s = await strand(moves[900]!.slot, moves[900]!.to);
+    const spec = spec3();
+    const fix = join(work, "fix2.plan.json");
+    expect((await runCli(["plan", spec, "--history", oldPlan, "--out", fix])).code).toBe(0);
+    let open = "";
+    const run = await runChild(["apply", fix, "--auto-approve", "--json-log", "--pipeline", "50"], async (e, child) => {
+      if (e.type !== "failpoint") return;
+      open = String(await withNode(a(0), (c) => c.call("cluster", "nodes")));
+      child.kill("SIGKILL");
+    }, { SHARDFORM_FAILPOINTS: "strays:batch@2" });
+    expect(run.signal).toBe("SIGKILL");
+    expect(open).toContain(`[${s.slot}-<-${ids.get(s.target)}]`);
+    const r = await runCli(["apply", fix, "--auto-approve"]);
+    expect(r.stderr).toMatch(/resuming: 0 of 1 step\(s\) done/);
     expect(r.stderr).toContain("Apply complete");
     expect(r.code).toBe(0);
     await expectRepaired(s);

@@ -16,6 +16,7 @@ import { parseNodeAddr } from "../../redis/node-key.js";
 import type { StepOf } from "../../plan/types.js";
 import { ownsSlot } from "../../safety/rules.js";
 import type { ExecCtx } from "../context.js";
+import { failpoint } from "../failpoints.js";
 import { migrateAuth, pipelinedMigrateTimeoutMs } from "./migrate-slots.js";
 
 type StrayStep = StepOf<"move-stray-keys">;
@@ -51,6 +52,7 @@ async function moveOne(s: StrayStep, ctx: ExecCtx): Promise<void> {
       await ctx.oneAtATime(`migrate ${s.from.id}`, () => c.callBufferWithin(10_000 + 2 * timeout, "migrate", host, port, "", 0, timeout, ...migrateAuth(ctx), "keys", ...keys));
       moved += keys.length;
       ctx.emit({ type: "keys-moved", slot: s.slot, keys: keys.length });
+      await failpoint(ctx, "strays:batch");
       continue;
     } catch (err) {
       if (transientCause(err)) throw err;
