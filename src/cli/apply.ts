@@ -127,6 +127,7 @@ export class ApplyCommand extends ClusterCommand {
       status: (m) => this.status(m),
       say: (m) => this.say(m),
       settleMs,
+      measure: spec.balanceBy,
     });
     // The lock is taken before the plan is shown and written, and held through the apply.
     const unlock = await lockCluster(observed, access, this.lockDir, `apply ${resolve(this.target)}`);

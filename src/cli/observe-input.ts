@@ -2,6 +2,7 @@
 import { bigKeyWarnings, surveyBigKeys } from "../observe/big-keys.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { observeCluster, type ObserveOptions } from "../observe/observe.js";
+import { measureLoad } from "../observe/load.js";
 import { unsettled } from "../observe/disagreements.js";
 import { readSnapshot } from "../observe/snapshot.js";
 import type { ObservedCluster } from "../observe/types.js";
@@ -44,13 +45,24 @@ export async function loadTopology(args: {
   /** Waits (to stderr) are always shown. */
   say: (msg: string) => void;
   settleMs?: number;
+  /** Also measure what each slot holds (live cluster only; a snapshot carries its own measurement). */
+  measure?: "keys" | "memory" | undefined;
 }): Promise<ObservedCluster> {
   if (args.observedFile) {
     args.status(`Reading the topology from ${args.observedFile} (no cluster contacted)`);
     return readSnapshot(args.observedFile);
   }
   args.status(`Observing the cluster via ${args.seeds.join(", ")} ...`);
-  return observeSettled({ seeds: args.seeds, probe: args.probe ?? [], access: args.access }, args.settleMs ?? DEFAULT_SETTLE_S * 1000, args.say);
+  const o = await observeSettled({ seeds: args.seeds, probe: args.probe ?? [], access: args.access }, args.settleMs ?? DEFAULT_SETTLE_S * 1000, args.say);
+  if (args.measure) await addLoad(o, args.measure, args.access, args.status);
+  return o;
+}
+
+/** Measures what each slot holds (the spec balances by it) into the observed topology. */
+export async function addLoad(o: ObservedCluster, by: "keys" | "memory", access: Access, status: (msg: string) => void): Promise<void> {
+  status(`Measuring ${by === "keys" ? "keys" : "memory"} per slot ...`);
+  o.load = await measureLoad(o, by, access);
+  status(`Measured: ${o.load.method}.`);
 }
 
 /**
@@ -66,7 +78,7 @@ export async function planFrom(args: {
   access?: Access;
   history?: readonly PastMove[];
 }): Promise<Plan> {
-  const { steps, notes, warnings } = planSteps(args.spec, args.observed, { allowMassRemoval: args.allowMassRemoval ?? false, history: args.history ?? [] });
+  const { steps, notes, warnings, balance } = planSteps(args.spec, args.observed, { allowMassRemoval: args.allowMassRemoval ?? false, history: args.history ?? [] });
   const moves = steps.flatMap((s) => (s.kind === "migrate-slot" ? [{ slot: s.slot, from: s.from.addr }] : []));
   if (args.access && moves.length > 0) warnings.push(...bigKeyWarnings(await surveyBigKeys(moves, args.access)));
   return makePlan({
@@ -79,6 +91,7 @@ export async function planFrom(args: {
     access: args.source,
     allowMassRemoval: args.allowMassRemoval ?? false,
     toolVersion: TOOL_VERSION,
+    ...(balance ? { balance } : {}),
   });
 }
 
@@ -116,6 +129,7 @@ export async function planSpec(args: {
     access: args.access,
     status: args.status,
     say: args.say,
+    measure: args.spec.balanceBy,
     ...(args.settleMs !== undefined ? { settleMs: args.settleMs } : {}),
   });
   const { access, status: _s, say: _y, settleMs: _m, ...rest } = args;

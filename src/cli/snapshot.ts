@@ -4,12 +4,14 @@ import { observeCluster } from "../observe/observe.js";
 import { writeSnapshot, serializeSnapshot } from "../observe/snapshot.js";
 import { loadSpec } from "../spec/load.js";
 import { specNodes } from "../spec/nodes.js";
+import { addLoad } from "./observe-input.js";
 
 export class SnapshotCommand extends ClusterCommand {
   static override paths = [["snapshot"]];
   static override usage = Command.Usage({
     description: "save the observed topology to a file",
-    details: "Reads every member's own view (read-only) and saves it, so that `plan --observed FILE` can plan with no cluster reachable, e.g. in CI. With --spec, the spec's new nodes (and members written under other names) are probed too.",
+    details:
+      "Reads every member's own view (read-only) and saves it, so that `plan --observed FILE` can plan with no cluster reachable, e.g. in CI. With --spec, the spec's new nodes (and members written under other names) are probed too, and when the spec balances by keys or memory, what each slot holds is measured into the snapshot (the same snapshot gives the same plan).",
     examples: [
       ["Save a snapshot", "$0 snapshot --seed 127.0.0.1:7000 --out snapshot.json"],
       ["Include the nodes a spec would add", "$0 snapshot --seed 127.0.0.1:7000 --spec cluster.yaml --out snapshot.json"],
@@ -27,6 +29,8 @@ export class SnapshotCommand extends ClusterCommand {
       probe: spec ? specNodes(spec) : [],
       access,
     });
+    // A spec that balances by keys or memory needs the measurement to plan offline.
+    if (spec?.balanceBy) await addLoad(observed, spec.balanceBy, access, (m) => this.status(m));
     if (this.outFile) {
       writeSnapshot(this.outFile, observed);
       this.status(`Saved ${observed.nodes.length} member(s) to ${this.outFile}.`);

@@ -1,6 +1,7 @@
 import type { NodeAddr } from "../redis/node-key.js";
 import type { NodeFlag, OpenSlot } from "../redis/cluster-nodes.js";
 import type { SlotRange } from "../slots.js";
+import type { LoadMeasurement } from "./load.js";
 
 export type Role = "master" | "replica";
 
@@ -98,6 +99,8 @@ export interface ObservedCluster {
   disagreements: string[];
   /** Applies in progress (from the in-cluster lease), when they were looked for. */
   applies?: ApplyHolder[];
+  /** What each slot holds, when the spec balances by keys or memory (not part of the fingerprint). */
+  load?: LoadMeasurement;
 }
 
 export const SNAPSHOT_FORMAT_VERSION = 2;

@@ -4,7 +4,7 @@ import { fingerprint } from "../observe/fingerprint.js";
 import type { ObservedCluster } from "../observe/types.js";
 import type { ClusterSpec } from "../spec/types.js";
 import { summarize } from "./summary.js";
-import { PLAN_FORMAT_VERSION, type AccessSource, type Plan, type Step } from "./types.js";
+import { PLAN_FORMAT_VERSION, type AccessSource, type BalanceReport, type Plan, type Step } from "./types.js";
 
 export function sha256(text: string): string {
   return "sha256:" + createHash("sha256").update(text).digest("hex");
@@ -31,6 +31,7 @@ export function makePlan(args: {
   access?: AccessSource;
   allowMassRemoval?: boolean;
   toolVersion: string;
+  balance?: BalanceReport;
 }): Plan {
   const body: Omit<Plan, "digest"> = {
     kind: "shardform-plan",
@@ -45,6 +46,7 @@ export function makePlan(args: {
     summary: summarize(args.observed, args.steps),
     notes: args.notes ?? [],
     warnings: args.warnings ?? [],
+    ...(args.balance ? { balance: args.balance } : {}),
   };
   return { ...body, digest: planDigest(body) };
 }

@@ -90,8 +90,35 @@ export interface Plan {
   notes: string[];
   /** Display only: things a reviewer should know (big keys, an apply in progress, replicas sharing a host). */
   warnings: string[];
+  /** When the spec balances by keys or memory. */
+  balance?: BalanceReport;
   /** sha256 over everything above; detects a hand-edited plan. */
   digest: string;
+}
+
+/** What one master holds, by the measurement a balance by keys or memory used. */
+export interface MasterLoad {
+  slots: number;
+  keys: number;
+  /** 0 when measured by keys. */
+  bytes: number;
+}
+
+/** A plan that balances by keys or memory: what was measured, and each master before and after. */
+export interface BalanceReport {
+  by: "keys" | "memory";
+  threshold: number;
+  measuredAt: string;
+  method: string;
+  masters: { id: string; addr: string; share: number | null; before: MasterLoad; after: MasterLoad }[];
+  /** Worst deviation of a master from its share, percent, before and after the plan. */
+  before: number;
+  after: number;
+  /** What the plan's slot moves carry, and the least any plan must move to reach the bands (keys or bytes, as balanced by). */
+  moved: { keys: number; bytes: number };
+  lowerBound: number;
+  /** Why the bands cannot all be reached, with the options, when they cannot. */
+  unreachable?: string;
 }
 
 export const PLAN_FORMAT_VERSION = 2;

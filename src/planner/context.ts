@@ -2,6 +2,7 @@
 import type { ObservedCluster, ObservedNode } from "../observe/types.js";
 import type { ClusterSpec } from "../spec/types.js";
 import type { StepBuilder } from "./builder.js";
+import type { BalanceReport } from "../plan/types.js";
 
 /** The role the spec gives a node. */
 export type Want = { role: "master"; shard: number } | { role: "replica"; shard: number; masterId: string };
@@ -29,4 +30,7 @@ export interface PlanContext {
   problems: string[];
   /** Slots estimated so far per source (key estimates are rounded cumulatively). */
   slotsEstimated: Map<string, number>;
+  /** Set by the slot rule when the spec balances by keys or memory. */
+  balance?: BalanceReport;
+  warnings: string[];
 }

@@ -21,7 +21,7 @@ import { unsettled } from "../observe/disagreements.js";
 import { modelFromObserved, nodesActedOn } from "../plan/simulate.js";
 import { removedMasters } from "../plan/summary.js";
 import { hostWarnings } from "../plan/hosts.js";
-import type { NodeRef, Step } from "../plan/types.js";
+import type { BalanceReport, NodeRef, Step } from "../plan/types.js";
 import type { ClusterSpec } from "../spec/types.js";
 import { SLOT_COUNT, formatRanges } from "../slots.js";
 import { StepBuilder } from "./builder.js";
@@ -48,6 +48,8 @@ export interface PlannerOutput {
   notes: string[];
   /** Display-only things a reviewer should know. */
   warnings: string[];
+  /** When the spec balances by keys or memory: the measurement, and each master before and after. */
+  balance?: BalanceReport;
 }
 
 export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: PlanOptions = {}): PlannerOutput {
@@ -133,13 +135,14 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: Pl
     assert(x, `unknown node id ${id}`);
     return { id, addr: x.addr };
   };
-  const ctx: PlanContext = { spec, observed, members, idOf, want, shards, b: new StepBuilder(model, refOf), notes, problems, slotsEstimated: new Map() };
+  const ctx: PlanContext = { spec, observed, members, idOf, want, shards, b: new StepBuilder(model, refOf), notes, problems, slotsEstimated: new Map(), warnings };
   const receiving = finishOpenSlots(ctx);
   repairStrayKeys(ctx, receiving, opts.history ?? []);
   addMembers(ctx, toReset, toMeet);
   fixRoles(ctx);
   if (problems.length > 0) throw new PlanningError(problems);
   const target = targetOwners(ctx);
+  if (problems.length > 0) throw new PlanningError(problems);
   addUnownedSlots(ctx, target);
   attachReplicas(ctx, false);
   moveSlots(ctx, target);
@@ -173,7 +176,7 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: Pl
   verifyEndState(ctx, target);
   warnings.push(...forgetBlindSpots(steps.flatMap((s) => (s.kind === "forget-node" ? [s.node] : [])), observed.nodes));
   warnings.push(...hostWarnings([...model.nodes.values()]));
-  return { steps, notes, warnings };
+  return { steps, notes, warnings, ...(ctx.balance ? { balance: ctx.balance } : {}) };
 }
 
 function verifyEndState(ctx: PlanContext, owner: (string | null)[]): void {

@@ -68,6 +68,8 @@ export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set([
   "client list",
   "config get",
   "memory usage",
+  "scan",
+  "readonly",
   "command info",
   "get",
   "mget",

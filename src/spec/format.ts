@@ -1,6 +1,7 @@
 /**
  * The canonical layout of a spec, as `shardform fmt` writes it: keys in a fixed order (cluster before
- * shards; seeds, auth, tls, balance, allowReset, protect; master, replicas, weight, slots), lists of
+ * shards; seeds, auth, tls, balance, allowReset, protect; master, replicas, weight, slots; by,
+ * threshold), lists of
  * addresses and slots in flow style, shards and their settings in block style, two-space indentation,
  * addresses and slot ranges in their normal spelling. It edits the parsed YAML document, so comments,
  * anchors and merge keys (`<<`) stay where they were.
@@ -15,6 +16,7 @@ const ORDER: Record<string, string[]> = {
   auth: ["user", "passwordEnv", "passwordFile"],
   tls: ["ca", "cert", "key", "servername", "insecure"],
   shard: ["<<", "master", "replicas", "weight", "slots"],
+  balance: ["by", "threshold"],
 };
 const FLOW_LISTS = new Set(["seeds", "allowReset", "protect", "replicas", "slots"]);
 const ADDRESS_KEYS = new Set(["seeds", "allowReset", "protect", "replicas", "master"]);
@@ -59,7 +61,10 @@ function visitMap(map: YAMLMap, kind: keyof typeof ORDER): void {
     if (k === "slots") normalizeScalars(v, range);
     if (kind === "root" && k === "cluster" && isMap(v)) visitMap(v, "cluster");
     if (kind === "cluster" && (k === "auth" || k === "tls") && isMap(v)) visitMap(v, k);
-    if (kind === "cluster" && k === "balance" && isMap(v)) v.flow = true;
+    if (kind === "cluster" && k === "balance" && isMap(v)) {
+      sortMap(v, ORDER["balance"]!);
+      v.flow = true;
+    }
     if (kind === "root" && k === "shards" && isSeq(v)) {
       v.flow = false;
       for (const sh of v.items) if (isMap(sh)) visitMap(sh, "shard");

@@ -7,14 +7,14 @@ import type { SpecProblem } from "../errors.js";
 import { addrProblem, normalizeAddr } from "../redis/node-key.js";
 import { SLOT_COUNT, formatRange, parseRange, type SlotRange } from "../slots.js";
 import type { Locator } from "./load.js";
-import { DEFAULT_THRESHOLD, type ClusterSpec, type ShardSpec } from "./types.js";
+import { DEFAULT_LOAD_THRESHOLD, DEFAULT_THRESHOLD, type ClusterSpec, type ShardSpec } from "./types.js";
 
 /** The spec as the schema admits it (and, when the schema found problems, anything at all). */
 export interface RawSpec {
   cluster: {
     seeds: string[];
     auth?: { user?: string; passwordEnv?: string; passwordFile?: string };
-    balance?: { threshold?: number };
+    balance?: { threshold?: number; by?: string };
     allowReset?: string[];
     protect?: string[];
     tls?: { ca?: string; cert?: string; key?: string; servername?: string; insecure?: boolean };
@@ -153,10 +153,12 @@ export function checkMeaning(raw: unknown, loc: Locator): { spec: ClusterSpec; p
   const tls = isObj(cluster["tls"]) ? (cluster["tls"] as RawSpec["cluster"]["tls"]) : undefined;
   if (tls && Boolean(tls.cert) !== Boolean(tls.key)) problems.push(loc.at(["cluster", "tls"], `tls has ${tls.cert ? "cert" : "key"} without ${tls.cert ? "key" : "cert"}: a client certificate needs both`));
   const balance = isObj(cluster["balance"]) ? cluster["balance"] : {};
+  const by = balance["by"] === "keys" || balance["by"] === "memory" ? balance["by"] : undefined;
 
   const spec: ClusterSpec = {
     seeds,
-    threshold: typeof balance["threshold"] === "number" ? balance["threshold"] : DEFAULT_THRESHOLD,
+    threshold: typeof balance["threshold"] === "number" ? balance["threshold"] : by ? DEFAULT_LOAD_THRESHOLD : DEFAULT_THRESHOLD,
+    ...(by ? { balanceBy: by } : {}),
     allowReset,
     protect,
     shards,

@@ -32,6 +32,8 @@ export interface ClusterSpec {
   tls?: TlsSpec;
   /** Percent. */
   threshold: number;
+  /** What masters are balanced by; absent: slot counts. */
+  balanceBy?: "keys" | "memory";
   /** Nodes the operator allows shardform to wipe (FLUSHALL and CLUSTER RESET HARD: a new node id). */
   allowReset: NodeAddr[];
   /** Nodes no plan may remove, drain or demote (like Terraform's prevent_destroy). */
@@ -40,3 +42,5 @@ export interface ClusterSpec {
 }
 
 export const DEFAULT_THRESHOLD = 2;
+/** The default threshold when balancing by keys or memory: what slots hold moves all the time. */
+export const DEFAULT_LOAD_THRESHOLD = 5;

@@ -1,6 +1,6 @@
 /** Terminal rendering, Terraform-like. Pure: (plan, options) => string. */
 import type { Plan } from "../types.js";
-import { accessLine, closingLine, destructiveWarning, permissionLine, planLines, type Mark } from "./lines.js";
+import { accessLine, balanceTable, closingLine, destructiveWarning, permissionLine, planLines, type Mark } from "./lines.js";
 
 export interface HumanOptions {
   color: boolean;
@@ -42,6 +42,13 @@ export function renderHuman(plan: Plan, opts: HumanOptions): string {
       out.push(paint("31;1", perm));
       out.push("");
     }
+  }
+  const bal = balanceTable(plan);
+  if (bal) {
+    const table = [bal.header, ...bal.rows];
+    const widths = bal.header.map((_, k) => Math.max(...table.map((r) => r[k]!.length)));
+    for (const r of table) out.push(`  ${r.map((c, k) => c.padEnd(widths[k]!)).join("  ")}`.trimEnd());
+    out.push(...bal.lines, "");
   }
   out.push(bold(closingLine(plan.summary)));
   return out.join("\n") + "\n";

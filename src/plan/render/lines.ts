@@ -75,7 +75,7 @@ export function planLines(steps: readonly Step[]): Line[] {
         const text =
           slots.length === 1
             ? `migrate-slot ${s.slot} ${s.from.addr} -> ${s.to.addr} (~${formatKeys(keys)} keys)`
-            : `migrate-slot ${formatRanges(ranges)} (${slots.length} slots, ~${formatKeys(keys)} keys) ${s.from.addr} -> ${s.to.addr}`;
+            : `migrate-slot ${shortRanges(ranges)} (${slots.length} slots, ~${formatKeys(keys)} keys) ${s.from.addr} -> ${s.to.addr}`;
         out.push({
           mark: "~",
           text: s.reason ? `${text}  # ${s.reason}` : text,
@@ -88,6 +88,12 @@ export function planLines(steps: readonly Step[]): Line[] {
     }
   }
   return out;
+}
+
+/** Slot ranges for a line: the first few, and how many more (a balance by memory picks slots all over). */
+function shortRanges(ranges: [number, number][]): string {
+  const SHOWN = 8;
+  return ranges.length <= SHOWN ? formatRanges(ranges) : `${formatRanges(ranges.slice(0, SHOWN))},... (+${ranges.length - SHOWN} ranges)`;
 }
 
 export function closingLine(s: PlanSummary): string {
@@ -130,4 +136,37 @@ export function accessLine(plan: Plan): string | null {
 export function permissionLine(plan: Plan): string | null {
   if (!plan.allow.massRemoval) return null;
   return `This plan was made with --allow-mass-removal: it may remove half or more of the masters that own slots (it removes ${plan.summary.mastersRemoved}).`;
+}
+
+const MiB = 1 << 20;
+function bytesText(b: number): string {
+  return b >= 10 * 1024 * MiB ? `${(b / 1024 / MiB).toFixed(1)} GiB` : `${(b / MiB).toFixed(1)} MiB`;
+}
+
+/**
+ * A plan that balances by keys or memory: a row per master (slots, keys, bytes before -> after, and its
+ * deviation from its share after), then what moves against the least any plan must move.
+ */
+export function balanceTable(plan: Plan): { header: string[]; rows: string[][]; lines: string[] } | null {
+  const b = plan.balance;
+  if (!b) return null;
+  const amount = (l: { keys: number; bytes: number }): number => (b.by === "memory" ? l.bytes : l.keys);
+  const unit = (n: number): string => (b.by === "memory" ? bytesText(n) : formatKeys(Math.round(n)));
+  const header = ["master", "slots", "keys", ...(b.by === "memory" ? ["memory"] : []), `off its share (by ${b.by})`];
+  const rows = b.masters.map((m) => {
+    const dev = (l: { keys: number; bytes: number }): string => (m.share ? `${(((amount(l) - m.share) / m.share) * 100).toFixed(1)}%` : "-");
+    return [
+      m.addr,
+      `${m.before.slots} -> ${m.after.slots}`,
+      `${formatKeys(m.before.keys)} -> ${formatKeys(m.after.keys)}`,
+      ...(b.by === "memory" ? [`${bytesText(m.before.bytes)} -> ${bytesText(m.after.bytes)}`] : []),
+      `${dev(m.before)} -> ${dev(m.after)}`,
+    ];
+  });
+  const moved = b.by === "memory" ? b.moved.bytes : b.moved.keys;
+  const lines = [
+    `Balance by ${b.by} within ${b.threshold}%: worst deviation ${b.before}% -> ${b.after}%; moves ${unit(moved)}${b.by === "memory" ? ` (${formatKeys(b.moved.keys)} keys)` : ""}; ${b.unreachable ? "the bands cannot all be reached (see the warning)" : `no plan can move less than ${unit(b.lowerBound)}${b.lowerBound > 0 ? ` (ratio ${(moved / b.lowerBound).toFixed(2)})` : ""}`}.`,
+    `Measured ${b.measuredAt}: ${b.method}.`,
+  ];
+  return { header, rows, lines };
 }

@@ -1,6 +1,6 @@
 /** Markdown for a pull-request comment. Pure: (plan) => string. */
 import type { Plan } from "../types.js";
-import { accessLine, closingLine, destructiveWarning, formatKeys, permissionLine, planLines } from "./lines.js";
+import { accessLine, balanceTable, closingLine, destructiveWarning, formatKeys, permissionLine, planLines } from "./lines.js";
 import { topologyDiff } from "./topology.js";
 
 export function renderMarkdown(plan: Plan): string {
@@ -35,6 +35,12 @@ export function renderMarkdown(plan: Plan): string {
     ];
     for (const [k, v] of rows) if (v !== 0) out.push(`| ${k} | ${v} |`);
     out.push("");
+  }
+  const bal = balanceTable(plan);
+  if (bal) {
+    out.push(`| ${bal.header.join(" | ")} |`, `| ${bal.header.map((_, k) => (k === 0 ? "---" : "---:")).join(" | ")} |`);
+    for (const r of bal.rows) out.push(`| ${r.join(" | ")} |`);
+    out.push("", ...bal.lines.map((l) => `_${l}_`), "");
   }
   for (const n of plan.notes) out.push(`_Note: ${n}_`, "");
   const access = accessLine(plan);

@@ -1,7 +1,10 @@
 /** Rules 5 and 7: slots nobody owns are added to their masters; the rest move the fewest slots that reach the targets. */
 import { SLOT_COUNT, countSlots, toRanges } from "../../slots.js";
 import type { PlanContext } from "../context.js";
-import { distribute } from "../distribute.js";
+import { distribute, type ShardTarget } from "../distribute.js";
+import { balanceByLoad } from "../balance.js";
+import { slotAmounts, type LoadMeasurement } from "../../observe/load.js";
+import type { BalanceReport, MasterLoad } from "../../plan/types.js";
 
 /** Keys a slot of `from` holds, estimated from its key count; rounded cumulatively so that totals stay right. */
 export function estimateKeys(ctx: PlanContext, from: string): number {
@@ -15,15 +18,105 @@ export function estimateKeys(ctx: PlanContext, from: string): number {
 
 /** Which master each slot should end with (pure, from the model as the earlier rules leave it). */
 export function targetOwners(ctx: PlanContext): (string | null)[] {
-  const dist = distribute(
-    ctx.b.model.owner,
-    ctx.shards.map((s) => ({ masterId: s.masterId, weight: s.weight, ...(s.pinned ? { pinned: s.pinned } : {}) })),
-    ctx.spec.threshold,
-  );
+  const targets = ctx.shards.map((s) => ({ masterId: s.masterId, weight: s.weight, ...(s.pinned ? { pinned: s.pinned } : {}) }));
+  if (ctx.spec.balanceBy) return targetsByLoad(ctx, ctx.spec.balanceBy, targets);
+  const dist = distribute(ctx.b.model.owner, targets, ctx.spec.threshold);
   if (!dist.rebalanced && ctx.shards.some((s) => !s.pinned)) {
     ctx.notes.push(`slots are balanced within ${ctx.spec.threshold}% (worst deviation ${dist.imbalance.toFixed(1)}%): no slot moves for balance`);
   }
   return dist.owner;
+}
+
+const MiB = 1 << 20;
+export const formatBytes = (b: number): string => (b >= 10 * MiB * 1024 ? `${(b / MiB / 1024).toFixed(1)} GiB` : `${(b / MiB).toFixed(1)} MiB`);
+
+/** Balance by keys or memory (src/planner/balance.ts), with the report the plan carries. */
+function targetsByLoad(ctx: PlanContext, by: "keys" | "memory", targets: ShardTarget[]): (string | null)[] {
+  const load = ctx.observed.load;
+  if (!load || load.by !== by) {
+    ctx.problems.push(
+      `the spec balances by ${by}, but the topology has no ${by} measurement${load ? ` (it was measured by ${load.by})` : ""}: plan against the live cluster, or take the snapshot with \`shardform snapshot --spec SPEC\` (it measures what the spec balances by)`,
+    );
+    return ctx.b.model.owner;
+  }
+  const amounts = slotAmounts(load);
+  const start = [...ctx.b.model.owner];
+  const b = balanceByLoad(start, targets, ctx.spec.threshold, amounts);
+  const keys = new Float64Array(SLOT_COUNT);
+  const bytes = new Float64Array(SLOT_COUNT);
+  for (const [s, k, y] of load.slots) [keys[s], bytes[s]] = [k, y];
+  const sum = (owner: readonly (string | null)[], id: string): MasterLoad => {
+    const out = { slots: 0, keys: 0, bytes: 0 };
+    owner.forEach((o, s) => {
+      if (o !== id) return;
+      out.slots++;
+      out.keys += keys[s]!;
+      out.bytes += bytes[s]!;
+    });
+    return out;
+  };
+  const ids = [...new Set([...start, ...b.owner].filter((x): x is string => x !== null))].sort((x, y) => ctx.b.ref(x).addr.localeCompare(ctx.b.ref(y).addr));
+  const moved = { keys: 0, bytes: 0 };
+  for (let s = 0; s < SLOT_COUNT; s++) {
+    if (start[s] !== null && b.owner[s] !== start[s]) [moved.keys, moved.bytes] = [moved.keys + keys[s]!, moved.bytes + bytes[s]!];
+  }
+  const unit = (n: number): string => (by === "memory" ? formatBytes(n) : `${Math.round(n)} keys`);
+  const report: BalanceReport = {
+    by,
+    threshold: ctx.spec.threshold,
+    measuredAt: load.measuredAt,
+    method: load.method,
+    masters: ids.map((id) => ({ id, addr: ctx.b.ref(id).addr, share: b.share.has(id) ? Math.round(b.share.get(id)!) : null, before: sum(start, id), after: sum(b.owner, id) })),
+    before: round1(b.before),
+    after: round1(b.after),
+    moved,
+    lowerBound: Math.round(b.lowerBound),
+  };
+  if (b.unreachable) {
+    const u = b.unreachable;
+    const heavy = u.heavySlots.map((h) => `slot ${h.slot} (${unit(h.amount)}${tagOf(load, h.slot)})`).join(", ");
+    report.unreachable =
+      `${ctx.b.ref(u.master).addr} cannot be brought within ${ctx.spec.threshold}% of its share (a band up to ${unit(u.bandTop)})` +
+      (heavy ? `: ${heavy} ${u.heavySlots.length === 1 ? "weighs" : "weigh"} too much for one master's share` : "") +
+      `. The best reachable deviation is ${round1(b.after)}%, and this plan goes there, leaving the heavy slot's master little else. ` +
+      `Options: a wider threshold (balance.threshold: ${Math.ceil(b.after)}), weights, a shard of its own for the heavy slot (pin it), splitting the hash tag in the application, or more memory.`;
+    ctx.warnings.push(report.unreachable);
+  }
+  capacityProblems(ctx, report, load);
+  if (!b.rebalanced) ctx.notes.push(`masters are balanced by ${by} within ${ctx.spec.threshold}% (worst deviation ${b.before.toFixed(1)}%): no slot moves for balance`);
+
+  ctx.balance = report;
+  return b.owner;
+}
+
+const round1 = (x: number): number => (Number.isFinite(x) ? Math.round(x * 10) / 10 : 999999);
+
+/** ", hash tag {x}" when the measurement's largest keys say what fills a slot. */
+function tagOf(load: LoadMeasurement, slot: number): string {
+  const keys = (load.bigKeys ?? []).filter((k) => k.slot === slot);
+  if (keys.length === 0) return "";
+  const tag = /\{([^}]+)\}/.exec(keys[0]!.key)?.[1];
+  return tag !== undefined && keys.every((k) => k.key.includes(`{${tag}}`)) ? `, hash tag {${tag}}, largest key ${keys[0]!.key}` : `, largest key ${keys[0]!.key} (${formatBytes(keys[0]!.bytes)})`;
+}
+
+/** Fill of a master's maxmemory the end state may not pass. */
+export const MAX_FILL = 0.9;
+
+/** Capacity is a hard limit: no master may end above MAX_FILL of its maxmemory (used_memory grows by what moves in). */
+function capacityProblems(ctx: PlanContext, report: BalanceReport, load: LoadMeasurement): void {
+  if (report.by !== "memory") return;
+  for (const m of report.masters) {
+    const measured = load.shards[m.id];
+    if (!measured || measured.maxmemory <= 0) continue;
+    const after = measured.usedMemory + (m.after.bytes - m.before.bytes);
+    const limit = measured.maxmemory * MAX_FILL;
+    if (m.after.bytes > m.before.bytes && after > limit) {
+      ctx.problems.push(
+        `${m.addr} would hold about ${formatBytes(after)} after this plan (${formatBytes(measured.usedMemory)} now, plus ${formatBytes(m.after.bytes - m.before.bytes)} moved in), ` +
+          `more than ${MAX_FILL * 100}% of its maxmemory ${formatBytes(measured.maxmemory)}: it needs ${formatBytes(after - limit)} more room. Raise its maxmemory, add a shard, or give it a smaller weight`,
+      );
+    }
+  }
 }
 
 export function addUnownedSlots(ctx: PlanContext, target: (string | null)[]): void {

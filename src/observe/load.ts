@@ -1,0 +1,192 @@
+/**
+ * What each slot holds, for balancing by keys or memory (spec `cluster.balance.by`). Read-only; each
+ * shard is measured on an in-sync replica where it has one, so that the masters serving traffic do
+ * less work, else on its master.
+ *  - keys: CLUSTER COUNTKEYSINSLOT of every slot the master owns (one pipeline per shard): exact.
+ *  - memory: SCAN + MEMORY USAGE of every key, up to a key budget per shard: exact. Beyond it, the keys
+ *    scanned so far are the sample (SCAN walks the keyspace in hash order, not slot by slot), every
+ *    slot's size is its key count times the mean size of its sampled keys (or of the shard's, for a
+ *    slot with no key sampled), and the expected error of a shard's total is given (95%).
+ * The measurement goes into the snapshot (not into the staleness fingerprint: data changes all the time).
+ */
+import calculateSlot from "cluster-key-slot";
+import { NodeClient, type Access } from "../redis/connect.js";
+import type { NodeAddr } from "../redis/node-key.js";
+import { SLOT_COUNT, expandRanges } from "../slots.js";
+import { mapLimit } from "../util/limit.js";
+import type { ObservedCluster, ObservedNode } from "./types.js";
+
+export type BalanceBy = "slots" | "keys" | "memory";
+
+export interface ShardLoad {
+  /** Where the shard was measured (an in-sync replica, else the master). */
+  measuredOn: NodeAddr;
+  keys: number;
+  bytes: number;
+  /** The master's maxmemory (0: no limit) and used_memory, from INFO memory. */
+  maxmemory: number;
+  usedMemory: number;
+  /** By memory: how many keys MEMORY USAGE was asked about (all of them when exact). */
+  sampledKeys?: number;
+}
+
+export interface LoadMeasurement {
+  by: "keys" | "memory";
+  measuredAt: string;
+  /** How it was measured, with the expected error, in words. */
+  method: string;
+  /** Largest expected error of a shard's total, percent (95%); 0 when exact. */
+  errorPercent: number;
+  /** Each slot holding anything: [slot, keys, bytes] (bytes 0 when measured by keys). */
+  slots: [number, number, number][];
+  /** By master id. */
+  shards: Record<string, ShardLoad>;
+  /** By memory: the largest keys measured (up to 20), to name what fills a heavy slot. */
+  bigKeys?: { slot: number; key: string; bytes: number }[];
+}
+
+/** Keys per shard that MEMORY USAGE is asked about before measuring turns to a sample. */
+export const DEFAULT_KEY_BUDGET = 250_000;
+const SCAN_COUNT = 1000;
+
+/** The node to measure a master on: an in-sync replica if it has one. */
+function measureNode(master: ObservedNode, nodes: readonly ObservedNode[]): ObservedNode {
+  return nodes.find((n) => n.role === "replica" && n.masterId === master.id && n.reachable && n.masterLinkUp) ?? master;
+}
+
+export async function measureLoad(o: ObservedCluster, by: "keys" | "memory", access: Access | undefined, opts: { keyBudget?: number; now?: () => Date } = {}): Promise<LoadMeasurement> {
+  const budget = opts.keyBudget ?? DEFAULT_KEY_BUDGET;
+  const masters = o.nodes.filter((n) => n.role === "master" && n.slots.length > 0 && n.reachable);
+  const perSlot = new Map<number, [number, number]>();
+  const shards: Record<string, ShardLoad> = {};
+  const errors: number[] = [];
+  const big: { slot: number; key: string; bytes: number }[] = [];
+  await mapLimit(masters, 16, async (m) => {
+    const on = measureNode(m, o.nodes);
+    const owned = expandRanges(m.slots);
+    const c = await NodeClient.connect(on.addr, { readOnly: true, access });
+    try {
+      const mem = parseInfo(String(await withConn(m.addr, access, (mc) => mc.call("info", "memory"))));
+      const counts = (await c.pipeline(owned.map((s) => ["cluster", "countkeysinslot", s]), 60_000)).map(([err, n]) => (err ? 0 : Number(n)));
+      const keys = counts.reduce((a, b) => a + b, 0);
+      let bytes = 0;
+      let sampledKeys: number | undefined;
+      if (by === "keys") {
+        owned.forEach((s, i) => counts[i]! > 0 && perSlot.set(s, [counts[i]!, 0]));
+      } else {
+        if (on.role === "replica") await c.call("readonly");
+        const r = await sampleMemory(c, new Set(owned), budget);
+        sampledKeys = r.sampled;
+        big.push(...r.big);
+        const mean = r.sampled > 0 ? r.bytes / r.sampled : 0;
+        owned.forEach((s, i) => {
+          const n = counts[i]!;
+          if (n === 0) return;
+          const got = r.perSlot.get(s);
+          const b = r.complete && got ? got.bytes : got && got.keys > 0 ? (got.bytes / got.keys) * n : mean * n;
+          perSlot.set(s, [n, Math.round(b)]);
+          bytes += Math.round(b);
+        });
+        if (!r.complete && r.sampled > 1 && mean > 0) {
+          const sd = Math.sqrt(Math.max(0, r.sumSq / r.sampled - mean * mean));
+          errors.push((196 * sd) / mean / Math.sqrt(r.sampled) * Math.sqrt(Math.max(0, 1 - r.sampled / Math.max(keys, 1))));
+        }
+      }
+      shards[m.id] = { measuredOn: on.addr, keys, bytes, maxmemory: Number(mem["maxmemory"] ?? 0), usedMemory: Number(mem["used_memory"] ?? 0), ...(sampledKeys !== undefined ? { sampledKeys } : {}) };
+    } finally {
+      await c.close();
+    }
+  });
+  const slots = [...perSlot].sort((a, b) => a[0] - b[0]).map(([s, [k, b]]) => [s, k, b] as [number, number, number]);
+  const errorPercent = errors.length ? Math.round(Math.max(...errors) * 10) / 10 : 0;
+  const replicas = Object.values(shards).filter((s) => !masters.some((m) => m.addr === s.measuredOn)).length;
+  const where = `on ${replicas} in-sync replica(s) and ${masters.length - replicas} master(s)`;
+  const total = Object.values(shards).reduce((a, s) => a + s.keys, 0);
+  const sampled = Object.values(shards).reduce((a, s) => a + (s.sampledKeys ?? 0), 0);
+  const method =
+    by === "keys"
+      ? `CLUSTER COUNTKEYSINSLOT of every slot (exact), ${where}`
+      : errorPercent === 0 && sampled >= total
+        ? `MEMORY USAGE of every key (${total} keys, SCAN; exact), ${where}`
+        : `MEMORY USAGE of ${sampled} of ${total} keys (SCAN sample, up to ${budget} per shard); a slot's size is its key count times its sampled keys' mean size; expected error of a shard's total ±${errorPercent}% (95%), ${where}`;
+  big.sort((x, y) => y.bytes - x.bytes || x.key.localeCompare(y.key));
+  return { by, measuredAt: (opts.now?.() ?? new Date()).toISOString(), method, errorPercent, slots, shards, ...(by === "memory" ? { bigKeys: big.slice(0, BIG_KEYS) } : {}) };
+}
+
+async function withConn<T>(addr: NodeAddr, access: Access | undefined, fn: (c: NodeClient) => Promise<T>): Promise<T> {
+  const c = await NodeClient.connect(addr, { readOnly: true, access });
+  try {
+    return await fn(c);
+  } finally {
+    await c.close();
+  }
+}
+
+function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const i = line.indexOf(":");
+    if (i > 0 && !line.startsWith("#")) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+interface Sample {
+  complete: boolean;
+  sampled: number;
+  bytes: number;
+  sumSq: number;
+  perSlot: Map<number, { keys: number; bytes: number }>;
+  /** The largest keys seen, largest first. */
+  big: { slot: number; key: string; bytes: number }[];
+}
+
+const BIG_KEYS = 20;
+
+/** SCAN + MEMORY USAGE (pipelined, one batch per SCAN reply) until the keyspace ends or `budget` keys are measured. */
+async function sampleMemory(c: NodeClient, owned: ReadonlySet<number>, budget: number): Promise<Sample> {
+  const out: Sample = { complete: false, sampled: 0, bytes: 0, sumSq: 0, perSlot: new Map(), big: [] };
+  const seen = new Set<string>();
+  let cursor = "0";
+  do {
+    const [next, keys] = (await c.callBuffer("scan", cursor, "count", SCAN_COUNT)) as [Buffer, Buffer[]];
+    cursor = next.toString();
+    const fresh = keys.filter((k) => {
+      const h = k.toString("latin1");
+      if (seen.has(h)) return false; // SCAN may return a key twice
+      seen.add(h);
+      return owned.has(calculateSlot(k));
+    });
+    if (fresh.length === 0) continue;
+    const sizes = await c.pipelineBuffer(
+      fresh.map((k) => ["memory", "usage", k]),
+      60_000,
+    );
+    sizes.forEach(([err, n], i) => {
+      if (err || n === null) return; // expired or deleted meanwhile
+      const b = Number(n);
+      const slot = calculateSlot(fresh[i]!);
+      const e = out.perSlot.get(slot) ?? { keys: 0, bytes: 0 };
+      e.keys++;
+      e.bytes += b;
+      out.perSlot.set(slot, e);
+      out.sampled++;
+      out.bytes += b;
+      out.sumSq += b * b;
+      if (out.big.length < BIG_KEYS || b > out.big[out.big.length - 1]!.bytes) {
+        out.big.push({ slot, key: fresh[i]!.toString(), bytes: b });
+        out.big.sort((x, y) => y.bytes - x.bytes);
+        if (out.big.length > BIG_KEYS) out.big.pop();
+      }
+    });
+  } while (cursor !== "0" && out.sampled < budget);
+  out.complete = cursor === "0";
+  return out;
+}
+
+/** Per slot, the amount balanced by: keys or bytes. */
+export function slotAmounts(m: LoadMeasurement): Float64Array {
+  const out = new Float64Array(SLOT_COUNT);
+  for (const [s, k, b] of m.slots) out[s] = m.by === "keys" ? k : b;
+  return out;
+}

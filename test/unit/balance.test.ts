@@ -1,0 +1,78 @@
+/** balanceByLoad (src/planner/balance.ts) on random skewed instances: properties, and the unreachable case. */
+import { describe, expect, it } from "vitest";
+import { balanceByLoad } from "../../src/planner/balance.js";
+import { SLOT_COUNT } from "../../src/slots.js";
+
+/** A small deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const id = (i: number): string => String(i).repeat(40).slice(0, 40);
+
+/** n masters owning equal ranges; amounts heavy-tailed (Pareto), with a hot tag region on master 0. */
+function instance(seed: number, n: number, removed = 0) {
+  const r = rng(seed);
+  const current: (string | null)[] = [];
+  for (let s = 0; s < SLOT_COUNT; s++) current.push(id(Math.floor((s * (n + removed)) / SLOT_COUNT)));
+  const amount = new Float64Array(SLOT_COUNT);
+  for (let s = 0; s < SLOT_COUNT; s++) amount[s] = r() < 0.1 ? 0 : Math.round(1000 / Math.pow(1 - r() * 0.999, 0.6));
+  for (let k = 0; k < 40; k++) amount[Math.floor(r() * (SLOT_COUNT / (n + removed)))]! += 20_000 * r();
+  const shards = Array.from({ length: n }, (_, i) => ({ masterId: id(i + removed), weight: 1 + (i % 2) }));
+  return { current, amount, shards };
+}
+
+function loads(owner: (string | null)[], amount: Float64Array): Map<string, number> {
+  const out = new Map<string, number>();
+  owner.forEach((o, s) => o && out.set(o, (out.get(o) ?? 0) + amount[s]!));
+  return out;
+}
+
+describe("balanceByLoad on random skewed instances", () => {
+  for (let seed = 1; seed <= 40; seed++) {
+    const removed = seed % 4 === 0 ? 1 : 0;
+    it(`seed ${seed}${removed ? " (a master removed)" : ""}: band reached, every slot owned, at most 1.25x the lower bound`, () => {
+      const { current, amount, shards } = instance(seed, 3 + (seed % 4), removed);
+      const b = balanceByLoad(current, shards, 5, amount);
+      expect(b.unreachable).toBeUndefined();
+      expect(b.owner.every((o) => o !== null && shards.some((s) => s.masterId === o))).toBe(true);
+      const l = loads(b.owner, amount);
+      for (const sh of shards) {
+        const share = b.share.get(sh.masterId)!;
+        expect(Math.abs(l.get(sh.masterId)! - share) / share).toBeLessThanOrEqual(0.05 + 1e-9);
+      }
+      let moved = 0;
+      for (let s = 0; s < SLOT_COUNT; s++) if (b.owner[s] !== current[s]) moved += amount[s]!;
+      expect(moved).toBe(b.moved);
+      expect(b.moved).toBeLessThanOrEqual(1.25 * b.lowerBound + 1e-6);
+    });
+  }
+
+  it("keeps pins, and leaves a balanced cluster alone", () => {
+    const { current, amount } = instance(7, 3);
+    const shards = [{ masterId: id(0), weight: 1, pinned: [[0, 99]] as [number, number][] }, { masterId: id(1), weight: 1 }, { masterId: id(2), weight: 1 }];
+    const b = balanceByLoad(current, shards, 5, amount);
+    for (let s = 0; s < 100; s++) expect(b.owner[s]).toBe(id(0));
+    const again = balanceByLoad(b.owner, shards, 5, amount);
+    expect(again.rebalanced).toBe(false);
+    expect(again.owner).toEqual(b.owner);
+  });
+
+  it("says when one slot outweighs a band's top, and leaves that slot's master little else", () => {
+    const current = Array.from({ length: SLOT_COUNT }, (_, s) => id(Math.floor((s * 4) / SLOT_COUNT)));
+    const amount = new Float64Array(SLOT_COUNT).fill(100);
+    amount[42] = 100 * SLOT_COUNT; // half of everything in one slot
+    const shards = [0, 1, 2, 3].map((i) => ({ masterId: id(i), weight: 1 }));
+    const b = balanceByLoad(current, shards, 5, amount);
+    expect(b.unreachable).toMatchObject({ master: id(0), heavySlots: [{ slot: 42, amount: 100 * SLOT_COUNT }] });
+    const l = loads(b.owner, amount);
+    expect(l.get(id(0))! - amount[42]!).toBeLessThan(0.05 * amount[42]!);
+  });
+});
