@@ -3,7 +3,7 @@
  * shard is measured on an in-sync replica where it has one, so that the masters serving traffic do
  * less work, else on its master.
  *  - keys: CLUSTER COUNTKEYSINSLOT of every slot the master owns (one pipeline per shard): exact.
- *  - memory: SCAN + MEMORY USAGE of every key, up to a key budget per shard: exact. Beyond it, the keys
+ *  - memory: SCAN + MEMORY USAGE of every key, up to a key budget: exact. Beyond it, the keys
  *    scanned so far are the sample (SCAN walks the keyspace in hash order, not slot by slot), every
  *    slot's size is its key count times the mean size of its sampled keys (or of the shard's, for a
  *    slot with no key sampled), and the expected error of a shard's total is given (95%).
@@ -45,9 +45,14 @@ export interface LoadMeasurement {
   bigKeys?: { slot: number; key: string; bytes: number }[];
 }
 
-/** Keys per shard that MEMORY USAGE is asked about before measuring turns to a sample. */
-export const DEFAULT_KEY_BUDGET = 250_000;
-const SCAN_COUNT = 1000;
+/**
+ * Keys MEMORY USAGE is asked about, over all shards (each gets its part of it by its key count, at
+ * least MIN_SHARD_BUDGET), before measuring turns to a sample: what keeps a 1M-key cluster's
+ * measurement within about 3 s here.
+ */
+export const DEFAULT_KEY_BUDGET = 400_000;
+const MIN_SHARD_BUDGET = 20_000;
+const SCAN_COUNT = 2000;
 
 /** The node to measure a master on: an in-sync replica if it has one. */
 function measureNode(master: ObservedNode, nodes: readonly ObservedNode[]): ObservedNode {
@@ -57,6 +62,8 @@ function measureNode(master: ObservedNode, nodes: readonly ObservedNode[]): Obse
 export async function measureLoad(o: ObservedCluster, by: "keys" | "memory", access: Access | undefined, opts: { keyBudget?: number; now?: () => Date } = {}): Promise<LoadMeasurement> {
   const budget = opts.keyBudget ?? DEFAULT_KEY_BUDGET;
   const masters = o.nodes.filter((n) => n.role === "master" && n.slots.length > 0 && n.reachable);
+  const allKeys = masters.reduce((a, m) => a + (m.keys ?? 0), 0);
+  const shardBudget = (m: ObservedNode): number => Math.max(MIN_SHARD_BUDGET, Math.ceil((budget * (m.keys ?? 0)) / Math.max(allKeys, 1)));
   const perSlot = new Map<number, [number, number]>();
   const shards: Record<string, ShardLoad> = {};
   const errors: number[] = [];
@@ -75,7 +82,7 @@ export async function measureLoad(o: ObservedCluster, by: "keys" | "memory", acc
         owned.forEach((s, i) => counts[i]! > 0 && perSlot.set(s, [counts[i]!, 0]));
       } else {
         if (on.role === "replica") await c.call("readonly");
-        const r = await sampleMemory(c, new Set(owned), budget);
+        const r = await sampleMemory(c, new Set(owned), shardBudget(m));
         sampledKeys = r.sampled;
         big.push(...r.big);
         const mean = r.sampled > 0 ? r.bytes / r.sampled : 0;
@@ -108,7 +115,7 @@ export async function measureLoad(o: ObservedCluster, by: "keys" | "memory", acc
       ? `CLUSTER COUNTKEYSINSLOT of every slot (exact), ${where}`
       : errorPercent === 0 && sampled >= total
         ? `MEMORY USAGE of every key (${total} keys, SCAN; exact), ${where}`
-        : `MEMORY USAGE of ${sampled} of ${total} keys (SCAN sample, up to ${budget} per shard); a slot's size is its key count times its sampled keys' mean size; expected error of a shard's total ±${errorPercent}% (95%), ${where}`;
+        : `MEMORY USAGE of ${sampled} of ${total} keys (SCAN sample, ${budget} keys in all); a slot's size is its key count times its sampled keys' mean size; expected error of a shard's total ±${errorPercent}% (95%), ${where}`;
   big.sort((x, y) => y.bytes - x.bytes || x.key.localeCompare(y.key));
   return { by, measuredAt: (opts.now?.() ?? new Date()).toISOString(), method, errorPercent, slots, shards, ...(by === "memory" ? { bigKeys: big.slice(0, BIG_KEYS) } : {}) };
 }
@@ -143,29 +150,26 @@ interface Sample {
 
 const BIG_KEYS = 20;
 
-/** SCAN + MEMORY USAGE (pipelined, one batch per SCAN reply) until the keyspace ends or `budget` keys are measured. */
+/**
+ * SCAN + MEMORY USAGE until the keyspace ends or `budget` keys are measured: each round trip carries
+ * the MEMORY USAGE of the keys the previous SCAN returned and the next SCAN.
+ */
 async function sampleMemory(c: NodeClient, owned: ReadonlySet<number>, budget: number): Promise<Sample> {
   const out: Sample = { complete: false, sampled: 0, bytes: 0, sumSq: 0, perSlot: new Map(), big: [] };
   const seen = new Set<string>();
   let cursor = "0";
-  do {
-    const [next, keys] = (await c.callBuffer("scan", cursor, "count", SCAN_COUNT)) as [Buffer, Buffer[]];
-    cursor = next.toString();
-    const fresh = keys.filter((k) => {
-      const h = k.toString("latin1");
-      if (seen.has(h)) return false; // SCAN may return a key twice
-      seen.add(h);
-      return owned.has(calculateSlot(k));
-    });
-    if (fresh.length === 0) continue;
-    const sizes = await c.pipelineBuffer(
-      fresh.map((k) => ["memory", "usage", k]),
-      60_000,
-    );
-    sizes.forEach(([err, n], i) => {
+  let pending: Buffer[] = [];
+  let started = false;
+  for (;;) {
+    const more = !started || (cursor !== "0" && out.sampled + pending.length < budget);
+    started = true;
+    if (!more && pending.length === 0) break;
+    const res = await c.pipelineBuffer([...pending.map((k) => ["memory", "usage", k]), ...(more ? [["scan", cursor, "count", SCAN_COUNT]] : [])], 60_000);
+    res.slice(0, pending.length).forEach(([err, n], i) => {
       if (err || n === null) return; // expired or deleted meanwhile
       const b = Number(n);
-      const slot = calculateSlot(fresh[i]!);
+      const key = pending[i]!;
+      const slot = calculateSlot(key);
       const e = out.perSlot.get(slot) ?? { keys: 0, bytes: 0 };
       e.keys++;
       e.bytes += b;
@@ -174,12 +178,24 @@ async function sampleMemory(c: NodeClient, owned: ReadonlySet<number>, budget: n
       out.bytes += b;
       out.sumSq += b * b;
       if (out.big.length < BIG_KEYS || b > out.big[out.big.length - 1]!.bytes) {
-        out.big.push({ slot, key: fresh[i]!.toString(), bytes: b });
+        out.big.push({ slot, key: key.toString(), bytes: b });
         out.big.sort((x, y) => y.bytes - x.bytes);
         if (out.big.length > BIG_KEYS) out.big.pop();
       }
     });
-  } while (cursor !== "0" && out.sampled < budget);
+    pending = [];
+    if (!more) break;
+    const [scanErr, reply] = res[res.length - 1]!;
+    if (scanErr) throw scanErr;
+    const [next, keys] = reply as [Buffer, Buffer[]];
+    cursor = next.toString();
+    pending = keys.filter((k) => {
+      const h = k.toString("latin1");
+      if (seen.has(h)) return false; // SCAN may return a key twice
+      seen.add(h);
+      return owned.has(calculateSlot(k));
+    });
+  }
   out.complete = cursor === "0";
   return out;
 }

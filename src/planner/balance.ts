@@ -144,33 +144,57 @@ export function balanceByLoad(current: readonly (string | null)[], shards: reado
     moved += e!.amount;
     give(to, e!.slot);
   };
-  // A master no move can help now; cleared after every move, which changes what fits where.
-  const blocked = new Set<Holder>();
-  for (let guard = 0; guard < 4 * SLOT_COUNT; guard++) {
-    const over = holders.filter((h) => h.load > h.hi + 1e-9 && !blocked.has(h)).sort((a, b) => b.load - b.hi - (a.load - a.hi))[0];
-    if (over) {
-      const to = holders.filter((h) => h !== over).sort((a, b) => b.hi - b.load - (a.hi - a.load))[0];
-      const i = to ? pick(over, over.load - over.hi, Math.min(to.hi - to.load, over.load - over.lo)) : -1;
+  // Masters above their band give first, then masters below take; a move never pushes anyone out of
+  // its band, so a master no move can help within a phase stays so until the next pass (a pass of
+  // takers frees room that may unblock a giver). Each choice is a linear scan: O(masters) per move.
+  const maxBy = (list: readonly Holder[], score: (h: Holder) => number, skip?: ReadonlySet<Holder>): Holder | undefined => {
+    let best: Holder | undefined;
+    let bestScore = -Infinity;
+    for (const h of list) {
+      if (skip?.has(h)) continue;
+      const v = score(h);
+      if (v > bestScore) [best, bestScore] = [h, v];
+    }
+    return best;
+  };
+  for (let pass = 0; pass < 8; pass++) {
+    let movedInPass = false;
+    const blocked = new Set<Holder>();
+    for (;;) {
+      const over = maxBy(holders, (h) => h.load - h.hi, blocked);
+      if (!over || over.load <= over.hi + 1e-9) break;
+      const to = maxBy(holders, (h) => (h === over ? -Infinity : h.hi - h.load));
+      const i = to && to !== over ? pick(over, over.load - over.hi, Math.min(to.hi - to.load, over.load - over.lo)) : -1;
       if (i < 0) blocked.add(over);
       else {
         transfer(over, i, to!);
-        blocked.clear();
+        movedInPass = true;
       }
-      continue;
     }
-    const under = holders.filter((h) => h.load < h.lo - 1e-9 && !blocked.has(h)).sort((a, b) => b.lo - b.load - (a.lo - a.load))[0];
-    if (!under) break;
-    const donors = holders.filter((h) => h !== under).sort((a, b) => b.load - b.lo - (a.load - a.lo));
-    let done = false;
-    for (const from of donors) {
-      const i = pick(from, under.lo - under.load, Math.min(from.load - from.lo, under.hi - under.load));
-      if (i < 0) continue;
-      transfer(from, i, under);
-      blocked.clear();
-      done = true;
-      break;
+    blocked.clear();
+    for (;;) {
+      const under = maxBy(holders, (h) => h.lo - h.load, blocked);
+      if (!under || under.load >= under.lo - 1e-9) break;
+      const need = under.lo - under.load;
+      const room = under.hi - under.load;
+      const tryFrom = (from: Holder): boolean => {
+        if (from === under) return false;
+        const i = pick(from, need, Math.min(from.load - from.lo, room));
+        if (i < 0) return false;
+        transfer(from, i, under);
+        return true;
+      };
+      const first = maxBy(holders, (h) => (h === under ? -Infinity : h.load - h.lo));
+      let done = first ? tryFrom(first) : false;
+      if (!done) {
+        for (const from of holders.filter((h) => h !== under && h !== first && h.load > h.lo).sort((a, b) => b.load - b.lo - (a.load - a.lo))) {
+          if ((done = tryFrom(from))) break;
+        }
+      }
+      if (done) movedInPass = true;
+      else blocked.add(under);
     }
-    if (!done) blocked.add(under);
+    if (!movedInPass) break;
   }
   const stuck = holders.filter((h) => h.load > h.hi + 1e-9 || h.load < h.lo - 1e-9).sort((a, b) => deviation(b) - deviation(a))[0];
   const after = Math.max(...holders.map(deviation));
