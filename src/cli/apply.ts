@@ -5,6 +5,7 @@ import { Command, Option } from "clipanion";
 import { ClusterCommand, intOption } from "./base.js";
 import { DEFAULT_SETTLE_S, loadTopology, planFrom, readHistory } from "./observe-input.js";
 import { progressPrinter } from "./progress.js";
+import { DEFAULT_LOAD_WINDOW_S } from "../observe/load.js";
 import { loadSpec } from "../spec/load.js";
 import { specNodes } from "../spec/nodes.js";
 import { parsePlan, writePlan } from "../plan/file.js";
@@ -93,6 +94,7 @@ export class ApplyCommand extends ClusterCommand {
   history = Option.Array("--history", {
     description: "With a SPEC: an earlier plan whose slot moves explain keys left on a node that no longer owns their slot (repeatable; the spec's last plan, SPEC.plan.json, is always read)",
   });
+  loadWindow = Option.String("--load-window", { description: `With a SPEC balancing by cpu: seconds between the two CPU readings per slot (default ${DEFAULT_LOAD_WINDOW_S})` });
   settleTimeout = Option.String("--settle-timeout", { description: `With a SPEC: seconds to wait for members that disagree to converge before planning (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
@@ -128,6 +130,7 @@ export class ApplyCommand extends ClusterCommand {
       say: (m) => this.say(m),
       settleMs,
       measure: spec.balanceBy,
+      loadWindowS: intOption(this.loadWindow, "--load-window", DEFAULT_LOAD_WINDOW_S, 1),
     });
     // The lock is taken before the plan is shown and written, and held through the apply.
     const unlock = await lockCluster(observed, access, this.lockDir, `apply ${resolve(this.target)}`);

@@ -2,7 +2,7 @@
 import { bigKeyWarnings, surveyBigKeys } from "../observe/big-keys.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { observeCluster, type ObserveOptions } from "../observe/observe.js";
-import { measureLoad } from "../observe/load.js";
+import { DEFAULT_LOAD_WINDOW_S, measureLoad, type LoadBy } from "../observe/load.js";
 import { unsettled } from "../observe/disagreements.js";
 import { readSnapshot } from "../observe/snapshot.js";
 import type { ObservedCluster } from "../observe/types.js";
@@ -46,7 +46,9 @@ export async function loadTopology(args: {
   say: (msg: string) => void;
   settleMs?: number;
   /** Also measure what each slot holds (live cluster only; a snapshot carries its own measurement). */
-  measure?: "keys" | "memory" | undefined;
+  measure?: LoadBy | undefined;
+  /** By cpu: seconds between the two readings. */
+  loadWindowS?: number | undefined;
 }): Promise<ObservedCluster> {
   if (args.observedFile) {
     args.status(`Reading the topology from ${args.observedFile} (no cluster contacted)`);
@@ -54,14 +56,14 @@ export async function loadTopology(args: {
   }
   args.status(`Observing the cluster via ${args.seeds.join(", ")} ...`);
   const o = await observeSettled({ seeds: args.seeds, probe: args.probe ?? [], access: args.access }, args.settleMs ?? DEFAULT_SETTLE_S * 1000, args.say);
-  if (args.measure) await addLoad(o, args.measure, args.access, args.status);
+  if (args.measure) await addLoad(o, args.measure, args.access, args.status, args.loadWindowS);
   return o;
 }
 
 /** Measures what each slot holds (the spec balances by it) into the observed topology. */
-export async function addLoad(o: ObservedCluster, by: "keys" | "memory", access: Access, status: (msg: string) => void): Promise<void> {
-  status(`Measuring ${by === "keys" ? "keys" : "memory"} per slot ...`);
-  o.load = await measureLoad(o, by, access);
+export async function addLoad(o: ObservedCluster, by: LoadBy, access: Access, status: (msg: string) => void, loadWindowS = DEFAULT_LOAD_WINDOW_S): Promise<void> {
+  status(by === "cpu" ? `Measuring CPU per slot over ${loadWindowS} s (--load-window) ...` : `Measuring ${by} per slot ...`);
+  o.load = await measureLoad(o, by, access, { loadWindowS });
   status(`Measured: ${o.load.method}.`);
 }
 
@@ -118,6 +120,7 @@ export async function planSpec(args: {
   source: AccessSource;
   allowMassRemoval?: boolean;
   history?: readonly PastMove[];
+  loadWindowS?: number;
   status: (msg: string) => void;
   say: (msg: string) => void;
   settleMs?: number;
@@ -130,8 +133,9 @@ export async function planSpec(args: {
     status: args.status,
     say: args.say,
     measure: args.spec.balanceBy,
+    loadWindowS: args.loadWindowS,
     ...(args.settleMs !== undefined ? { settleMs: args.settleMs } : {}),
   });
-  const { access, status: _s, say: _y, settleMs: _m, ...rest } = args;
+  const { access, status: _s, say: _y, settleMs: _m, loadWindowS: _w, ...rest } = args;
   return { plan: await planFrom({ ...rest, observed, ...(args.observedFile ? {} : { access }) }), observed };
 }

@@ -4,6 +4,7 @@ import { DEFAULT_SETTLE_S, planSpec, readHistory } from "./observe-input.js";
 import { loadSpec } from "../spec/load.js";
 import { writePlan } from "../plan/file.js";
 import { renderPlan } from "../plan/render/index.js";
+import { DEFAULT_LOAD_WINDOW_S } from "../observe/load.js";
 
 export class PlanCommand extends ClusterCommand {
   static override paths = [["plan"]];
@@ -45,6 +46,7 @@ export class PlanCommand extends ClusterCommand {
   seed = Option.Array("--seed", { description: "Reach the cluster through this HOST:PORT instead of the spec's seeds (repeatable)" });
   allowMassRemoval = Option.Boolean("--allow-mass-removal", false, { description: "Permit removing half or more of the masters that own slots (recorded in the plan)" });
   history = Option.Array("--history", { description: "An earlier plan whose slot moves explain keys left on a node that no longer owns their slot (repeatable)" });
+  loadWindow = Option.String("--load-window", { description: `With balance.by: cpu, seconds between the two CPU readings per slot (default ${DEFAULT_LOAD_WINDOW_S})` });
   settleTimeout = Option.String("--settle-timeout", { description: `Seconds to wait for members that disagree about roles or slots to converge before planning (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
@@ -62,6 +64,7 @@ export class PlanCommand extends ClusterCommand {
       source,
       allowMassRemoval: this.allowMassRemoval,
       history: readHistory(this.history ?? []),
+      loadWindowS: intOption(this.loadWindow, "--load-window", DEFAULT_LOAD_WINDOW_S, 1),
       status: (m) => this.status(m),
       say: (m) => this.say(m),
       settleMs,

@@ -1,10 +1,11 @@
 import { Command, Option } from "clipanion";
-import { ClusterCommand, seedsOption } from "./base.js";
+import { ClusterCommand, intOption, seedsOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { writeSnapshot, serializeSnapshot } from "../observe/snapshot.js";
 import { loadSpec } from "../spec/load.js";
 import { specNodes } from "../spec/nodes.js";
 import { addLoad } from "./observe-input.js";
+import { DEFAULT_LOAD_WINDOW_S } from "../observe/load.js";
 
 export class SnapshotCommand extends ClusterCommand {
   static override paths = [["snapshot"]];
@@ -19,7 +20,8 @@ export class SnapshotCommand extends ClusterCommand {
   });
   seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
   outFile = Option.String("--out", { description: "Write here instead of stdout" });
-  spec = Option.String("--spec", { description: "Also probe the nodes this spec lists" });
+  spec = Option.String("--spec", { description: "Also probe the nodes this spec lists (and measure what its balance.by needs)" });
+  loadWindow = Option.String("--load-window", { description: `With a spec balancing by cpu: seconds between the two CPU readings per slot (default ${DEFAULT_LOAD_WINDOW_S})` });
 
   async run(): Promise<number> {
     const spec = this.spec ? loadSpec(this.spec).spec : undefined;
@@ -30,7 +32,7 @@ export class SnapshotCommand extends ClusterCommand {
       access,
     });
     // A spec that balances by keys or memory needs the measurement to plan offline.
-    if (spec?.balanceBy) await addLoad(observed, spec.balanceBy, access, (m) => this.status(m));
+    if (spec?.balanceBy) await addLoad(observed, spec.balanceBy, access, (m) => this.status(m), intOption(this.loadWindow, "--load-window", DEFAULT_LOAD_WINDOW_S, 1));
     if (this.outFile) {
       writeSnapshot(this.outFile, observed);
       this.status(`Saved ${observed.nodes.length} member(s) to ${this.outFile}.`);

@@ -10,13 +10,15 @@
  * The measurement goes into the snapshot (not into the staleness fingerprint: data changes all the time).
  */
 import calculateSlot from "cluster-key-slot";
+import { ClusterStateError } from "../errors.js";
 import { NodeClient, type Access } from "../redis/connect.js";
 import type { NodeAddr } from "../redis/node-key.js";
 import { SLOT_COUNT, expandRanges } from "../slots.js";
 import { mapLimit } from "../util/limit.js";
 import type { ObservedCluster, ObservedNode } from "./types.js";
 
-export type BalanceBy = "slots" | "keys" | "memory";
+export type BalanceBy = "slots" | "keys" | "memory" | "cpu";
+export type LoadBy = Exclude<BalanceBy, "slots">;
 
 export interface ShardLoad {
   /** Where the shard was measured (an in-sync replica, else the master). */
@@ -31,14 +33,16 @@ export interface ShardLoad {
 }
 
 export interface LoadMeasurement {
-  by: "keys" | "memory";
+  by: LoadBy;
   measuredAt: string;
   /** How it was measured, with the expected error, in words. */
   method: string;
   /** Largest expected error of a shard's total, percent (95%); 0 when exact. */
   errorPercent: number;
-  /** Each slot holding anything: [slot, keys, bytes] (bytes 0 when measured by keys). */
-  slots: [number, number, number][];
+  /** Each slot holding anything: [slot, keys, bytes, cpu] (bytes 0 unless by memory; cpu: microseconds spent on it over the load window, by cpu). */
+  slots: [number, number, number, number][];
+  /** By cpu: the seconds between the two readings. */
+  windowSeconds?: number;
   /** By master id. */
   shards: Record<string, ShardLoad>;
   /** By memory: the largest keys measured (up to 20), to name what fills a heavy slot. */
@@ -59,7 +63,8 @@ function measureNode(master: ObservedNode, nodes: readonly ObservedNode[]): Obse
   return nodes.find((n) => n.role === "replica" && n.masterId === master.id && n.reachable && n.masterLinkUp) ?? master;
 }
 
-export async function measureLoad(o: ObservedCluster, by: "keys" | "memory", access: Access | undefined, opts: { keyBudget?: number; now?: () => Date } = {}): Promise<LoadMeasurement> {
+export async function measureLoad(o: ObservedCluster, by: LoadBy, access: Access | undefined, opts: { keyBudget?: number; now?: () => Date; loadWindowS?: number } = {}): Promise<LoadMeasurement> {
+  if (by === "cpu") return measureCpu(o, access, opts.loadWindowS ?? DEFAULT_LOAD_WINDOW_S, opts.now);
   const budget = opts.keyBudget ?? DEFAULT_KEY_BUDGET;
   const masters = o.nodes.filter((n) => n.role === "master" && n.slots.length > 0 && n.reachable);
   const allKeys = masters.reduce((a, m) => a + (m.keys ?? 0), 0);
@@ -104,7 +109,7 @@ export async function measureLoad(o: ObservedCluster, by: "keys" | "memory", acc
       await c.close();
     }
   });
-  const slots = [...perSlot].sort((a, b) => a[0] - b[0]).map(([s, [k, b]]) => [s, k, b] as [number, number, number]);
+  const slots = [...perSlot].sort((a, b) => a[0] - b[0]).map(([s, [k, b]]) => [s, k, b, 0] as [number, number, number, number]);
   const errorPercent = errors.length ? Math.round(Math.max(...errors) * 10) / 10 : 0;
   const replicas = Object.values(shards).filter((s) => !masters.some((m) => m.addr === s.measuredOn)).length;
   const where = `on ${replicas} in-sync replica(s) and ${masters.length - replicas} master(s)`;
@@ -200,9 +205,80 @@ async function sampleMemory(c: NodeClient, owned: ReadonlySet<number>, budget: n
   return out;
 }
 
-/** Per slot, the amount balanced by: keys or bytes. */
+/** Per slot, the amount balanced by: keys, bytes or CPU microseconds. */
 export function slotAmounts(m: LoadMeasurement): Float64Array {
   const out = new Float64Array(SLOT_COUNT);
-  for (const [s, k, b] of m.slots) out[s] = m.by === "keys" ? k : b;
+  for (const [s, k, b, c] of m.slots) out[s] = m.by === "keys" ? k : m.by === "memory" ? b : c;
   return out;
+}
+
+/** Seconds between the two CLUSTER SLOT-STATS readings of a balance by cpu (`--load-window`). */
+export const DEFAULT_LOAD_WINDOW_S = 10;
+
+/** Thrown when a server cannot count CPU per slot; the message says what is missing and how to turn it on. */
+export class CpuStatsUnavailable extends ClusterStateError {}
+
+type SlotStats = Map<number, { keys: number; cpu: number | undefined }>;
+
+/** CLUSTER SLOT-STATS SLOTSRANGE over a master's ranges: key-count and cpu-usec per slot. */
+async function slotStats(c: NodeClient, m: ObservedNode): Promise<SlotStats> {
+  const res = await c.pipeline(m.slots.map(([a, b]) => ["cluster", "slot-stats", "slotsrange", a, b]), 30_000);
+  const out: SlotStats = new Map();
+  for (const [err, reply] of res) {
+    if (err) {
+      throw new CpuStatsUnavailable(
+        /unknown subcommand|unknown command/i.test(err.message)
+          ? `balance.by: cpu needs per-slot CPU counters, which ${m.addr} (${m.server ?? "this server"}) does not have: CLUSTER SLOT-STATS exists from Valkey 8.0 on, with cluster-slot-stats-enabled yes. Balance by keys or memory here, or upgrade`
+          : `CLUSTER SLOT-STATS on ${m.addr} failed: ${err.message}`,
+      );
+    }
+    for (const [slot, fields] of reply as [number, (string | number)[]][]) {
+      const f = new Map<string, number>();
+      for (let i = 0; i + 1 < fields.length; i += 2) f.set(String(fields[i]), Number(fields[i + 1]));
+      out.set(Number(slot), { keys: f.get("key-count") ?? 0, cpu: f.get("cpu-usec") });
+    }
+  }
+  if ([...out.values()].some((x) => x.cpu === undefined)) {
+    throw new CpuStatsUnavailable(
+      `balance.by: cpu needs per-slot CPU counters, which ${m.addr} does not keep: turn them on with \`CONFIG SET cluster-slot-stats-enabled yes\` on every master (and in their config files), let the usual traffic run for a while, then plan again`,
+    );
+  }
+  return out;
+}
+
+/** CPU per slot: the difference of two SLOT-STATS readings `windowS` apart, on each master (the counters reset when a slot changes owner). */
+async function measureCpu(o: ObservedCluster, access: Access | undefined, windowS: number, now?: () => Date): Promise<LoadMeasurement> {
+  const masters = o.nodes.filter((n) => n.role === "master" && n.slots.length > 0 && n.reachable);
+  const conns = await mapLimit(masters, 16, (m) => NodeClient.connect(m.addr, { readOnly: true, access }));
+  try {
+    const first = await mapLimit(masters, 16, (m, i) => slotStats(conns[i]!, m));
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, windowS * 1000));
+    const second = await mapLimit(masters, 16, (m, i) => slotStats(conns[i]!, m));
+    const seconds = (Date.now() - t0) / 1000;
+    const slots: [number, number, number, number][] = [];
+    const shards: Record<string, ShardLoad> = {};
+    masters.forEach((m, i) => {
+      let keys = 0;
+      for (const [slot, b] of second[i]!) {
+        const a = first[i]!.get(slot);
+        const cpu = a && a.cpu! <= b.cpu! ? b.cpu! - a.cpu! : b.cpu!; // a counter that went down was reset
+        keys += b.keys;
+        if (b.keys > 0 || cpu > 0) slots.push([slot, b.keys, 0, cpu]);
+      }
+      shards[m.id] = { measuredOn: m.addr, keys, bytes: 0, maxmemory: 0, usedMemory: 0 };
+    });
+    slots.sort((a, b) => a[0] - b[0]);
+    return {
+      by: "cpu",
+      measuredAt: (now?.() ?? new Date()).toISOString(),
+      method: `CPU time per slot from CLUSTER SLOT-STATS, two readings ${seconds.toFixed(1)} s apart on each of ${masters.length} master(s): it reflects the traffic of that window only`,
+      errorPercent: 0,
+      slots,
+      shards,
+      windowSeconds: Math.round(seconds * 10) / 10,
+    };
+  } finally {
+    await Promise.all(conns.map((c) => c.close()));
+  }
 }

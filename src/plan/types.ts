@@ -100,13 +100,15 @@ export interface Plan {
 export interface MasterLoad {
   slots: number;
   keys: number;
-  /** 0 when measured by keys. */
+  /** 0 unless measured by memory. */
   bytes: number;
+  /** By cpu: microseconds of CPU spent on its slots over the load window. */
+  cpu?: number;
 }
 
 /** A plan that balances by keys or memory: what was measured, and each master before and after. */
 export interface BalanceReport {
-  by: "keys" | "memory";
+  by: "keys" | "memory" | "cpu";
   threshold: number;
   measuredAt: string;
   method: string;
@@ -114,8 +116,8 @@ export interface BalanceReport {
   /** Worst deviation of a master from its share, percent, before and after the plan. */
   before: number;
   after: number;
-  /** What the plan's slot moves carry, and the least any plan must move to reach the bands (keys or bytes, as balanced by). */
-  moved: { keys: number; bytes: number };
+  /** What the plan's slot moves carry, and the least any plan must move to reach the bands (keys, bytes or CPU microseconds, as balanced by). */
+  moved: { keys: number; bytes: number; cpu?: number };
   lowerBound: number;
   /** Why the bands cannot all be reached, with the options, when they cannot. */
   unreachable?: string;

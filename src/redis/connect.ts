@@ -62,6 +62,7 @@ export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set([
   "cluster info",
   "cluster myid",
   "cluster countkeysinslot",
+  "cluster slot-stats",
   "cluster getkeysinslot",
   "cluster slots",
   "cluster shards",

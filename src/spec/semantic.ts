@@ -153,7 +153,7 @@ export function checkMeaning(raw: unknown, loc: Locator): { spec: ClusterSpec; p
   const tls = isObj(cluster["tls"]) ? (cluster["tls"] as RawSpec["cluster"]["tls"]) : undefined;
   if (tls && Boolean(tls.cert) !== Boolean(tls.key)) problems.push(loc.at(["cluster", "tls"], `tls has ${tls.cert ? "cert" : "key"} without ${tls.cert ? "key" : "cert"}: a client certificate needs both`));
   const balance = isObj(cluster["balance"]) ? cluster["balance"] : {};
-  const by = balance["by"] === "keys" || balance["by"] === "memory" ? balance["by"] : undefined;
+  const by = balance["by"] === "keys" || balance["by"] === "memory" || balance["by"] === "cpu" ? balance["by"] : undefined;
 
   const spec: ClusterSpec = {
     seeds,

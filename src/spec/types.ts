@@ -33,7 +33,7 @@ export interface ClusterSpec {
   /** Percent. */
   threshold: number;
   /** What masters are balanced by; absent: slot counts. */
-  balanceBy?: "keys" | "memory";
+  balanceBy?: "keys" | "memory" | "cpu";
   /** Nodes the operator allows shardform to wipe (FLUSHALL and CLUSTER RESET HARD: a new node id). */
   allowReset: NodeAddr[];
   /** Nodes no plan may remove, drain or demote (like Terraform's prevent_destroy). */

@@ -150,20 +150,21 @@ function bytesText(b: number): string {
 export function balanceTable(plan: Plan): { header: string[]; rows: string[][]; lines: string[] } | null {
   const b = plan.balance;
   if (!b) return null;
-  const amount = (l: { keys: number; bytes: number }): number => (b.by === "memory" ? l.bytes : l.keys);
-  const unit = (n: number): string => (b.by === "memory" ? bytesText(n) : formatKeys(Math.round(n)));
-  const header = ["master", "slots", "keys", ...(b.by === "memory" ? ["memory"] : []), `off its share (by ${b.by})`];
+  const amount = (l: { keys: number; bytes: number; cpu?: number }): number => (b.by === "memory" ? l.bytes : b.by === "cpu" ? (l.cpu ?? 0) : l.keys);
+  const cpuText = (us: number): string => `${(us / 1000).toFixed(1)} ms`;
+  const unit = (n: number): string => (b.by === "memory" ? bytesText(n) : b.by === "cpu" ? `${cpuText(n)} of CPU` : formatKeys(Math.round(n)));
+  const header = ["master", "slots", "keys", ...(b.by === "memory" ? ["memory"] : b.by === "cpu" ? ["cpu in the window"] : []), `off its share (by ${b.by})`];
   const rows = b.masters.map((m) => {
-    const dev = (l: { keys: number; bytes: number }): string => (m.share ? `${(((amount(l) - m.share) / m.share) * 100).toFixed(1)}%` : "-");
+    const dev = (l: { keys: number; bytes: number; cpu?: number }): string => (m.share ? `${(((amount(l) - m.share) / m.share) * 100).toFixed(1)}%` : "-");
     return [
       m.addr,
       `${m.before.slots} -> ${m.after.slots}`,
       `${formatKeys(m.before.keys)} -> ${formatKeys(m.after.keys)}`,
-      ...(b.by === "memory" ? [`${bytesText(m.before.bytes)} -> ${bytesText(m.after.bytes)}`] : []),
+      ...(b.by === "memory" ? [`${bytesText(m.before.bytes)} -> ${bytesText(m.after.bytes)}`] : b.by === "cpu" ? [`${cpuText(m.before.cpu ?? 0)} -> ${cpuText(m.after.cpu ?? 0)}`] : []),
       `${dev(m.before)} -> ${dev(m.after)}`,
     ];
   });
-  const moved = b.by === "memory" ? b.moved.bytes : b.moved.keys;
+  const moved = amount(b.moved);
   const lines = [
     `Balance by ${b.by} within ${b.threshold}%: worst deviation ${b.before}% -> ${b.after}%; moves ${unit(moved)}${b.by === "memory" ? ` (${formatKeys(b.moved.keys)} keys)` : ""}; ${b.unreachable ? "the bands cannot all be reached (see the warning)" : `no plan can move less than ${unit(b.lowerBound)}${b.lowerBound > 0 ? ` (ratio ${(moved / b.lowerBound).toFixed(2)})` : ""}`}.`,
     `Measured ${b.measuredAt}: ${b.method}.`,

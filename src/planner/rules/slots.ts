@@ -31,7 +31,7 @@ const MiB = 1 << 20;
 export const formatBytes = (b: number): string => (b >= 10 * MiB * 1024 ? `${(b / MiB / 1024).toFixed(1)} GiB` : `${(b / MiB).toFixed(1)} MiB`);
 
 /** Balance by keys or memory (src/planner/balance.ts), with the report the plan carries. */
-function targetsByLoad(ctx: PlanContext, by: "keys" | "memory", targets: ShardTarget[]): (string | null)[] {
+function targetsByLoad(ctx: PlanContext, by: "keys" | "memory" | "cpu", targets: ShardTarget[]): (string | null)[] {
   const load = ctx.observed.load;
   if (!load || load.by !== by) {
     ctx.problems.push(
@@ -44,23 +44,28 @@ function targetsByLoad(ctx: PlanContext, by: "keys" | "memory", targets: ShardTa
   const b = balanceByLoad(start, targets, ctx.spec.threshold, amounts);
   const keys = new Float64Array(SLOT_COUNT);
   const bytes = new Float64Array(SLOT_COUNT);
-  for (const [s, k, y] of load.slots) [keys[s], bytes[s]] = [k, y];
+  const cpu = new Float64Array(SLOT_COUNT);
+  for (const [s, k, y, c] of load.slots) [keys[s], bytes[s], cpu[s]] = [k, y, c ?? 0];
   const sum = (owner: readonly (string | null)[], id: string): MasterLoad => {
-    const out = { slots: 0, keys: 0, bytes: 0 };
+    const out: MasterLoad = { slots: 0, keys: 0, bytes: 0, ...(by === "cpu" ? { cpu: 0 } : {}) };
     owner.forEach((o, s) => {
       if (o !== id) return;
       out.slots++;
       out.keys += keys[s]!;
       out.bytes += bytes[s]!;
+      if (out.cpu !== undefined) out.cpu += cpu[s]!;
     });
     return out;
   };
   const ids = [...new Set([...start, ...b.owner].filter((x): x is string => x !== null))].sort((x, y) => ctx.b.ref(x).addr.localeCompare(ctx.b.ref(y).addr));
-  const moved = { keys: 0, bytes: 0 };
+  const moved: BalanceReport["moved"] = { keys: 0, bytes: 0, ...(by === "cpu" ? { cpu: 0 } : {}) };
   for (let s = 0; s < SLOT_COUNT; s++) {
-    if (start[s] !== null && b.owner[s] !== start[s]) [moved.keys, moved.bytes] = [moved.keys + keys[s]!, moved.bytes + bytes[s]!];
+    if (start[s] === null || b.owner[s] === start[s]) continue;
+    moved.keys += keys[s]!;
+    moved.bytes += bytes[s]!;
+    if (moved.cpu !== undefined) moved.cpu += cpu[s]!;
   }
-  const unit = (n: number): string => (by === "memory" ? formatBytes(n) : `${Math.round(n)} keys`);
+  const unit = (n: number): string => (by === "memory" ? formatBytes(n) : by === "cpu" ? `${(n / 1000).toFixed(1)} ms of CPU` : `${Math.round(n)} keys`);
   const report: BalanceReport = {
     by,
     threshold: ctx.spec.threshold,
@@ -75,11 +80,15 @@ function targetsByLoad(ctx: PlanContext, by: "keys" | "memory", targets: ShardTa
   if (b.unreachable) {
     const u = b.unreachable;
     const heavy = u.heavySlots.map((h) => `slot ${h.slot} (${unit(h.amount)}${tagOf(load, h.slot)})`).join(", ");
+    const options = [`a wider threshold (balance.threshold: ${Math.ceil(b.after)})`, "weights"];
+    if (heavy) options.push("a shard of its own for the heavy slot (pin it)", "splitting the hash tag in the application");
+    if (by === "memory") options.push("more memory");
     report.unreachable =
       `${ctx.b.ref(u.master).addr} cannot be brought within ${ctx.spec.threshold}% of its share (a band up to ${unit(u.bandTop)})` +
-      (heavy ? `: ${heavy} ${u.heavySlots.length === 1 ? "weighs" : "weigh"} too much for one master's share` : "") +
-      `. The best reachable deviation is ${round1(b.after)}%, and this plan goes there, leaving the heavy slot's master little else. ` +
-      `Options: a wider threshold (balance.threshold: ${Math.ceil(b.after)}), weights, a shard of its own for the heavy slot (pin it), splitting the hash tag in the application, or more memory.`;
+      (heavy
+        ? `: ${heavy} ${u.heavySlots.length === 1 ? "weighs" : "weigh"} too much for one master's share. The best reachable deviation is ${round1(b.after)}%, and this plan goes there, leaving the heavy slot's master little else. `
+        : `: every slot that could move weighs more than the band leaves room for. The best reachable deviation is ${round1(b.after)}%, and this plan goes there. `) +
+      `Options: ${options.join(", ")}.`;
     ctx.warnings.push(report.unreachable);
   }
   capacityProblems(ctx, report, load);
