@@ -14,6 +14,7 @@ import { viewDisagreements } from "../observe/disagreements.js";
 import { ClusterStateError, EndStateError, ShardformError, ShardsFailedOverError, StalePlanError } from "../errors.js";
 import { describeChanges, fingerprint } from "../observe/fingerprint.js";
 import { observeCluster } from "../observe/observe.js";
+import { loadDrift } from "../observe/load.js";
 import type { ObservedCluster } from "../observe/types.js";
 import type { Plan } from "../plan/types.js";
 import type { Access } from "../redis/connect.js";
@@ -171,6 +172,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       if (actual !== plan.observed.fingerprint) {
         throw new StalePlanError(plan.observed.fingerprint, actual, describeChanges(plan.observed.snapshot, live));
       }
+      for (const w of loadDrift(plan.balance, plan.observed.snapshot.load, live)) opts.emit({ type: "warning", message: w });
       journal = new JournalFile(jFile, newJournal(plan.digest, opts.planFile), stepIds);
       journal.save();
     } else {

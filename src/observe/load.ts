@@ -282,3 +282,20 @@ async function measureCpu(o: ObservedCluster, access: Access | undefined, window
     await Promise.all(conns.map((c) => c.close()));
   }
 }
+
+/**
+ * Before apply starts a plan that balances by keys or memory: the cluster's key count against the
+ * plan's measurement. Data changes all the time, so a difference is a warning, not a refusal. Pure.
+ */
+export function loadDrift(balance: { by: string; threshold: number; measuredAt: string } | undefined, measured: LoadMeasurement | undefined, live: Pick<ObservedCluster, "nodes">): string[] {
+  if (!balance || !measured || balance.by === "cpu") return [];
+  const then = Object.values(measured.shards).reduce((a, s) => a + s.keys, 0);
+  const now = live.nodes.filter((n) => n.role === "master").reduce((a, n) => a + (n.keys ?? 0), 0);
+  if (then === 0) return [];
+  const change = ((now - then) / then) * 100;
+  if (Math.abs(change) <= balance.threshold) return [];
+  return [
+    `the cluster holds ${Math.abs(change).toFixed(1)}% ${change > 0 ? "more" : "fewer"} keys (${now}) than when this plan measured it (${then}, ${balance.measuredAt}), more than its ${balance.threshold}% threshold: ` +
+      `the balance it reaches may be off. Plan again to measure anew`,
+  ];
+}

@@ -1,6 +1,6 @@
 /**
  * Balancing by what slots hold (spec `cluster.balance.by`), on a real Redis 7.0 cluster of 3 masters
- * with skewed data: big values under a few hash tags on one master (memory), a tag of many tiny keys on
+ * (the first with a replica, which is where its shard is measured) with skewed data: big values under a few hash tags on one master (memory), a tag of many tiny keys on
  * another (keys). Slot counts are equal, so a balance by slots finds nothing to do. Each apply ends with
  * the full checks and a plan of the same spec that finds the masters within the band; the capacity
  * refusal and the unreachable band are shown as printed.
@@ -13,11 +13,11 @@ import { Ajv } from "ajv";
 import { observeCluster } from "../../src/observe/observe.js";
 import { populate } from "../../src/testdata/populate.js";
 import { NodeClient } from "../../src/redis/connect.js";
-import { createCluster, startNodes, type TestSandbox } from "../helpers/cluster.js";
+import { createCluster, startNodes, waitConsistent, waitReplicasCaughtUp, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
 import { fullChecks } from "../helpers/verify.js";
 
-// Ports 20950-20952 (bus 30950-30952): this file's own range.
+// Ports 20950-20953 (bus 30950-30953): this file's own range.
 const BASE = 20950;
 const KEYS = 20_000;
 const BIG = { tags: 30, perTag: 10, bytes: 10_000 };
@@ -39,7 +39,8 @@ async function withNode<T>(addr: string, fn: (c: NodeClient) => Promise<T>): Pro
 
 function specFile(name: string, balance: string): string {
   const f = join(work, `${name}.yaml`);
-  writeFileSync(f, [`cluster:`, `  seeds: ["${a(0)}"]`, `  balance: ${balance}`, `shards:`, ...all.map((m) => `  - master: ${m}`)].join("\n") + "\n");
+  const shards = all.flatMap((m, i) => [`  - master: ${m}`, ...(i === 0 ? [`    replicas: [${a(3)}]`] : [])]);
+  writeFileSync(f, [`cluster:`, `  seeds: ["${a(0)}"]`, `  balance: ${balance}`, `shards:`, ...shards].join("\n") + "\n");
   return f;
 }
 
@@ -66,9 +67,14 @@ interface PlanJson {
 }
 
 beforeAll(async () => {
-  sb = await startNodes(BASE, 3);
+  sb = await startNodes(BASE, 4);
   work = mkdtempSync(join(tmpdir(), "shardform-balance-"));
   await createCluster(all, 0);
+  const id0 = String(await withNode(a(0), (c) => c.call("cluster", "myid")));
+  await withNode(a(3), (c) => c.call("cluster", "meet", "127.0.0.1", BASE));
+  await waitConsistent([...all, a(3)]);
+  await withNode(a(3), (c) => c.call("cluster", "replicate", id0));
+  await waitConsistent([...all, a(3)]);
   await populate(await observeCluster({ seeds: [a(0)] }), { keys: KEYS });
   // Memory skew on a(0): big values under a few tags. Key skew on a(1): one tag of many tiny keys.
   const big = await tagsOn(a(0), BIG.tags, "big");
@@ -77,6 +83,7 @@ beforeAll(async () => {
   await withNode(a(1), (c) => c.pipeline(Array.from({ length: TINY }, (_, k) => ["set", `{${tiny}}:${k}`, "1"])));
   extraKeys = BIG.tags * BIG.perTag + TINY;
   expect(await totalKeys()).toBe(KEYS + extraKeys);
+  await waitReplicasCaughtUp([...all, a(3)]);
 });
 afterAll(async () => {
   await sb?.stop();
@@ -111,6 +118,7 @@ describe("balance by what the cluster holds", { timeout: 120_000 }, () => {
     expect(p.code).toBe(0);
     expect(p.stdout).toMatch(/Balance by memory within 5%: worst deviation [\d.]+% -> [\d.]+%; moves [\d.]+ MiB/);
     expect(p.stdout).toContain("MEMORY USAGE of every key");
+    expect(p.stdout).toContain("on 1 in-sync replica(s) and 2 master(s)");
     const plan = JSON.parse(readFileSync(planFile, "utf8")) as PlanJson;
     const validate = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync("schemas/plan.schema.json", "utf8")));
     expect(validate(plan) ? [] : validate.errors).toEqual([]);
@@ -121,7 +129,25 @@ describe("balance by what the cluster holds", { timeout: 120_000 }, () => {
     expect(r.stderr).toContain("Apply complete");
     expect(r.code).toBe(0);
     expect(await totalKeys()).toBe(KEYS + extraKeys);
-    await fullChecks(a(0), 3, KEYS, spec);
+    await fullChecks(a(0), 4, KEYS, spec);
+  });
+
+  it("by memory offline: a snapshot taken with the spec carries the measurement, and gives the same plan every time", async () => {
+    const spec = specFile("memory", "{ by: memory, threshold: 5 }");
+    const snap = join(work, "memory.snapshot.json");
+    const s = await runCli(["snapshot", "--seed", a(0), "--spec", spec, "--out", snap]);
+    expect(s.code).toBe(0);
+    const one = await runCli(["plan", spec, "--observed", snap, "--json"]);
+    const two = await runCli(["plan", spec, "--observed", snap, "--json"]);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toBe(two.stdout);
+    expect((JSON.parse(one.stdout) as PlanJson).balance!.by).toBe("memory");
+    // A snapshot without the measurement cannot plan a balance by memory: it says how to take one.
+    const bare = join(work, "bare.snapshot.json");
+    expect((await runCli(["snapshot", "--seed", a(0), "--out", bare])).code).toBe(0);
+    const refused = await runCli(["plan", spec, "--observed", bare]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("the spec balances by memory, but the topology has no memory measurement: plan against the live cluster, or take the snapshot with `shardform snapshot --spec SPEC`");
   });
 
   it("by keys: the master of the tiny-key tag gives other slots away", async () => {
@@ -133,11 +159,15 @@ describe("balance by what the cluster holds", { timeout: 120_000 }, () => {
     const plan = JSON.parse(readFileSync(planFile, "utf8")) as PlanJson;
     expect(plan.balance!.after).toBeLessThanOrEqual(5);
     expect(plan.steps.length).toBeGreaterThan(0);
+    // Keys written after the plan measured (spread over all slots): apply warns, then goes on.
+    await populate(await observeCluster({ seeds: [a(0)] }), { keys: 2500, prefix: "drift:" });
+    extraKeys += 2500;
     const r = await runCli(["apply", planFile]);
+    expect(r.stderr).toMatch(/the cluster holds \d+\.\d% more keys \(\d+\) than when this plan measured it .* Plan again to measure anew/);
     expect(r.stderr).toContain("Apply complete");
     expect(r.code).toBe(0);
     expect(await totalKeys()).toBe(KEYS + extraKeys);
-    await fullChecks(a(0), 3, KEYS, spec);
+    await fullChecks(a(0), 4, KEYS, spec);
   });
 
   it("an unreachable band is reported, with the heavy slot, the best deviation and the options", async () => {

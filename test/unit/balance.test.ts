@@ -1,6 +1,8 @@
-/** balanceByLoad (src/planner/balance.ts) on random skewed instances: properties, and the unreachable case. */
+/** balanceByLoad (src/planner/balance.ts) on random skewed instances: properties, and the unreachable case; loadDrift. */
 import { describe, expect, it } from "vitest";
 import { balanceByLoad } from "../../src/planner/balance.js";
+import { loadDrift, type LoadMeasurement } from "../../src/observe/load.js";
+import type { ObservedNode } from "../../src/observe/types.js";
 import { SLOT_COUNT } from "../../src/slots.js";
 
 /** A small deterministic PRNG (mulberry32). */
@@ -74,5 +76,19 @@ describe("balanceByLoad on random skewed instances", () => {
     expect(b.unreachable).toMatchObject({ master: id(0), heavySlots: [{ slot: 42, amount: 100 * SLOT_COUNT }] });
     const l = loads(b.owner, amount);
     expect(l.get(id(0))! - amount[42]!).toBeLessThan(0.05 * amount[42]!);
+  });
+});
+
+describe("loadDrift: keys written or deleted since the plan measured", () => {
+  const measured = { by: "keys", measuredAt: "t0", method: "", errorPercent: 0, slots: [], shards: { a: { measuredOn: "x:1", keys: 1000, bytes: 0, maxmemory: 0, usedMemory: 0 } } } as LoadMeasurement;
+  const live = (keys: number) => ({ nodes: [{ role: "master", keys }, { role: "replica", keys }] as ObservedNode[] });
+  it("warns past the threshold, either way, and says what to do", () => {
+    expect(loadDrift({ by: "keys", threshold: 5, measuredAt: "t0" }, measured, live(1040))).toEqual([]);
+    expect(loadDrift({ by: "keys", threshold: 5, measuredAt: "t0" }, measured, live(1100))[0]).toMatch(/holds 10\.0% more keys \(1100\) than when this plan measured it \(1000, t0\).*Plan again/);
+    expect(loadDrift({ by: "memory", threshold: 5, measuredAt: "t0" }, measured, live(800))[0]).toMatch(/20\.0% fewer keys/);
+  });
+  it("says nothing for a balance by cpu (traffic changes by nature) or by slots", () => {
+    expect(loadDrift({ by: "cpu", threshold: 5, measuredAt: "t0" }, measured, live(5000))).toEqual([]);
+    expect(loadDrift(undefined, measured, live(5000))).toEqual([]);
   });
 });
