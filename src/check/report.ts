@@ -28,7 +28,8 @@ export interface HealthReport {
     flags: string[];
     reachable: boolean;
   }[];
-  imbalance: { percent: number; band: Band };
+  /** By slot counts; `keys` and `memory` (used_memory_dataset) the same way, when the masters answered. */
+  imbalance: { percent: number; band: Band; keys?: { percent: number; band: Band }; memory?: { percent: number; band: Band } };
   openSlots: string[];
   /** Keys held in slots their node does not own (clients cannot reach them). */
   strayKeys: string[];
@@ -61,6 +62,17 @@ export function healthReport(o: ObservedCluster): HealthReport {
   const states = new Set(o.nodes.filter((n) => n.reachable).map((n) => n.clusterState));
   const counts = masters.map((m) => countSlots(m.slots));
   const percent = masters.length === 0 ? 0 : imbalancePercent(counts, weightedCounts(SLOT_COUNT, masters.map(() => 1)));
+  /** A master's deviation from an equal share of `values`' total, as the slot imbalance is. */
+  const deviationOf = (values: (number | undefined)[]): { percent: number; band: Band } | undefined => {
+    if (values.length === 0 || values.some((v) => v === undefined)) return undefined;
+    const total = values.reduce<number>((a, v) => a + v!, 0);
+    if (total === 0) return undefined;
+    const p = Math.max(...values.map((v) => (Math.abs(v! - total / values.length) / (total / values.length)) * 100));
+    return { percent: Math.round(p * 10) / 10, band: band(p) };
+  };
+  const owning = masters.filter((m) => m.slots.length > 0);
+  const byKeys = deviationOf(owning.map((m) => m.keys));
+  const byMemory = deviationOf(owning.map((m) => m.memoryDataset));
   const openSlots: string[] = [];
   for (const n of o.nodes) {
     for (const m of n.migrating) openSlots.push(`slot ${m.slot}: MIGRATING on ${n.addr} to ${byId.get(m.peerId)?.addr ?? m.peerId.slice(0, 8)}`);
@@ -114,7 +126,12 @@ export function healthReport(o: ObservedCluster): HealthReport {
       flags: n.flags,
       reachable: n.reachable,
     })),
-    imbalance: { percent: Number.isFinite(percent) ? Math.round(percent * 10) / 10 : 100, band: band(percent) },
+    imbalance: {
+      percent: Number.isFinite(percent) ? Math.round(percent * 10) / 10 : 100,
+      band: band(percent),
+      ...(byKeys ? { keys: byKeys } : {}),
+      ...(byMemory ? { memory: byMemory } : {}),
+    },
     openSlots,
     strayKeys,
     disagreements: o.disagreements,
@@ -131,7 +148,13 @@ export function renderHealth(r: HealthReport, color: boolean): string {
   out.push(
     `Cluster: ${o.nodes} nodes (${o.masters} masters, ${o.replicas} replicas), slots ${o.slotsCovered}/${SLOT_COUNT}, ~${o.keys} keys, cluster_state ${o.clusterState}, epoch ${o.currentEpoch}`,
   );
-  out.push(`Imbalance: ${r.imbalance.percent}% (${r.imbalance.band})`);
+  const im = r.imbalance;
+  out.push(
+    `Imbalance: slots ${im.percent}% (${im.band})` +
+      (im.keys ? `, keys ${im.keys.percent}% (${im.keys.band})` : "") +
+      (im.memory ? `, memory ${im.memory.percent}% (${im.memory.band})` : "") +
+      (im.keys?.band === "needs rebalancing" || im.memory?.band === "needs rebalancing" ? "; balance by what masters hold with cluster.balance.by (see the README)" : ""),
+  );
   out.push("");
   for (const n of r.nodes) {
     const role = n.role === "master" ? `master  ${String(n.slots).padStart(5)} slots  ${n.ranges}` : `replica of ${n.master ?? "-"}`;

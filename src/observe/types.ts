@@ -39,6 +39,8 @@ export interface ObservedNode {
   currentEpoch?: number;
   knownNodes?: number;
   keys?: number;
+  /** INFO memory used_memory_dataset: bytes of data (what `check` compares between masters). */
+  memoryDataset?: number;
   /** For replicas: whether the link to the master is up. */
   masterLinkUp?: boolean;
   /** "redis 7.0.15", "valkey 8.0.1": what INFO server says. */

@@ -90,10 +90,13 @@ afterAll(async () => {
 });
 
 describe("balance by what the cluster holds", { timeout: 120_000 }, () => {
-  it("by slots, the skewed cluster looks balanced", async () => {
+  it("by slots, the skewed cluster looks balanced; `check` shows the imbalance by keys and memory beside it", async () => {
     const p = await runCli(["plan", specFile("slots", "{ by: slots }"), "--detailed-exitcode"]);
     expect(p.stdout).toContain("No changes.");
     expect(p.code).toBe(0);
+    const c = await runCli(["check", "--seed", a(0)]);
+    process.stdout.write(`[check, as printed]\n${c.stdout.split("\n").slice(0, 2).join("\n")}\n`);
+    expect(c.stdout).toMatch(/Imbalance: slots 0% \(excellent\), keys [\d.]+% \(needs rebalancing\), memory [\d.]+% \(needs rebalancing\); balance by what masters hold with cluster\.balance\.by/);
   });
 
   it("by memory: a master whose maxmemory the plan would pass is refused, naming it and the room it needs", async () => {
