@@ -12,11 +12,14 @@
  *              redis-cli --cluster create --cluster-replicas 1 + the wait until every member agrees
  *   latency    a live client (ioredis Cluster, a fixed rate of GET/SET) during the 3->4 scale-out: its
  *              p50/p99/max latency and errors with no move, at full speed, and at --max-keys-per-second
+ *   skewed     4 masters with equal slot counts and skewed data (bench/skewed.ts): shardform apply of a
+ *              spec with balance.by: memory  vs  redis-cli --cluster rebalance; the deviation by memory
+ *              after (measured exactly), bytes and keys moved, shardform's lower bound, and the time
  *
  * Every scale-out and scale-in run ends with the checks of the apply tests (every key back with its
  * value, all views agree, no open slot, 16384 slots covered); a run that fails them fails the bench.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -29,6 +32,9 @@ import { NodeClient } from "../src/redis/connect.js";
 import { liveClient, type LatencyReport } from "./client.js";
 import { endChecks, median, nodeId, redisCli, shardform, startNodes, timed, waitConsistent, type Timed } from "./lib.js";
 import { syntheticCluster } from "./synthetic.js";
+import { writeSkewed } from "./skewed.js";
+import { measureLoad } from "../src/observe/load.js";
+import { SLOT_COUNT, expandRanges } from "../src/slots.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -36,7 +42,8 @@ const { values: args } = parseArgs({
     keys: { type: "string", default: "1000000" },
     // Nodes and their bus ports (+10000) stay below 32768, where the kernel picks outgoing ports.
     "base-port": { type: "string", default: "19000" },
-    only: { type: "string", default: "populate,scale-out,scale-in,planner,create,latency" },
+    only: { type: "string", default: "populate,scale-out,scale-in,planner,create,latency,skewed" },
+    "skewed-keys": { type: "string", default: "200000" },
     "latency-rate": { type: "string", default: "2000" },
     "latency-limit": { type: "string", default: "50000" },
     "redis-cli-pipelines": { type: "string", default: "10,100,1000" },
@@ -46,7 +53,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   process.stdout.write(
-    "npm run bench -- [--runs 3] [--keys 1000000] [--base-port 19000] [--only populate,scale-out,scale-in,planner,create,latency]\n" +
+    "npm run bench -- [--runs 3] [--keys 1000000] [--base-port 19000] [--only populate,scale-out,scale-in,planner,create,latency,skewed] [--skewed-keys 200000]\n" +
       "                 [--redis-cli-pipelines 10,100,1000] [--shardform-args '--parallelism 4'] [--latency-rate 2000] [--latency-limit 50000]\n",
   );
   process.exit(0);
@@ -349,6 +356,77 @@ function table(): string {
   return out.join("\n");
 }
 
+// ---- skewed: balance by memory ----------------------------------------------------------------
+
+const SKEW_KEYS = Number(args["skewed-keys"]);
+interface BalanceRow {
+  tool: string;
+  secs: number;
+  before: number;
+  after: number;
+  bytesMoved: number;
+  keysMoved: number;
+  lowerBound: number | null;
+}
+const balanceRows: BalanceRow[] = [];
+
+/** Per-slot owner, keys and bytes (MEMORY USAGE of every key), and the worst deviation of a master's bytes from an equal share. */
+async function memoryState(seed: string): Promise<{ dev: number; owner: (string | null)[]; keys: Float64Array; bytes: Float64Array }> {
+  const o = await observeCluster({ seeds: [seed] });
+  const m = await measureLoad(o, "memory", undefined, { keyBudget: 100_000_000 });
+  const owner: (string | null)[] = new Array(SLOT_COUNT).fill(null);
+  for (const n of o.nodes) if (n.role === "master") for (const s of expandRanges(n.slots)) owner[s] = n.id;
+  const [keys, bytes] = [new Float64Array(SLOT_COUNT), new Float64Array(SLOT_COUNT)];
+  for (const [s, k, b] of m.slots) [keys[s], bytes[s]] = [k, b];
+  const per = new Map<string, number>();
+  owner.forEach((id, s) => id && per.set(id, (per.get(id) ?? 0) + bytes[s]!));
+  const mean = [...per.values()].reduce((a, b) => a + b, 0) / per.size;
+  return { dev: Math.max(...[...per.values()].map((b) => (Math.abs(b - mean) / mean) * 100)), owner, keys, bytes };
+}
+
+async function skewedOnce(tool: "shardform" | "redis-cli"): Promise<void> {
+  const c = await startNodes(PORT, 4);
+  try {
+    redisCli(["--cluster", "create", ...c.addrs, "--cluster-yes"]);
+    await waitConsistent(c.addrs);
+    const o = await observeCluster({ seeds: [c.addrs[0]!] });
+    await populate(o, { keys: SKEW_KEYS });
+    const extra = await writeSkewed(o);
+    const before = await memoryState(c.addrs[0]!);
+    let t: Timed;
+    let lowerBound: number | null = null;
+    if (tool === "shardform") {
+      const spec = join(work, "skewed.yaml");
+      writeFileSync(spec, specYaml(c.addrs).replace("shards:", "  balance: { by: memory }\nshards:"));
+      t = await shardform(["apply", spec, "--auto-approve", "--state-dir", work, ...EXTRA]);
+      lowerBound = (JSON.parse(readFileSync(join(work, "skewed.plan.json"), "utf8")) as { balance: { lowerBound: number } }).balance.lowerBound;
+    } else {
+      t = await timed("redis-cli", ["--cluster", "rebalance", c.addrs[0]!, "--cluster-pipeline", "100"]);
+    }
+    const after = await memoryState(c.addrs[0]!);
+    let [bytesMoved, keysMoved] = [0, 0];
+    for (let s = 0; s < SLOT_COUNT; s++) if (before.owner[s] !== after.owner[s]) [bytesMoved, keysMoved] = [bytesMoved + before.bytes[s]!, keysMoved + before.keys[s]!];
+    const checked = await endChecks(c.addrs[0]!, 4, SKEW_KEYS);
+    balanceRows.push({ tool: tool === "shardform" ? "shardform apply (balance.by: memory)" : "redis-cli --cluster rebalance", secs: t.secs, before: before.dev, after: after.dev, bytesMoved, keysMoved, lowerBound });
+    log(`skewed ${tool}: ${t.secs.toFixed(2)} s, deviation ${before.dev.toFixed(1)}% -> ${after.dev.toFixed(1)}%, ${(bytesMoved / 2 ** 20).toFixed(1)} MiB moved; ${SKEW_KEYS} test keys + ${extra.keys} skewed keys (${(extra.bytes / 2 ** 20).toFixed(0)} MiB of values); ${checked}`);
+  } finally {
+    await c.stop();
+  }
+}
+
+async function benchSkewed(): Promise<void> {
+  for (let r = 1; r <= RUNS; r++) for (const tool of ["shardform", "redis-cli"] as const) await skewedOnce(tool);
+}
+
+function balanceTable(): string {
+  const out = ["| tool | deviation by memory before -> after | bytes moved | keys moved | lower bound | s |", "|---|---|---:|---:|---:|---:|"];
+  for (const r of balanceRows) {
+    const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    out.push(`| ${r.tool} | ${r.before.toFixed(1)}% -> ${r.after.toFixed(1)}% | ${mib(r.bytesMoved)} | ${r.keysMoved} | ${r.lowerBound === null ? "" : mib(r.lowerBound)} | ${r.secs.toFixed(2)} |`);
+  }
+  return out.join("\n");
+}
+
 log(`bench: ${KEYS} keys, ${RUNS} run(s) each, ports from ${PORT} (+10000), work dir ${work}`);
 if (ONLY.has("populate")) await benchPopulate();
 if (ONLY.has("scale-out")) await benchScaleOut();
@@ -356,6 +434,8 @@ if (ONLY.has("scale-in")) await benchScaleIn();
 if (ONLY.has("planner")) await benchPlanner();
 if (ONLY.has("create")) await benchCreate();
 if (ONLY.has("latency")) await benchLatency();
-process.stdout.write(`\n${table()}\n\nredis-cli / shardform: how many times longer redis-cli took than shardform (above 1: shardform is faster).\n`);
+if (ONLY.has("skewed")) await benchSkewed();
+if (rows.length) process.stdout.write(`\n${table()}\n\nredis-cli / shardform: how many times longer redis-cli took than shardform (above 1: shardform is faster).\n`);
 for (const n of notes) process.stdout.write(`${n}\n`);
 if (latency.length) process.stdout.write(`\n${latencyTable()}\n`);
+if (balanceRows.length) process.stdout.write(`\n${balanceTable()}\n`);

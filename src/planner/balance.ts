@@ -46,6 +46,9 @@ interface Holder {
   weight: number;
 }
 
+/** The part of the band a rebalance aims for. */
+const HYSTERESIS = 0.9;
+
 const byAmount = (a: { slot: number; amount: number }, b: { slot: number; amount: number }): number => a.amount - b.amount || a.slot - b.slot;
 
 /** Index of the first entry with amount >= x. */
@@ -118,6 +121,9 @@ export function balanceByLoad(current: readonly (string | null)[], shards: reado
   if (orphans.length === 0 && empty.length === 0 && holders.every((h) => h.load >= h.lo && h.load <= h.hi)) {
     return { owner, rebalanced: false, before, after: before, moved: 0, lowerBound: 0, share };
   }
+  // Once it moves, it aims a little inside the band (HYSTERESIS of the threshold), so that the next
+  // measurement, never quite the same, does not find a master just outside it and move again.
+  for (const h of holders) [h.lo, h.hi] = [h.share * (1 - t * HYSTERESIS), h.share * (1 + t * HYSTERESIS)];
 
   let moved = orphaned;
   const give = (to: Holder, slot: number): void => {
@@ -196,17 +202,18 @@ export function balanceByLoad(current: readonly (string | null)[], shards: reado
     }
     if (!movedInPass) break;
   }
-  const stuck = holders.filter((h) => h.load > h.hi + 1e-9 || h.load < h.lo - 1e-9).sort((a, b) => deviation(b) - deviation(a))[0];
+  // Unreachable: a master still outside the band itself (not just outside the part aimed for).
+  const stuck = holders.filter((h) => h.load > h.share * (1 + t) + 1e-9 || h.load < h.share * (1 - t) - 1e-9).sort((a, b) => deviation(b) - deviation(a))[0];
   const after = Math.max(...holders.map(deviation));
   const out: LoadBalance = { owner, rebalanced: true, before, after, moved, lowerBound, share };
   if (stuck) {
-    const tops = Math.max(...holders.map((h) => h.hi));
+    const tops = Math.max(...holders.map((h) => h.share * (1 + t)));
     const heavySlots = holders
       .flatMap((h) => h.slots)
       .filter((e) => e.amount > tops * 0.5)
       .sort((a, b) => b.amount - a.amount)
       .slice(0, 3);
-    out.unreachable = { master: stuck.id, heavySlots, bandTop: stuck.hi };
+    out.unreachable = { master: stuck.id, heavySlots, bandTop: stuck.share * (1 + t) };
   }
   return out;
 }
