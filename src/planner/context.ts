@@ -32,5 +32,7 @@ export interface PlanContext {
   slotsEstimated: Map<string, number>;
   /** Set by the slot rule when the spec balances by keys or memory. */
   balance?: BalanceReport;
+  /** Masters whose moves out must all be done before any move into them (capacity, by memory). */
+  outBeforeIn: Set<string>;
   warnings: string[];
 }

@@ -368,3 +368,46 @@ describe("keys left on a node that does not own their slot (safety rule 9)", () 
     expect(() => planSteps(want(), o, { history: earlier })).toThrow(/slot 100 is open: finish or close that move first/);
   });
 });
+
+describe("balance by memory and capacity", () => {
+  const withLoad = (o: ReturnType<typeof observed>, maxmemoryOf: (addr: string) => number) => {
+    o.load = {
+      by: "memory",
+      measuredAt: "2026-12-02T00:00:00.000Z",
+      method: "test",
+      errorPercent: 0,
+      slots: Array.from({ length: 16384 }, (_, s) => [s, 1, 1000, 0] as [number, number, number, number]),
+      shards: Object.fromEntries(o.nodes.filter((n) => n.role === "master").map((n) => [n.id, { measuredOn: n.addr, keys: 5461, bytes: 5_461_000, maxmemory: maxmemoryOf(n.addr), usedMemory: 5_500_000 }])),
+    };
+    return o;
+  };
+  const three3 = () =>
+    observed([
+      { addr: A(7000), slots: ["0-5460"] },
+      { addr: A(7001), slots: ["5461-10922"] },
+      { addr: A(7002), slots: ["10923-16383"] },
+    ]);
+  // 7000 is pinned to 77 slots of 7002's: it gives all of its own away and takes those.
+  const pinned = () => spec([{ master: A(7000), slots: [[10923, 10999]] }, { master: A(7001) }, { master: A(7002) }], { balanceBy: "memory", threshold: 5 });
+
+  it("a master that gives and takes, with little room, takes only once everything it gives is gone", () => {
+    const tight = (a: string) => (a === A(7000) ? Math.ceil((5_500_000 + 50_000) / 0.9) : 0);
+    const { steps } = planSteps(pinned(), withLoad(three3(), tight));
+    const outOf = steps.filter((s) => s.kind === "migrate-slot" && s.from.addr === A(7000)).map((s) => s.id);
+    const into = steps.filter((s) => s.kind === "migrate-slot" && s.to.addr === A(7000));
+    expect(outOf.length).toBe(5461);
+    expect(into.length).toBe(77);
+    for (const s of into) expect(s.needs).toEqual(expect.arrayContaining(outOf));
+    simulate(three3(), steps);
+  });
+  it("with room, its moves keep their usual order and needs", () => {
+    const { steps } = planSteps(pinned(), withLoad(three3(), () => 0));
+    const into = steps.filter((s) => s.kind === "migrate-slot" && s.to.addr === A(7000));
+    expect(into.every((s) => s.needs.length < 10)).toBe(true);
+  });
+  it("an end state above capacity is refused, naming the master and the room it needs", () => {
+    const small = (a: string) => (a === A(7001) ? 6_000_000 : 0);
+    const s = spec([{ master: A(7000) }, { master: A(7001) }], { balanceBy: "memory", threshold: 5, allowReset: [] });
+    expect(() => planSteps(s, withLoad(three3(), small), { allowMassRemoval: true })).toThrow(/127\.0\.0\.1:7001 would hold about [\d.]+ MiB after this plan .* more than 90% of its maxmemory 5\.7 MiB: it needs [\d.]+ MiB more room/);
+  });
+});

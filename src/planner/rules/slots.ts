@@ -91,7 +91,7 @@ function targetsByLoad(ctx: PlanContext, by: "keys" | "memory" | "cpu", targets:
       `Options: ${options.join(", ")}.`;
     ctx.warnings.push(report.unreachable);
   }
-  capacityProblems(ctx, report, load);
+  capacityProblems(ctx, report, load, start, b.owner);
   if (!b.rebalanced) ctx.notes.push(`masters are balanced by ${by} within ${ctx.spec.threshold}% (worst deviation ${b.before.toFixed(1)}%): no slot moves for balance`);
 
   ctx.balance = report;
@@ -111,14 +111,29 @@ function tagOf(load: LoadMeasurement, slot: number): string {
 /** Fill of a master's maxmemory the end state may not pass. */
 export const MAX_FILL = 0.9;
 
-/** Capacity is a hard limit: no master may end above MAX_FILL of its maxmemory (used_memory grows by what moves in). */
-function capacityProblems(ctx: PlanContext, report: BalanceReport, load: LoadMeasurement): void {
+/**
+ * Capacity is a hard limit: no master may end above MAX_FILL of its maxmemory (used_memory grows by
+ * what moves in), nor pass it on the way. A master that both gives and takes (a pinned shard giving
+ * its other slots away) could pass it if its slots came in before its own went out: such masters are
+ * returned, for moveSlots to order their moves out before their moves in.
+ */
+function capacityProblems(ctx: PlanContext, report: BalanceReport, load: LoadMeasurement, start: readonly (string | null)[], end: readonly (string | null)[]): void {
   if (report.by !== "memory") return;
+  const bytes = new Float64Array(SLOT_COUNT);
+  for (const [s, , y] of load.slots) bytes[s] = y;
+  const incoming = new Map<string, number>();
+  const gives = new Set<string>();
+  for (let s = 0; s < SLOT_COUNT; s++) {
+    if (start[s] === null || start[s] === end[s]) continue;
+    gives.add(start[s]!);
+    if (end[s] !== null) incoming.set(end[s]!, (incoming.get(end[s]!) ?? 0) + bytes[s]!);
+  }
   for (const m of report.masters) {
     const measured = load.shards[m.id];
     if (!measured || measured.maxmemory <= 0) continue;
     const after = measured.usedMemory + (m.after.bytes - m.before.bytes);
     const limit = measured.maxmemory * MAX_FILL;
+    if (after <= limit && gives.has(m.id) && measured.usedMemory + (incoming.get(m.id) ?? 0) > limit) ctx.outBeforeIn.add(m.id);
     if (m.after.bytes > m.before.bytes && after > limit) {
       ctx.problems.push(
         `${m.addr} would hold about ${formatBytes(after)} after this plan (${formatBytes(measured.usedMemory)} now, plus ${formatBytes(m.after.bytes - m.before.bytes)} moved in), ` +
@@ -154,16 +169,19 @@ export function moveSlots(ctx: PlanContext, target: (string | null)[]): void {
     else moves.set(`${from} ${to}`, [s]);
   }
   const addr = (id: string) => ctx.b.ref(id).addr;
+  // Masters that must give before they take (capacity) have their moves out first.
+  const first = (k: string): number => (ctx.outBeforeIn.has(k.split(" ")[0]!) ? 0 : 1);
   const pairs = [...moves.keys()].sort((a, b) => {
     const [fa, ta] = a.split(" ") as [string, string];
     const [fb, tb] = b.split(" ") as [string, string];
-    return addr(fa).localeCompare(addr(fb)) || addr(ta).localeCompare(addr(tb));
+    return first(a) - first(b) || addr(fa).localeCompare(addr(fb)) || addr(ta).localeCompare(addr(tb));
   });
+  const outOf = new Map<string, string[]>();
   for (const k of pairs) {
     const [from, to] = k.split(" ") as [string, string];
     const drained = ctx.want.get(from)?.role !== "master";
     for (const slot of moves.get(k)!) {
-      ctx.b.push({
+      const step = ctx.b.push({
         kind: "migrate-slot",
         slot,
         from: ctx.b.ref(from),
@@ -171,6 +189,18 @@ export function moveSlots(ctx: PlanContext, target: (string | null)[]): void {
         estKeys: estimateKeys(ctx, from),
         ...(drained ? { reason: "drain a master the spec removes or demotes" } : {}),
       });
+      if (ctx.outBeforeIn.has(from)) outOf.set(from, [...(outOf.get(from) ?? []), step.id]);
+      if (ctx.outBeforeIn.has(to)) {
+        const out = outOf.get(to) ?? [];
+        if (out.length < [...moves.keys()].filter((x) => x.startsWith(`${to} `)).reduce((n, x) => n + moves.get(x)!.length, 0)) {
+          ctx.problems.push(
+            `${addr(to)} must give slots away before it takes others, lest it pass ${MAX_FILL * 100}% of its maxmemory on the way, but it also takes from a master in the same position: ` +
+              `no order of the moves keeps both within capacity. Raise their maxmemory, or move in two plans`,
+          );
+          return;
+        }
+        step.needs = [...new Set([...step.needs, ...out])].sort((x, y) => Number.parseInt(x, 10) - Number.parseInt(y, 10));
+      }
     }
   }
 }
