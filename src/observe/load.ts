@@ -28,6 +28,8 @@ export interface ShardLoad {
   /** The master's maxmemory (0: no limit) and used_memory, from INFO memory. */
   maxmemory: number;
   usedMemory: number;
+  /** The master's INFO used_memory_dataset, what a sampled estimate is checked against. */
+  dataset?: number;
   /** By memory: how many keys MEMORY USAGE was asked about (all of them when exact). */
   sampledKeys?: number;
 }
@@ -63,12 +65,12 @@ function measureNode(master: ObservedNode, nodes: readonly ObservedNode[]): Obse
   return nodes.find((n) => n.role === "replica" && n.masterId === master.id && n.reachable && n.masterLinkUp) ?? master;
 }
 
-export async function measureLoad(o: ObservedCluster, by: LoadBy, access: Access | undefined, opts: { keyBudget?: number; now?: () => Date; loadWindowS?: number } = {}): Promise<LoadMeasurement> {
+export async function measureLoad(o: ObservedCluster, by: LoadBy, access: Access | undefined, opts: { keyBudget?: number; minShardBudget?: number; now?: () => Date; loadWindowS?: number } = {}): Promise<LoadMeasurement> {
   if (by === "cpu") return measureCpu(o, access, opts.loadWindowS ?? DEFAULT_LOAD_WINDOW_S, opts.now);
   const budget = opts.keyBudget ?? DEFAULT_KEY_BUDGET;
   const masters = o.nodes.filter((n) => n.role === "master" && n.slots.length > 0 && n.reachable);
   const allKeys = masters.reduce((a, m) => a + (m.keys ?? 0), 0);
-  const shardBudget = (m: ObservedNode): number => Math.max(MIN_SHARD_BUDGET, Math.ceil((budget * (m.keys ?? 0)) / Math.max(allKeys, 1)));
+  const shardBudget = (m: ObservedNode): number => Math.max(opts.minShardBudget ?? MIN_SHARD_BUDGET, Math.ceil((budget * (m.keys ?? 0)) / Math.max(allKeys, 1)));
   const perSlot = new Map<number, [number, number]>();
   const shards: Record<string, ShardLoad> = {};
   const errors: number[] = [];
@@ -104,7 +106,15 @@ export async function measureLoad(o: ObservedCluster, by: LoadBy, access: Access
           errors.push((196 * sd) / mean / Math.sqrt(r.sampled) * Math.sqrt(Math.max(0, 1 - r.sampled / Math.max(keys, 1))));
         }
       }
-      shards[m.id] = { measuredOn: on.addr, keys, bytes, maxmemory: Number(mem["maxmemory"] ?? 0), usedMemory: Number(mem["used_memory"] ?? 0), ...(sampledKeys !== undefined ? { sampledKeys } : {}) };
+      shards[m.id] = {
+        measuredOn: on.addr,
+        keys,
+        bytes,
+        maxmemory: Number(mem["maxmemory"] ?? 0),
+        usedMemory: Number(mem["used_memory"] ?? 0),
+        ...(mem["used_memory_dataset"] !== undefined ? { dataset: Number(mem["used_memory_dataset"]) } : {}),
+        ...(sampledKeys !== undefined ? { sampledKeys } : {}),
+      };
     } finally {
       await c.close();
     }
@@ -115,12 +125,15 @@ export async function measureLoad(o: ObservedCluster, by: LoadBy, access: Access
   const where = `on ${replicas} in-sync replica(s) and ${masters.length - replicas} master(s)`;
   const total = Object.values(shards).reduce((a, s) => a + s.keys, 0);
   const sampled = Object.values(shards).reduce((a, s) => a + (s.sampledKeys ?? 0), 0);
+  const estimated = Object.values(shards).reduce((a, s) => a + s.bytes, 0);
+  const dataset = Object.values(shards).reduce((a, s) => a + (s.dataset ?? 0), 0);
+  const check = dataset > 0 ? `; the estimate is ${Math.round((estimated / dataset) * 100)}% of the masters' INFO used_memory_dataset` : "";
   const method =
     by === "keys"
       ? `CLUSTER COUNTKEYSINSLOT of every slot (exact), ${where}`
       : errorPercent === 0 && sampled >= total
         ? `MEMORY USAGE of every key (${total} keys, SCAN; exact), ${where}`
-        : `MEMORY USAGE of ${sampled} of ${total} keys (SCAN sample, ${budget} keys in all); a slot's size is its key count times its sampled keys' mean size; expected error of a shard's total ±${errorPercent}% (95%), ${where}`;
+        : `MEMORY USAGE of ${sampled} of ${total} keys (SCAN sample, ${budget} keys in all); a slot's size is its key count times its sampled keys' mean size; expected error of a shard's total ±${errorPercent}% (95%)${check}, ${where}`;
   big.sort((x, y) => y.bytes - x.bytes || x.key.localeCompare(y.key));
   return { by, measuredAt: (opts.now?.() ?? new Date()).toISOString(), method, errorPercent, slots, shards, ...(by === "memory" ? { bigKeys: big.slice(0, BIG_KEYS) } : {}) };
 }

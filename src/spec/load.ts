@@ -114,6 +114,10 @@ function schemaMessage(e: ErrorObject, path: (string | number)[], loc: Locator):
     case "minimum":
     case "maximum":
       return { message: `${where} must be between 0 and 100 (percent)` };
+    case "enum": {
+      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String);
+      return { message: `${where} is ${JSON.stringify(loc.valueAt(path))}: write one of ${allowed.join(", ")}` };
+    }
     default:
       return { message: `${where} ${e.message ?? "is invalid"}` };
   }

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { Ajv } from "ajv";
 import { observeCluster } from "../../src/observe/observe.js";
 import { populate } from "../../src/testdata/populate.js";
+import { measureLoad } from "../../src/observe/load.js";
 import { NodeClient } from "../../src/redis/connect.js";
 import { createCluster, startNodes, waitConsistent, waitReplicasCaughtUp, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
@@ -133,6 +134,18 @@ describe("balance by what the cluster holds", { timeout: 120_000 }, () => {
     expect(r.code).toBe(0);
     expect(await totalKeys()).toBe(KEYS + extraKeys);
     await fullChecks(a(0), 4, KEYS, spec);
+  });
+
+  it("by memory past the key budget: a SCAN sample, extrapolated per slot, close to the exact measurement", async () => {
+    const o = await observeCluster({ seeds: [a(0)] });
+    const exact = await measureLoad(o, "memory", undefined);
+    const sampled = await measureLoad(o, "memory", undefined, { keyBudget: 6000, minShardBudget: 1000 });
+    process.stdout.write(`[sampled memory measurement]\n${sampled.method}\n`);
+    expect(sampled.method).toMatch(/MEMORY USAGE of \d+ of \d+ keys \(SCAN sample, 6000 keys in all\).*expected error of a shard's total ±[\d.]+% \(95%\); the estimate is \d+% of the masters' INFO used_memory_dataset/);
+    // Each shard's estimate within twice the expected error it states (a 95% bound), of the exact figure.
+    for (const [id, s] of Object.entries(exact.shards)) {
+      expect(Math.abs(sampled.shards[id]!.bytes - s.bytes) / s.bytes).toBeLessThan((2 * sampled.errorPercent) / 100);
+    }
   });
 
   it("by memory offline: a snapshot taken with the spec carries the measurement, and gives the same plan every time", async () => {

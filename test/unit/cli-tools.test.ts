@@ -49,6 +49,10 @@ shards:
     expect(parseSpec(out, "c.yaml")).toEqual(parseSpec(messy, "c.yaml"));
     expect(formatSpec(out)).toBe(out);
   });
+  it("puts balance.by before the threshold", () => {
+    const out = formatSpec(`cluster:\n  seeds: ["127.0.0.1:7000"]\n  balance:\n    threshold: 5\n    by: memory\nshards:\n  - master: 127.0.0.1:7000\n`);
+    expect(out).toContain("  balance: { by: memory, threshold: 5 }\n");
+  });
 });
 
 describe("completion", () => {

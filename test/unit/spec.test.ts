@@ -169,3 +169,18 @@ describe("loadSpec: a path that is not a spec file", () => {
     expect(() => loadSpec("no-such-spec.yaml")).toThrow(/cannot read spec no-such-spec\.yaml: ENOENT/);
   });
 });
+
+describe("balance.by", () => {
+  const withBalance = (b: string) => ok.replace(`  seeds: ["127.0.0.1:7000"]\n`, `  seeds: ["127.0.0.1:7000"]\n  balance: ${b}\n`);
+  it("by keys, memory or cpu, with 5% as the default threshold; by slots as before", () => {
+    expect(parseSpec(withBalance("{ by: memory }"), "c.yaml")).toMatchObject({ balanceBy: "memory", threshold: 5 });
+    expect(parseSpec(withBalance("{ by: cpu, threshold: 8 }"), "c.yaml")).toMatchObject({ balanceBy: "cpu", threshold: 8 });
+    expect(parseSpec(withBalance("{ by: keys }"), "c.yaml")).toMatchObject({ balanceBy: "keys", threshold: 5 });
+    const slots = parseSpec(withBalance("{ by: slots }"), "c.yaml");
+    expect(slots.threshold).toBe(2);
+    expect("balanceBy" in slots).toBe(false);
+  });
+  it("anything else is refused where it is written, with the values allowed", () => {
+    expect(problems(withBalance("{ by: bytes }"))).toEqual(['c.yaml:3:18: cluster.balance.by is "bytes": write one of slots, keys, memory, cpu']);
+  });
+});
