@@ -174,7 +174,6 @@ const BIG_KEYS = 20;
  */
 async function sampleMemory(c: NodeClient, owned: ReadonlySet<number>, budget: number): Promise<Sample> {
   const out: Sample = { complete: false, sampled: 0, bytes: 0, sumSq: 0, perSlot: new Map(), big: [] };
-  const seen = new Set<string>();
   let cursor = "0";
   let pending: Buffer[] = [];
   let started = false;
@@ -207,12 +206,8 @@ async function sampleMemory(c: NodeClient, owned: ReadonlySet<number>, budget: n
     if (scanErr) throw scanErr;
     const [next, keys] = reply as [Buffer, Buffer[]];
     cursor = next.toString();
-    pending = keys.filter((k) => {
-      const h = k.toString("latin1");
-      if (seen.has(h)) return false; // SCAN may return a key twice
-      seen.add(h);
-      return owned.has(calculateSlot(k));
-    });
+    // SCAN may return a key twice (while the keyspace rehashes): rare enough not to keep every key to check.
+    pending = keys.filter((k) => owned.has(calculateSlot(k)));
   }
   out.complete = cursor === "0";
   return out;
