@@ -20,17 +20,23 @@ export class ImportCommand extends ClusterCommand {
     examples: [
       ["Print a spec of the live cluster", "$0 import --seed 127.0.0.1:7000"],
       ["Save it", "$0 import --seed 127.0.0.1:7000 --out cluster.yaml"],
+      ["A spec that balances by memory", "$0 import --seed 127.0.0.1:7000 --balance-by memory --out cluster.yaml"],
     ],
   });
   seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
   outFile = Option.String("--out", { description: "Write the spec here (refuses to overwrite without --force)" });
   force = Option.Boolean("--force", false, { description: "Overwrite --out if it exists" });
-  threshold = Option.String("--threshold", { description: "balance.threshold to write, percent from 0 to 100 (default 2)" });
+  threshold = Option.String("--threshold", { description: "balance.threshold to write, percent from 0 to 100 (default 2; 5 with --balance-by keys, memory or cpu)" });
+  balanceBy = Option.String("--balance-by", {
+    description: "balance.by to write: slots (default), keys, memory or cpu. By keys or memory, shards whose DBSIZE or used_memory_dataset are within the threshold get weights, else their slots are pinned as they are",
+  });
   settleTimeout = Option.String("--settle-timeout", { description: `Seconds to wait for members that disagree to converge first (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
     const seeds = seedsOption(this.seed);
-    const threshold = this.threshold === undefined ? 2 : Number(this.threshold);
+    const by = this.balanceBy ?? "slots";
+    if (by !== "slots" && by !== "keys" && by !== "memory" && by !== "cpu") throw new UsageError(`--balance-by must be slots, keys, memory or cpu, got "${by}"`);
+    const threshold = this.threshold === undefined ? (by === "slots" ? 2 : 5) : Number(this.threshold);
     if (this.threshold !== undefined && (this.threshold.trim() === "" || !Number.isFinite(threshold) || threshold < 0 || threshold > 100)) {
       throw new UsageError(`--threshold must be a percentage from 0 to 100, got "${this.threshold}"`);
     }
@@ -46,7 +52,7 @@ export class ImportCommand extends ClusterCommand {
       const member = observed.nodes.find((n) => n.id === alias.id);
       if (member && seeds.includes(alias.addr)) hostNames.set(host(member.addr), host(alias.addr));
     }
-    const text = specFromTopology(observed, { seeds, threshold, access: source, hostNames });
+    const text = specFromTopology(observed, { seeds, threshold, by, access: source, hostNames });
     if (this.outFile) {
       writeFileSync(this.outFile, text);
       this.say(`Wrote ${this.outFile}; check it with \`shardform plan ${this.outFile}\`.`);

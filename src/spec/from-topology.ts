@@ -8,11 +8,13 @@ import { imbalancePercent, weightedCounts } from "../planner/distribute.js";
 import type { ObservedCluster } from "../observe/types.js";
 import type { AccessSource } from "../plan/types.js";
 import { SLOT_COUNT, countSlots, formatRange } from "../slots.js";
-import { DEFAULT_THRESHOLD } from "./types.js";
+import { DEFAULT_LOAD_THRESHOLD, DEFAULT_THRESHOLD } from "./types.js";
 
 export interface ImportOptions {
   seeds: string[];
   threshold?: number;
+  /** balance.by to write (default slots); keys and memory are judged by DBSIZE and used_memory_dataset. */
+  by?: "slots" | "keys" | "memory" | "cpu";
   /** Where the credentials and TLS files came from, written as the spec's auth and tls sections. */
   access?: AccessSource;
   /** Announced host -> the name to write instead (the user reached the cluster by that name). */
@@ -20,7 +22,8 @@ export interface ImportOptions {
 }
 
 export function specFromTopology(o: ObservedCluster, opts: ImportOptions): string {
-  const threshold = opts.threshold ?? DEFAULT_THRESHOLD;
+  const by = opts.by ?? "slots";
+  const threshold = opts.threshold ?? (by === "slots" ? DEFAULT_THRESHOLD : DEFAULT_LOAD_THRESHOLD);
   const spell = (addr: string): string => {
     const i = addr.lastIndexOf(":");
     const host = addr.slice(0, i);
@@ -29,7 +32,14 @@ export function specFromTopology(o: ObservedCluster, opts: ImportOptions): strin
   const masters = o.nodes.filter((n) => n.role === "master");
   const counts = masters.map((m) => countSlots(m.slots));
   // A master without slots would be given a share by weight: pin the others so it stays empty.
-  const balanced = !counts.includes(0) && imbalancePercent(counts, weightedCounts(SLOT_COUNT, masters.map(() => 1))) <= threshold;
+  // What is balanced: slot counts, or (by keys, memory) what the masters hold; by cpu only a plan's
+  // measurement over a load window can tell, so slot counts decide here.
+  const held = by === "keys" ? masters.map((m) => m.keys ?? 0) : by === "memory" ? masters.map((m) => m.memoryDataset ?? 0) : null;
+  const evenly = (values: number[]): boolean => {
+    const total = values.reduce((x, y) => x + y, 0);
+    return total === 0 || values.every((v) => (Math.abs(v - total / values.length) / (total / values.length)) * 100 <= threshold);
+  };
+  const balanced = !counts.includes(0) && (held ? evenly(held) : imbalancePercent(counts, weightedCounts(SLOT_COUNT, masters.map(() => 1))) <= threshold);
   const shards = masters.map((m) => {
     const replicas = o.nodes.filter((n) => n.role === "replica" && n.masterId === m.id).map((n) => spell(n.addr));
     return {
@@ -44,12 +54,12 @@ export function specFromTopology(o: ObservedCluster, opts: ImportOptions): strin
     : {};
   const tls = a.tls ? { tls: { ...a.tls } } : {};
   const doc = {
-    cluster: { seeds: opts.seeds, ...auth, ...tls, balance: { threshold } },
+    cluster: { seeds: opts.seeds, ...auth, ...tls, balance: { ...(by !== "slots" ? { by } : {}), threshold } },
     shards,
   };
   const header =
     `# yaml-language-server: $schema=https://shardform.dev/schemas/cluster.schema.json\n` +
     `# Imported from the live cluster: ${o.nodes.length} nodes, ${masters.length} shards` +
-    (balanced ? ", balanced by weight.\n" : `, slots pinned as they are (outside the ${threshold}% threshold).\n`);
+    (balanced ? `, balanced by weight${by === "slots" ? "" : ` (by ${by})`}.\n` : `, slots pinned as they are (outside the ${threshold}% threshold${by === "slots" ? "" : ` by ${by}`}).\n`);
   return header + stringify(doc, { flow: false, lineWidth: 0 });
 }

@@ -100,6 +100,20 @@ describe("balance by what the cluster holds", { timeout: 120_000 }, () => {
     expect(c.stdout).toMatch(/Imbalance: slots 0% \(excellent\), keys [\d.]+% \(needs rebalancing\), memory [\d.]+% \(needs rebalancing\); balance by what masters hold with cluster\.balance\.by/);
   });
 
+  it("import --balance-by writes a spec that plans no changes: the skewed masters' slots pinned as they are", async () => {
+    for (const by of ["keys", "memory"]) {
+      const f = join(work, `imported-${by}.yaml`);
+      const i = await runCli(["import", "--seed", a(0), "--balance-by", by, "--out", f]);
+      expect(i.code).toBe(0);
+      const text = readFileSync(f, "utf8");
+      expect(text).toContain(`slots pinned as they are (outside the 5% threshold by ${by})`);
+      expect(text).toMatch(new RegExp(`balance:\\s+by: ${by}\\s+threshold: 5`));
+      const p = await runCli(["plan", f, "--detailed-exitcode"]);
+      expect(p.stdout).toContain("No changes.");
+      expect(p.code).toBe(0);
+    }
+  });
+
   it("by memory: a master whose maxmemory the plan would pass is refused, naming it and the room it needs", async () => {
     const spec = specFile("memory", "{ by: memory, threshold: 5 }");
     const used = await Promise.all([a(1), a(2)].map((m) => withNode(m, async (c) => Number(/used_memory:(\d+)/.exec(String(await c.call("info", "memory")))![1]))));
