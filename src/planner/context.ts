@@ -32,7 +32,7 @@ export interface PlanContext {
   slotsEstimated: Map<string, number>;
   /** Set by the slot rule when the spec balances by keys or memory. */
   balance?: BalanceReport;
-  /** Masters whose moves out must all be done before any move into them (capacity, by memory). */
-  outBeforeIn: Set<string>;
+  /** Masters that give and take with too little room to take first (capacity, by memory): bytes now, limit, bytes per slot. */
+  capacity?: Map<string, { used: number; limit: number; bytes: Float64Array }>;
   warnings: string[];
 }

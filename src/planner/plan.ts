@@ -135,7 +135,7 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: Pl
     assert(x, `unknown node id ${id}`);
     return { id, addr: x.addr };
   };
-  const ctx: PlanContext = { spec, observed, members, idOf, want, shards, b: new StepBuilder(model, refOf), notes, problems, slotsEstimated: new Map(), warnings, outBeforeIn: new Set() };
+  const ctx: PlanContext = { spec, observed, members, idOf, want, shards, b: new StepBuilder(model, refOf), notes, problems, slotsEstimated: new Map(), warnings };
   const receiving = finishOpenSlots(ctx);
   repairStrayKeys(ctx, receiving, opts.history ?? []);
   addMembers(ctx, toReset, toMeet);

@@ -390,7 +390,7 @@ describe("balance by memory and capacity", () => {
   // 7000 is pinned to 77 slots of 7002's: it gives all of its own away and takes those.
   const pinned = () => spec([{ master: A(7000), slots: [[10923, 10999]] }, { master: A(7001) }, { master: A(7002) }], { balanceBy: "memory", threshold: 5 });
 
-  it("a master that gives and takes, with little room, takes only once everything it gives is gone", () => {
+  it("a master that gives and takes, with little room, takes a slot only after the moves out planned before it (here: all of them)", () => {
     const tight = (a: string) => (a === A(7000) ? Math.ceil((5_500_000 + 50_000) / 0.9) : 0);
     const { steps } = planSteps(pinned(), withLoad(three3(), tight));
     const outOf = steps.filter((s) => s.kind === "migrate-slot" && s.from.addr === A(7000)).map((s) => s.id);

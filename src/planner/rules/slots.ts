@@ -114,8 +114,8 @@ export const MAX_FILL = 0.9;
 /**
  * Capacity is a hard limit: no master may end above MAX_FILL of its maxmemory (used_memory grows by
  * what moves in), nor pass it on the way. A master that both gives and takes (a pinned shard giving
- * its other slots away) could pass it if its slots came in before its own went out: such masters are
- * returned, for moveSlots to order their moves out before their moves in.
+ * its other slots away) could pass it if its slots came in before its own went out: such masters go
+ * into ctx.capacity, for moveSlots to order the moves so that each fits when it comes.
  */
 function capacityProblems(ctx: PlanContext, report: BalanceReport, load: LoadMeasurement, start: readonly (string | null)[], end: readonly (string | null)[]): void {
   if (report.by !== "memory") return;
@@ -133,7 +133,10 @@ function capacityProblems(ctx: PlanContext, report: BalanceReport, load: LoadMea
     if (!measured || measured.maxmemory <= 0) continue;
     const after = measured.usedMemory + (m.after.bytes - m.before.bytes);
     const limit = measured.maxmemory * MAX_FILL;
-    if (after <= limit && gives.has(m.id) && measured.usedMemory + (incoming.get(m.id) ?? 0) > limit) ctx.outBeforeIn.add(m.id);
+    if (after <= limit && gives.has(m.id) && measured.usedMemory + (incoming.get(m.id) ?? 0) > limit) {
+      ctx.capacity ??= new Map();
+      ctx.capacity.set(m.id, { used: measured.usedMemory, limit, bytes });
+    }
     if (m.after.bytes > m.before.bytes && after > limit) {
       ctx.problems.push(
         `${m.addr} would hold about ${formatBytes(after)} after this plan (${formatBytes(measured.usedMemory)} now, plus ${formatBytes(m.after.bytes - m.before.bytes)} moved in), ` +
@@ -169,38 +172,73 @@ export function moveSlots(ctx: PlanContext, target: (string | null)[]): void {
     else moves.set(`${from} ${to}`, [s]);
   }
   const addr = (id: string) => ctx.b.ref(id).addr;
-  // Masters that must give before they take (capacity) have their moves out first.
-  const first = (k: string): number => (ctx.outBeforeIn.has(k.split(" ")[0]!) ? 0 : 1);
   const pairs = [...moves.keys()].sort((a, b) => {
     const [fa, ta] = a.split(" ") as [string, string];
     const [fb, tb] = b.split(" ") as [string, string];
-    return first(a) - first(b) || addr(fa).localeCompare(addr(fb)) || addr(ta).localeCompare(addr(tb));
+    return addr(fa).localeCompare(addr(fb)) || addr(ta).localeCompare(addr(tb));
   });
-  const outOf = new Map<string, string[]>();
-  for (const k of pairs) {
+  let order = pairs.flatMap((k) => {
     const [from, to] = k.split(" ") as [string, string];
-    const drained = ctx.want.get(from)?.role !== "master";
-    for (const slot of moves.get(k)!) {
-      const step = ctx.b.push({
-        kind: "migrate-slot",
-        slot,
-        from: ctx.b.ref(from),
-        to: ctx.b.ref(to),
-        estKeys: estimateKeys(ctx, from),
-        ...(drained ? { reason: "drain a master the spec removes or demotes" } : {}),
-      });
-      if (ctx.outBeforeIn.has(from)) outOf.set(from, [...(outOf.get(from) ?? []), step.id]);
-      if (ctx.outBeforeIn.has(to)) {
-        const out = outOf.get(to) ?? [];
-        if (out.length < [...moves.keys()].filter((x) => x.startsWith(`${to} `)).reduce((n, x) => n + moves.get(x)!.length, 0)) {
-          ctx.problems.push(
-            `${addr(to)} must give slots away before it takes others, lest it pass ${MAX_FILL * 100}% of its maxmemory on the way, but it also takes from a master in the same position: ` +
-              `no order of the moves keeps both within capacity. Raise their maxmemory, or move in two plans`,
-          );
-          return;
-        }
-        step.needs = [...new Set([...step.needs, ...out])].sort((x, y) => Number.parseInt(x, 10) - Number.parseInt(y, 10));
+    return moves.get(k)!.map((slot) => ({ slot, from, to }));
+  });
+  // Capacity (balance by memory): a master that gives and takes, with too little room to take first,
+  // takes each slot only once enough of what it gives has gone.
+  const tight = ctx.capacity;
+  const outs = new Map<string, string[]>();
+  if (tight) {
+    const seq = capacityOrder(order, tight);
+    if (!seq) {
+      ctx.problems.push(
+        `no order of the slot moves keeps every master within ${MAX_FILL * 100}% of its maxmemory on the way (${[...tight.keys()].map(addr).join(", ")} give and take with too little room): ` +
+          `raise their maxmemory, or reach the balance in two plans (pin fewer slots at once)`,
+      );
+      return;
+    }
+    order = seq;
+  }
+  for (const m of order) {
+    const drained = ctx.want.get(m.from)?.role !== "master";
+    const step = ctx.b.push({
+      kind: "migrate-slot",
+      slot: m.slot,
+      from: ctx.b.ref(m.from),
+      to: ctx.b.ref(m.to),
+      estKeys: estimateKeys(ctx, m.from),
+      ...(drained ? { reason: "drain a master the spec removes or demotes" } : {}),
+    });
+    if (tight?.has(m.from)) outs.set(m.from, [...(outs.get(m.from) ?? []), step.id]);
+    // Everything it gave before this slot, in the order that fits, must be gone before this slot comes in.
+    if (tight?.has(m.to) && outs.has(m.to)) step.needs = [...new Set([...step.needs, ...outs.get(m.to)!])].sort((x, y) => Number.parseInt(x, 10) - Number.parseInt(y, 10));
+  }
+}
+
+/**
+ * The moves in an order that keeps each tight master (bytes now, limit) within its limit after every
+ * move: moves into a master wait until moves out of it make room. Null when some can never fit.
+ */
+function capacityOrder(order: { slot: number; from: string; to: string }[], tight: ReadonlyMap<string, { used: number; limit: number; bytes: Float64Array }>): { slot: number; from: string; to: string }[] | null {
+  const mem = new Map([...tight].map(([id, t]) => [id, t.used]));
+  const bytesOf = (slot: number): number => tight.values().next().value!.bytes[slot]!;
+  const waiting = new Map<string, { slot: number; from: string; to: string }[]>();
+  const out: { slot: number; from: string; to: string }[] = [];
+  const fits = (m: { slot: number; to: string }): boolean => !tight.has(m.to) || mem.get(m.to)! + bytesOf(m.slot) <= tight.get(m.to)!.limit;
+  const take = (m: { slot: number; from: string; to: string }): void => {
+    out.push(m);
+    if (tight.has(m.to)) mem.set(m.to, mem.get(m.to)! + bytesOf(m.slot));
+    if (tight.has(m.from)) {
+      mem.set(m.from, mem.get(m.from)! - bytesOf(m.slot));
+      // Room was made: what waited for it may come in now (and may make room elsewhere in turn).
+      const queue = waiting.get(m.from) ?? [];
+      waiting.set(m.from, []);
+      for (const w of queue) {
+        if (fits(w)) take(w);
+        else waiting.get(m.from)!.push(w);
       }
     }
+  };
+  for (const m of order) {
+    if (fits(m)) take(m);
+    else waiting.set(m.to, [...(waiting.get(m.to) ?? []), m]);
   }
+  return [...waiting.values()].some((w) => w.length > 0) ? null : out;
 }
