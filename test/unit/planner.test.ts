@@ -397,7 +397,10 @@ describe("balance by memory and capacity", () => {
     const into = steps.filter((s) => s.kind === "migrate-slot" && s.to.addr === A(7000));
     expect(outOf.length).toBe(5461);
     expect(into.length).toBe(77);
-    for (const s of into) expect(s.needs).toEqual(expect.arrayContaining(outOf));
+    for (const s of into) {
+      const needs = new Set(s.needs);
+      expect(outOf.filter((id) => !needs.has(id))).toEqual([]);
+    }
     simulate(three3(), steps);
   });
   it("with room, its moves keep their usual order and needs", () => {
