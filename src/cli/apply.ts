@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "clipanion";
-import { ClusterCommand, intOption } from "./base.js";
+import { ClusterCommand, intOption, migrationOption } from "./base.js";
 import { DEFAULT_SETTLE_S, loadTopology, planFrom, readHistory } from "./observe-input.js";
 import { progressPrinter } from "./progress.js";
 import { DEFAULT_LOAD_WINDOW_S } from "../observe/load.js";
@@ -91,6 +91,7 @@ export class ApplyCommand extends ClusterCommand {
   });
   maxKeysPerSecond = Option.String("--max-keys-per-second", { description: "Move at most this many keys per second, over all pairs (default: no limit)" });
   allowMassRemoval = Option.Boolean("--allow-mass-removal", false, { description: "With a SPEC: permit removing half or more of the masters that own slots" });
+  migration = Option.String("--migration", { description: "With a SPEC: how slots move: auto (default; the server's own migration where both ends have it, Valkey 9+), atomic, keys" });
   history = Option.Array("--history", {
     description: "With a SPEC: an earlier plan whose slot moves explain keys left on a node that no longer owns their slot (repeatable; the spec's last plan, SPEC.plan.json, is always read)",
   });
@@ -138,7 +139,7 @@ export class ApplyCommand extends ClusterCommand {
       const planFile = join(this.stateDir ? resolve(this.stateDir) : dirname(resolve(this.target)), `${basename(this.target).replace(/\.ya?ml$/, "")}.plan.json`);
       // The last plan of this spec explains keys its moves may have left behind (safety rule 9).
       const history = [...readHistory(this.history ?? []), ...this.lastPlanHistory(planFile)];
-      const plan = await planFrom({ spec, specFile: this.target, observed, source, allowMassRemoval: this.allowMassRemoval, access, history });
+      const plan = await planFrom({ spec, specFile: this.target, observed, source, allowMassRemoval: this.allowMassRemoval, access, history, migration: migrationOption(this.migration) });
       if (!this.jsonLog) this.out(renderHuman(plan, { color: this.useColor() }));
       if (!plan.summary.changes) return 0;
       if (!(await this.confirm())) return 1;

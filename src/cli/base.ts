@@ -110,3 +110,10 @@ export function intOption(value: string | undefined, flag: string, fallback: num
   }
   return n;
 }
+
+/** `--migration auto|atomic|keys`: which protocol slot moves use. */
+export function migrationOption(value: string | undefined): "auto" | "atomic" | "keys" {
+  const v = value ?? "auto";
+  if (v === "auto" || v === "atomic" || v === "keys") return v;
+  throw new UsageError(`--migration must be auto, atomic or keys, got "${v}"`);
+}

@@ -8,6 +8,7 @@ import { readSnapshot } from "../observe/snapshot.js";
 import type { ObservedCluster } from "../observe/types.js";
 import type { Access } from "../redis/connect.js";
 import { planSteps } from "../planner/plan.js";
+import type { Migration } from "../planner/migration.js";
 import { makePlan } from "../plan/make.js";
 import type { AccessSource, Plan } from "../plan/types.js";
 import { specNodes } from "../spec/nodes.js";
@@ -79,8 +80,9 @@ export async function planFrom(args: {
   allowMassRemoval?: boolean;
   access?: Access;
   history?: readonly PastMove[];
+  migration?: Migration;
 }): Promise<Plan> {
-  const { steps, notes, warnings, balance } = planSteps(args.spec, args.observed, { allowMassRemoval: args.allowMassRemoval ?? false, history: args.history ?? [] });
+  const { steps, notes, warnings, balance } = planSteps(args.spec, args.observed, { allowMassRemoval: args.allowMassRemoval ?? false, history: args.history ?? [], migration: args.migration ?? "auto" });
   const moves = steps.flatMap((s) => (s.kind === "migrate-slot" ? [{ slot: s.slot, from: s.from.addr }] : []));
   if (args.access && moves.length > 0) warnings.push(...bigKeyWarnings(await surveyBigKeys(moves, args.access)));
   return makePlan({
@@ -120,6 +122,7 @@ export async function planSpec(args: {
   source: AccessSource;
   allowMassRemoval?: boolean;
   history?: readonly PastMove[];
+  migration?: Migration;
   loadWindowS?: number;
   status: (msg: string) => void;
   say: (msg: string) => void;

@@ -1,5 +1,5 @@
 import { Command, Option } from "clipanion";
-import { ClusterCommand, addrOption, intOption, planFormat } from "./base.js";
+import { ClusterCommand, addrOption, intOption, migrationOption, planFormat } from "./base.js";
 import { DEFAULT_SETTLE_S, planSpec, readHistory } from "./observe-input.js";
 import { loadSpec } from "../spec/load.js";
 import { writePlan } from "../plan/file.js";
@@ -34,6 +34,7 @@ export class PlanCommand extends ClusterCommand {
       ["Post as a PR comment; fail CI on drift", "$0 plan cluster.yaml --markdown --detailed-exitcode > plan.md"],
       ["Plan from a saved snapshot, no cluster needed", "$0 plan cluster.yaml --observed snapshot.json"],
       ["Remove two of four masters on purpose", "$0 plan scale-in.yaml --allow-mass-removal --out plan.json"],
+      ["Move every slot key by key, even on Valkey 9", "$0 plan cluster.yaml --migration keys --out plan.json"],
       ["Repair keys an earlier plan's moves left behind", "$0 plan cluster.yaml --history old-plan.json --out plan.json"],
     ],
   });
@@ -45,6 +46,9 @@ export class PlanCommand extends ClusterCommand {
   observed = Option.String("--observed", { description: "Plan from a snapshot file (from `shardform snapshot`) instead of the live cluster" });
   seed = Option.Array("--seed", { description: "Reach the cluster through this HOST:PORT instead of the spec's seeds (repeatable)" });
   allowMassRemoval = Option.Boolean("--allow-mass-removal", false, { description: "Permit removing half or more of the masters that own slots (recorded in the plan)" });
+  migration = Option.String("--migration", {
+    description: "How slots move: auto (default: the server's own slot migration where source and target both have it, Valkey 9+; key by key elsewhere), atomic (refused where a pair lacks it), keys",
+  });
   history = Option.Array("--history", { description: "An earlier plan whose slot moves explain keys left on a node that no longer owns their slot (repeatable)" });
   loadWindow = Option.String("--load-window", { description: `With balance.by: cpu, seconds between the two CPU readings per slot (default ${DEFAULT_LOAD_WINDOW_S})` });
   settleTimeout = Option.String("--settle-timeout", { description: `Seconds to wait for members that disagree about roles or slots to converge before planning (default ${DEFAULT_SETTLE_S})` });
@@ -64,6 +68,7 @@ export class PlanCommand extends ClusterCommand {
       source,
       allowMassRemoval: this.allowMassRemoval,
       history: readHistory(this.history ?? []),
+      migration: migrationOption(this.migration),
       loadWindowS: intOption(this.loadWindow, "--load-window", DEFAULT_LOAD_WINDOW_S, 1),
       status: (m) => this.status(m),
       say: (m) => this.say(m),

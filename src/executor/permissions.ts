@@ -33,6 +33,8 @@ const PROBES: Record<string, (string | number)[]> = {
   migrate: ["migrate", "127.0.0.1", 1, PROBE_KEY, 0, 1],
   dump: ["dump", PROBE_KEY],
   del: ["del", PROBE_KEY],
+  "cluster|getslotmigrations": ["cluster", "getslotmigrations"],
+  "cluster|migrateslots": ["cluster", "migrateslots", "slotsrange", 0, 0, "node", "0".repeat(40)],
   flushall: ["flushall", "no-such-option"],
   dbsize: ["dbsize"],
   "client|id": ["client", "id"],
@@ -55,7 +57,8 @@ const NEEDS: Record<StepKind, string[]> = {
 };
 
 export async function probePermissions(plan: Plan, nodes: NodeAddr[], ctx: ExecCtx): Promise<void> {
-  const needed = [...new Set([...LEASE, ...plan.steps.flatMap((s) => NEEDS[s.kind])])].sort();
+  const atomic = plan.steps.some((s) => s.kind === "migrate-slot" && s.atomic) ? ["cluster|migrateslots", "cluster|getslotmigrations"] : [];
+  const needed = [...new Set([...LEASE, ...atomic, ...plan.steps.flatMap((s) => NEEDS[s.kind])])].sort();
   if (needed.length === 0) return;
   const missing = new Map<string, Set<NodeAddr>>();
   const user = ctx.access.credentials?.user ?? "default";

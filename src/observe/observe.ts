@@ -285,7 +285,8 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
         aliases.push({ addr, id: r.me.id, how: "answered" });
         continue;
       }
-      const base = { addr, id: r.me.id, keys: r.keys, knownNodes: r.entries.length };
+      const server = serverName(r.info);
+      const base = { addr, id: r.me.id, keys: r.keys, knownNodes: r.entries.length, ...(server ? { server } : {}) };
       const remembers = r.entries.filter((e) => memberIds.has(e.id)).length;
       if (remembers > 0) {
         outsiders.push({ ...base, state: "other-cluster", detail: `was removed from this cluster (no member lists it) but still remembers ${remembers} of its members` });

@@ -68,6 +68,8 @@ export interface Outsider {
   keys?: number;
   knownNodes?: number;
   detail?: string;
+  /** "valkey 9.1.2", from INFO server. */
+  server?: string;
 }
 
 /**

@@ -22,7 +22,8 @@ export type Step =
   | (StepBase & { kind: "meet"; node: NodeRef; via: NodeRef })
   | (StepBase & { kind: "add-slots"; node: NodeRef; ranges: SlotRange[] })
   | (StepBase & { kind: "replicate"; replica: NodeRef; master: NodeRef })
-  | (StepBase & { kind: "migrate-slot"; slot: number; from: NodeRef; to: NodeRef; estKeys: number })
+  /** `atomic`: moved by the server's own slot migration (Valkey 9+ CLUSTER MIGRATESLOTS), not key by key. */
+  | (StepBase & { kind: "migrate-slot"; slot: number; from: NodeRef; to: NodeRef; estKeys: number; atomic?: true })
   | (StepBase & { kind: "failover"; replica: NodeRef; master: NodeRef })
   /**
    * Keys of `slot` left on `from`, a master that does not own the slot, by an earlier move of the slot

@@ -30,6 +30,7 @@ import { resolveIdentity } from "./identity.js";
 import { addMembers } from "./rules/members.js";
 import { finishOpenSlots } from "./rules/open-slots.js";
 import { repairStrayKeys } from "./rules/strays.js";
+import { chooseMigration, type Migration } from "./migration.js";
 import { attachReplicas } from "./rules/replicas.js";
 import { removeUnlisted } from "./rules/removal.js";
 import { fixRoles } from "./rules/roles.js";
@@ -38,6 +39,8 @@ import { addUnownedSlots, moveSlots, targetOwners } from "./rules/slots.js";
 export interface PlanOptions {
   /** Permit a plan that removes half or more of the masters that own slots. */
   allowMassRemoval?: boolean;
+  /** Which protocol slot moves use (default auto: the server's own migration where both ends have it). */
+  migration?: Migration;
   /** Slot moves of earlier plans (`--history`): keys one of them left behind are moved to their owner (safety rule 9). */
   history?: readonly PastMove[];
 }
@@ -149,6 +152,7 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: Pl
   attachReplicas(ctx, true);
   removeUnlisted(ctx);
   const steps = ctx.b.steps;
+  problems.push(...chooseMigration(steps, observed, opts.migration ?? "auto"));
 
   // --- Refusals that depend on the steps. ---
   const touched = new Set<string>();

@@ -29,6 +29,12 @@
  *     moved to the owner only when their origin is known: a plan moved that slot from the stray
  *     holder's shard to the owner's (strayOrigin). The owner's copy of a key wins over the stray one.
  *     Keys of unknown origin are refused, for a person to decide.
+ * 10. The server's own slot migration (Valkey 9+ CLUSTER MIGRATESLOTS) keeps a slot's keys on its source
+ *     until the server hands the slot over, and rolls back when it fails: the slot then stays the
+ *     source's, with its keys. So a window moved that way is started only when no migration of its
+ *     slots is running on the source (one left by a stopped apply is followed instead), is done only
+ *     when the target owns every slot of it, and runs again from the shard's current masters (rule 3)
+ *     when the server reports it failed. A slot half moved key by key is finished key by key.
  */
 import type { NodeEntry } from "../redis/cluster-nodes.js";
 import type { ObservedCluster, ObservedNode, Role } from "../observe/types.js";

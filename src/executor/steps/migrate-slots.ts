@@ -30,6 +30,7 @@ import type { NodeRef, StepOf } from "../../plan/types.js";
 import { busyKeyWinner, keyCount, ownsSlot as owns, shardServer, slotClaimants, type ShardServer } from "../../safety/rules.js";
 import type { ExecCtx } from "../context.js";
 import { failpoint } from "../failpoints.js";
+import { migrateSlotsAtomic } from "./migrate-atomic.js";
 
 type MigrateStep = StepOf<"migrate-slot">;
 
@@ -58,14 +59,19 @@ export function migrateAuth(ctx: ExecCtx): string[] {
 }
 
 /** The masters a window moves between now: the source's (null once it merged into another master) and the target's. */
-interface Ends {
+export interface Ends {
   src: NodeRef | null;
   s: NodeEntry | null;
   dst: NodeRef;
   d: NodeEntry;
 }
 
-export async function migrateSlots(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
+export async function migrateSlots(all: MigrateStep[], ctx: ExecCtx): Promise<void> {
+  // The server's own migration (Valkey 9+) where the plan chose it; key by key for the rest.
+  const atomic = all.filter((st) => st.atomic);
+  if (atomic.length > 0) await migrateSlotsAtomic(atomic, ctx);
+  const steps = all.filter((st) => !st.atomic);
+  if (steps.length === 0) return;
   const ends = await resolveEnds(steps[0]!, ctx);
   try {
     await moveWindow(steps, ends, ctx);
@@ -82,7 +88,7 @@ export async function migrateSlots(steps: MigrateStep[], ctx: ExecCtx): Promise<
 }
 
 /** Who serves the shards of the window's source and target now (safety rule 3), with a note for each failover. */
-async function resolveEnds(first: MigrateStep, ctx: ExecCtx): Promise<Ends> {
+export async function resolveEnds(first: MigrateStep, ctx: ExecCtx): Promise<Ends> {
   const [s0, d0] = await Promise.all([ctx.selfOrNull(first.from), ctx.selfOrNull(first.to)]);
   if (s0?.role === "master" && d0?.role === "master") return { src: first.from, s: s0, dst: first.to, d: d0 };
   const views = [...(await ctx.readCluster()).views.values()];

@@ -66,7 +66,7 @@ export function planLines(steps: readonly Step[]): Line[] {
         let j = i + 1;
         for (; j < steps.length; j++) {
           const t = steps[j]!;
-          if (t.kind !== "migrate-slot" || t.from.id !== s.from.id || t.to.id !== s.to.id || t.reason !== s.reason) break;
+          if (t.kind !== "migrate-slot" || t.from.id !== s.from.id || t.to.id !== s.to.id || t.reason !== s.reason || t.atomic !== s.atomic) break;
           slots.push(t.slot);
           keys += t.estKeys;
         }
@@ -74,8 +74,8 @@ export function planLines(steps: readonly Step[]): Line[] {
         const last = steps[j - 1]!;
         const text =
           slots.length === 1
-            ? `migrate-slot ${s.slot} ${s.from.addr} -> ${s.to.addr} (~${formatKeys(keys)} keys)`
-            : `migrate-slot ${shortRanges(ranges)} (${slots.length} slots, ~${formatKeys(keys)} keys) ${s.from.addr} -> ${s.to.addr}`;
+            ? `migrate-slot ${s.slot} ${s.from.addr} -> ${s.to.addr} (~${formatKeys(keys)} keys)${s.atomic ? " (atomic)" : ""}`
+            : `migrate-slot ${shortRanges(ranges)} (${slots.length} slots, ~${formatKeys(keys)} keys) ${s.from.addr} -> ${s.to.addr}${s.atomic ? " (atomic)" : ""}`;
         out.push({
           mark: "~",
           text: s.reason ? `${text}  # ${s.reason}` : text,
