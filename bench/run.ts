@@ -12,6 +12,8 @@
  *              redis-cli --cluster create --cluster-replicas 1 + the wait until every member agrees
  *   latency    a live client (ioredis Cluster, a fixed rate of GET/SET) during the 3->4 scale-out: its
  *              p50/p99/max latency and errors with no move, at full speed, and at --max-keys-per-second
+ *   valkey9    the scale-out on Valkey 9.1.2 (.servers/, from scripts/servers.sh): shardform with the server's
+ *              own slot migration  vs  shardform --migration keys  vs  redis-cli rebalance
  *   skewed     4 masters with equal slot counts and skewed data (bench/skewed.ts): shardform apply of a
  *              spec with balance.by: memory  vs  redis-cli --cluster rebalance; the deviation by memory
  *              after (measured exactly), bytes and keys moved, shardform's lower bound, and the time
@@ -19,7 +21,7 @@
  * Every scale-out and scale-in run ends with the checks of the apply tests (every key back with its
  * value, all views agree, no open slot, 16384 slots covered); a run that fails them fails the bench.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -30,7 +32,7 @@ import { planSteps } from "../src/planner/plan.js";
 import { makePlan } from "../src/plan/make.js";
 import { NodeClient } from "../src/redis/connect.js";
 import { liveClient, type LatencyReport } from "./client.js";
-import { endChecks, median, nodeId, redisCli, shardform, startNodes, timed, waitConsistent, type Timed } from "./lib.js";
+import { ROOT, endChecks, median, nodeId, redisCli, shardform, startNodes, timed, waitConsistent, type Timed } from "./lib.js";
 import { syntheticCluster } from "./synthetic.js";
 import { writeSkewed } from "./skewed.js";
 import { measureLoad } from "../src/observe/load.js";
@@ -42,7 +44,7 @@ const { values: args } = parseArgs({
     keys: { type: "string", default: "1000000" },
     // Nodes and their bus ports (+10000) stay below 32768, where the kernel picks outgoing ports.
     "base-port": { type: "string", default: "19000" },
-    only: { type: "string", default: "populate,scale-out,scale-in,planner,create,latency,skewed" },
+    only: { type: "string", default: "populate,scale-out,scale-in,planner,create,latency,skewed,valkey9" },
     "skewed-keys": { type: "string", default: "200000" },
     "latency-rate": { type: "string", default: "2000" },
     "latency-limit": { type: "string", default: "50000" },
@@ -53,7 +55,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   process.stdout.write(
-    "npm run bench -- [--runs 3] [--keys 1000000] [--base-port 19000] [--only populate,scale-out,scale-in,planner,create,latency,skewed] [--skewed-keys 200000]\n" +
+    "npm run bench -- [--runs 3] [--keys 1000000] [--base-port 19000] [--only populate,scale-out,scale-in,planner,create,latency,skewed,valkey9] [--skewed-keys 200000]\n" +
       "                 [--redis-cli-pipelines 10,100,1000] [--shardform-args '--parallelism 4'] [--latency-rate 2000] [--latency-limit 50000]\n",
   );
   process.exit(0);
@@ -163,23 +165,23 @@ async function threeMastersAndAnEmptyOne(addrs: string[]): Promise<void> {
 
 type Mover = { tool: string; reference: boolean; run: (addrs: string[]) => Promise<Timed> };
 
-async function scaleOutOnce(mover: Mover): Promise<void> {
-  const c = await startNodes(PORT, 4);
+async function scaleOutOnce(mover: Mover, scenario = "scale-out 3->4", server?: string): Promise<void> {
+  const c = await startNodes(PORT, 4, server);
   try {
     await threeMastersAndAnEmptyOne(c.addrs);
     const t = await mover.run(c.addrs);
     const checked = await endChecks(c.addrs[0]!, 4, KEYS);
-    record("scale-out 3->4", mover.tool, KEYS / 4, "keys", t, mover.reference);
-    log(`scale-out ${mover.tool}: ${t.secs.toFixed(2)} s, ${t.peakMb?.toFixed(0) ?? "?"} MB; ${checked}`);
+    record(scenario, mover.tool, KEYS / 4, "keys", t, mover.reference);
+    log(`${scenario} ${mover.tool}: ${t.secs.toFixed(2)} s, ${t.peakMb?.toFixed(0) ?? "?"} MB; ${checked}`);
   } finally {
     await c.stop();
   }
 }
 
-const shardformApply = (masters: (addrs: string[]) => string[]) => async (addrs: string[]): Promise<Timed> => {
+const shardformApply = (masters: (addrs: string[]) => string[], extra: string[] = []) => async (addrs: string[]): Promise<Timed> => {
   const spec = join(work, "cluster.yaml");
   writeFileSync(spec, specYaml(masters(addrs)));
-  return shardform(["apply", spec, "--auto-approve", "--state-dir", work, ...EXTRA]);
+  return shardform(["apply", spec, "--auto-approve", "--state-dir", work, ...EXTRA, ...extra]);
 };
 
 async function benchScaleOut(): Promise<void> {
@@ -192,6 +194,26 @@ async function benchScaleOut(): Promise<void> {
     })),
   ];
   for (let r = 1; r <= RUNS; r++) for (const m of movers) await scaleOutOnce(m);
+}
+
+// ---- valkey9: the same scale-out on Valkey 9, atomic slot migration against key by key -----------
+
+async function benchValkey9(): Promise<void> {
+  const server = join(ROOT, ".servers/valkey-9.1.2/valkey-server");
+  if (!existsSync(server)) {
+    notes.push(`valkey9: skipped, ${server} not found (run \`bash scripts/servers.sh\`)`);
+    return;
+  }
+  const movers: Mover[] = [
+    { tool: "shardform apply (atomic: CLUSTER MIGRATESLOTS)", reference: false, run: shardformApply((a) => a) },
+    { tool: "shardform apply --migration keys", reference: true, run: shardformApply((a) => a, ["--migration", "keys"]) },
+    ...PIPELINES.map((p) => ({
+      tool: `redis-cli rebalance pipeline ${p}`,
+      reference: true,
+      run: (addrs: string[]) => timed("redis-cli", ["--cluster", "rebalance", addrs[0]!, "--cluster-use-empty-masters", "--cluster-pipeline", String(p)]),
+    })),
+  ];
+  for (let r = 1; r <= RUNS; r++) for (const m of movers) await scaleOutOnce(m, "Valkey 9.1.2 scale-out 3->4", server);
 }
 
 // ---- scale-in -------------------------------------------------------------------------------
@@ -435,6 +457,7 @@ if (ONLY.has("planner")) await benchPlanner();
 if (ONLY.has("create")) await benchCreate();
 if (ONLY.has("latency")) await benchLatency();
 if (ONLY.has("skewed")) await benchSkewed();
+if (ONLY.has("valkey9")) await benchValkey9();
 if (rows.length) process.stdout.write(`\n${table()}\n\nredis-cli / shardform: how many times longer redis-cli took than shardform (above 1: shardform is faster).\n`);
 for (const n of notes) process.stdout.write(`${n}\n`);
 if (latency.length) process.stdout.write(`\n${latencyTable()}\n`);

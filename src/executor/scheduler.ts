@@ -1,7 +1,8 @@
 /**
  * Which steps may run now. Pure: it knows the plan's steps and their needs, what is done and what is
  * running, and hands out units of work:
- *  - slot moves of one source -> target pair, in plan order, in windows of at most `window` slots;
+ *  - slot moves of one source -> target pair, in plan order, in windows of at most `window` slots (the
+ *    server's own migration takes all the pair's ready slots in one: it streams them as one operation);
  *    a pair has one window in flight at a time (keys of one pair move one window after another);
  *  - every other kind: all ready steps of that kind together (they act at once and share one wait
  *    for the cluster to agree).
@@ -16,6 +17,8 @@ export interface Unit {
   /** For slot moves: "fromId>toId". */
   pair?: string;
 }
+
+const atomic = (s: Step): boolean => s.kind === "migrate-slot" && s.atomic === true;
 
 export function pairOf(s: Step): string | undefined {
   return s.kind === "migrate-slot" ? `${s.from.id}>${s.to.id}` : undefined;
@@ -79,7 +82,7 @@ export class Scheduler {
         if (!list) {
           byPair.set(pair, [i]);
           firstOf.push({ key: `pair ${pair}`, at: i });
-        } else if (list.length < this.window) list.push(i);
+        } else if (list.length < this.window || (atomic(s) && atomic(this.steps[list[0]!]!))) list.push(i);
       } else {
         const list = byKind.get(s.kind);
         if (!list) {

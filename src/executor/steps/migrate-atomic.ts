@@ -102,7 +102,7 @@ export async function migrateSlotsAtomic(steps: MigrateStep[], ctx: ExecCtx): Pr
 async function follow(c: NodeClient, name: string, src: NodeRef, dst: NodeRef, slots: number[], ctx: ExecCtx, first: MigrateStep): Promise<void> {
   let last = "";
   let lastChange = Date.now();
-  for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
+  for (let delay = 5; ; delay = Math.min(delay * 2, 50)) {
     if (ctx.stop === "hard") return;
     let m: SlotMigration | undefined;
     try {
