@@ -72,20 +72,20 @@ async function strays(c: NodeClient, me: NodeEntry, keys: number): Promise<{ slo
 async function read(addr: NodeAddr, access: Access | undefined, leases: boolean): Promise<NodeReading> {
   const c = await NodeClient.connect(addr, { readOnly: true, access });
   try {
-    const cmds: (string | number)[][] = [["cluster", "nodes"], ["cluster", "info"], ["info", "server"], ["info", "replication"], ["dbsize"], ["info", "memory"]];
+    const cmds: (string | number)[][] = [["cluster", "nodes"], ["cluster", "info"], ["info", "server"], ["info", "replication"], ["dbsize"], ["info", "memory"], ["info", "keyspace"]];
     if (leases) cmds.push(["client", "list", "type", "normal"]);
     const res = await c.pipeline(cmds);
     for (const [err] of res) if (err) throw err;
     const entries = parseClusterNodes(res[0]![1] as string);
     const me = selfEntry(addr, entries);
     const keys = Number(res[4]![1]);
-    const leaseNames = leases ? parseClientList(res[6]![1] as string).map((e) => e.name).filter((n) => parseLeaseName(n)) : [];
+    const leaseNames = leases ? parseClientList(res[7]![1] as string).map((e) => e.name).filter((n) => parseLeaseName(n)) : [];
     return {
       addr,
       me,
       entries,
       clusterInfo: parseInfo(res[1]![1] as string),
-      info: { ...parseInfo(res[2]![1] as string), ...parseInfo(res[3]![1] as string), ...parseInfo(res[5]![1] as string) },
+      info: { ...parseInfo(res[2]![1] as string), ...parseInfo(res[3]![1] as string), ...parseInfo(res[5]![1] as string), ...parseInfo(res[6]![1] as string) },
       keys,
       strayKeys: await strays(c, me, keys),
       leaseNames,
@@ -259,6 +259,9 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
     if (r.strayKeys.length) node.strayKeys = r.strayKeys;
     if (me.role === "replica") node.masterLinkUp = r.info["master_link_status"] === "up";
     if (r.info["used_memory_dataset"] !== undefined) node.memoryDataset = Number(r.info["used_memory_dataset"]);
+    // Databases other than 0 with keys (Valkey 9 with cluster-databases > 1): key-by-key moves see only database 0.
+    const others = Object.keys(r.info).flatMap((k) => (/^db([1-9]\d*)$/.test(k) && /keys=[1-9]/.test(r.info[k]!) ? [Number(k.slice(2))] : [])).sort((x, y) => x - y);
+    if (others.length) node.otherDatabases = others;
     nodes.push(node);
     for (const name of r.leaseNames) {
       const h = parseLeaseName(name)!;

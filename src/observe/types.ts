@@ -39,6 +39,8 @@ export interface ObservedNode {
   currentEpoch?: number;
   knownNodes?: number;
   keys?: number;
+  /** Databases other than 0 that hold keys (INFO keyspace; Valkey 9 with cluster-databases > 1). */
+  otherDatabases?: number[];
   /** INFO memory used_memory_dataset: bytes of data (what `check` compares between masters). */
   memoryDataset?: number;
   /** For replicas: whether the link to the master is up. */

@@ -20,11 +20,10 @@ export function hasAtomicMigration(server: string | undefined): boolean {
 
 /** Marks the plan's slot moves atomic where `mode` allows and both ends can; returns problems for `atomic` where they cannot. */
 export function chooseMigration(steps: Step[], observed: ObservedCluster, mode: Migration): string[] {
-  if (mode === "keys") return [];
   const server = new Map<string, string | undefined>([...observed.nodes.map((n) => [n.id, n.server] as const), ...observed.outsiders.filter((x) => x.id).map((x) => [x.id!, x.server] as const)]);
   const problems = new Set<string>();
   for (const s of steps) {
-    if (s.kind !== "migrate-slot") continue;
+    if (s.kind !== "migrate-slot" || mode === "keys") continue;
     const open = s.reason?.startsWith("finish the interrupted move") ?? false;
     const both = hasAtomicMigration(server.get(s.from.id)) && hasAtomicMigration(server.get(s.to.id));
     if (both && !open) s.atomic = true;
@@ -36,6 +35,16 @@ export function chooseMigration(steps: Step[], observed: ObservedCluster, mode: 
           : `--migration atomic: ${lacking.join(" and ")} cannot migrate slots itself (Valkey 9 or later can): plan with --migration auto or keys`,
       );
     }
+  }
+  // Key by key, GETKEYSINSLOT and MIGRATE see database 0 only: keys in the others would stay behind.
+  const inOthers = new Map(observed.nodes.filter((n) => n.otherDatabases?.length).map((n) => [n.id, n]));
+  for (const s of steps) {
+    const n = s.kind === "migrate-slot" && !s.atomic ? inOthers.get(s.from.id) : undefined;
+    if (!n) continue;
+    problems.add(
+      `${n.addr} holds keys in database(s) ${n.otherDatabases!.join(", ")} besides 0, and a key-by-key slot move sees database 0 only: they would stay behind. ` +
+        `Move slots with the server's own migration, which takes every database (Valkey 9: --migration atomic, or auto where both ends have it), or empty those databases first`,
+    );
   }
   return [...problems];
 }

@@ -2,7 +2,8 @@
  * Slot moves by the server's own migration (Valkey 9+ CLUSTER MIGRATESLOTS; safety rule 10), on real
  * Valkey 9 processes: a scale-out shown and applied as atomic moves, apply killed (kill -9) while the
  * server migrates and resumed, a source stopped (SIGSTOP) past cluster-node-timeout mid-migration (its
- * replica promoted), and `--migration keys` on the same servers. Each ends with the full checks. Skipped, by name, when the
+ * replica promoted), `--migration keys` on the same servers, and keys in a database other than 0
+ * (cluster-databases 4): moved by the server's migration, refused key by key. Each ends with the full checks. Skipped, by name, when the
  * Valkey 9 build (scripts/servers.sh) is missing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +17,7 @@ import { startNodes, type TestSandbox } from "../helpers/cluster.js";
 import { serverBuild } from "../helpers/compat.js";
 import { runCli } from "../helpers/cli.js";
 import { runChild } from "../helpers/child.js";
+import { NodeClient } from "../../src/redis/connect.js";
 import { fullChecks } from "../helpers/verify.js";
 
 // Ports 20810-20817 (bus 30810-30817): this file's own range.
@@ -57,7 +59,7 @@ if (build.missing) {
 } else {
   describe(`${build.name}: slot moves by the server's own migration`, { timeout: 180_000 }, () => {
     beforeAll(async () => {
-      sb = await startNodes(BASE, 8, undefined, { server: build.server });
+      sb = await startNodes(BASE, 8, undefined, { server: build.server, extraConfig: ["cluster-databases 4"] });
       work = mkdtempSync(join(tmpdir(), "shardform-atomic-"));
       const r = await runCli(["apply", spec("three", [0, 1, 2]), "--auto-approve"]);
       expect(r.code).toBe(0);
@@ -122,6 +124,41 @@ if (build.missing) {
       const r = await runCli(["apply", f, "--auto-approve", "--migration", "keys"]);
       expect(r.stderr).toContain("Apply complete");
       expect(r.code).toBe(0);
+      await fullChecks(a(0), 8, KEYS, f, checks);
+    });
+
+    it("keys in database 1 move with their slot by the server's migration; key by key is refused, naming the databases", async () => {
+      const f = spec("four-weighted-6", [0, 1, 2, 6]);
+      writeFileSync(f, readFileSync(f, "utf8").replace(`  - master: ${a(6)}\n`, `  - master: ${a(6)}\n    weight: 2\n`));
+      const planFile = join(work, "db1.json");
+      expect((await runCli(["plan", f, "--out", planFile])).code).toBe(0);
+      const move = (JSON.parse(readFileSync(planFile, "utf8")) as { steps: { kind: string; slot: number; from: { addr: string }; to: { addr: string } }[] }).steps.find((s) => s.kind === "migrate-slot")!;
+      const c = await NodeClient.connect(move.from.addr);
+      let key = "";
+      try {
+        const names = Array.from({ length: 40_000 }, (_, i) => `db1:{${i}}`);
+        const slots = await c.pipeline(names.map((n) => ["cluster", "keyslot", n]));
+        key = names[slots.findIndex(([, s]) => Number(s) === move.slot)]!;
+        await c.pipeline([["select", 1], ["set", key, "in database 1"], ["select", 0]]);
+      } finally {
+        await c.close();
+      }
+      const refused = await runCli(["plan", f, "--migration", "keys"]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`${move.from.addr} holds keys in database(s) 1 besides 0, and a key-by-key slot move sees database 0 only: they would stay behind`);
+      // The plan saved before the key was written is stale only in what it does not fingerprint: plan again.
+      const p = await runCli(["plan", f, "--out", planFile]);
+      expect(p.code).toBe(0);
+      const r = await runCli(["apply", planFile]);
+      expect(r.stderr).toContain("Apply complete");
+      expect(r.code).toBe(0);
+      const t = await NodeClient.connect(move.to.addr);
+      try {
+        const [, [, value]] = (await t.pipeline([["select", 1], ["get", key], ["select", 0]])) as [unknown, [Error | null, unknown]];
+        expect(value).toBe("in database 1");
+      } finally {
+        await t.close();
+      }
       await fullChecks(a(0), 8, KEYS, f, checks);
     });
   });

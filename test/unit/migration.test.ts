@@ -53,6 +53,16 @@ describe("migration protocol", () => {
   });
 });
 
+describe("keys in databases other than 0", () => {
+  it("refuse key-by-key moves out of their node, and pass with the server's own migration", () => {
+    const o = withServers(() => "valkey 9.1.2");
+    o.nodes[0]!.otherDatabases = [1, 3];
+    const keys = () => planSteps(three, o, { migration: "keys" });
+    expect(keys).toThrow(/127\.0\.0\.1:7000 holds keys in database\(s\) 1, 3 besides 0, and a key-by-key slot move sees database 0 only: they would stay behind/);
+    expect(planSteps(three, o).steps.filter((s) => s.kind === "migrate-slot" && s.from.addr === A(7000)).every((s) => s.kind === "migrate-slot" && s.atomic)).toBe(true);
+  });
+});
+
 describe("parseSlotMigrations", () => {
   it("reads GETSLOTMIGRATIONS as Valkey 9 answers it", () => {
     const reply = [["name", "e908fe95", "operation", "EXPORT", "slot_ranges", "0-99 200-200", "target_node", "t", "source_node", "s", "create_time", "1", "last_update_time", "7", "state", "success", "message", ""]];
