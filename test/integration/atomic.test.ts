@@ -3,7 +3,8 @@
  * Valkey 9 processes: a scale-out shown and applied as atomic moves, apply killed (kill -9) while the
  * server migrates and resumed, a source stopped (SIGSTOP) past cluster-node-timeout mid-migration (its
  * replica promoted), `--migration keys` on the same servers, and keys in a database other than 0
- * (cluster-databases 4): moved by the server's migration, refused key by key. Each ends with the full checks. Skipped, by name, when the
+ * (cluster-databases 4): moved by the server's migration, refused key by key; and a target failed over
+ * mid-migration. Each ends with the full checks. Skipped, by name, when the
  * Valkey 9 build (scripts/servers.sh) is missing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -159,6 +160,27 @@ if (build.missing) {
       } finally {
         await t.close();
       }
+      await fullChecks(a(0), 8, KEYS, f, checks);
+    });
+
+    it("a target failed over (CLUSTER FAILOVER on its replica) mid-migration: the moves go on into the shard's new master; apply SPEC ends in the spec", async () => {
+      const f = spec("four-equal", [0, 1, 2, 6]);
+      let failedOver = "";
+      const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--parallelism", "1"], async (e) => {
+        if (failedOver || e.type !== "step-start" || e.kind !== "migrate-slot") return;
+        failedOver = /\S+ -> (\S+)/.exec(e.message ?? (e as { text?: string }).text ?? "")![1]!;
+        const c = await NodeClient.connect(replicaOf.get(failedOver)!);
+        try {
+          await c.call("cluster", "failover");
+        } finally {
+          await c.close();
+        }
+      });
+      expect(failedOver).not.toBe("");
+      process.stdout.write(`[target ${failedOver} failed over: apply exited ${String(r.code)}]\n${r.stderr}\n`);
+      expect([0, 1]).toContain(r.code);
+      if (r.code === 1) expect(r.stderr).toContain(`${failedOver} is now a replica of ${replicaOf.get(failedOver)}`);
+      await applyUntilDone(f);
       await fullChecks(a(0), 8, KEYS, f, checks);
     });
   });

@@ -17,7 +17,7 @@ import { ownsSlot as owns } from "../../safety/rules.js";
 import { toRanges } from "../../slots.js";
 import type { ExecCtx } from "../context.js";
 import { failpoint } from "../failpoints.js";
-import { resolveEnds } from "./migrate-slots.js";
+import type { Ends } from "./migrate-slots.js";
 
 type MigrateStep = StepOf<"migrate-slot">;
 
@@ -69,9 +69,9 @@ async function migrations(c: NodeClient): Promise<SlotMigration[]> {
   return parseSlotMigrations(await c.call("cluster", "getslotmigrations"));
 }
 
-export async function migrateSlotsAtomic(steps: MigrateStep[], ctx: ExecCtx): Promise<void> {
+/** `ends`: who serves the window's source and target shards now (resolveEnds). */
+export async function migrateSlotsAtomic(steps: MigrateStep[], { src, s, dst }: Ends, ctx: ExecCtx): Promise<void> {
   const first = steps[0]!;
-  const { src, s, dst } = await resolveEnds(first, ctx);
   const mine = src && s ? steps.filter((st) => owns(s, st.slot)) : [];
   if (src && mine.length > 0) {
     const c = await ctx.conn(src.addr);
@@ -82,7 +82,13 @@ export async function migrateSlotsAtomic(steps: MigrateStep[], ctx: ExecCtx): Pr
     else {
       const before = new Set((await migrations(c)).map((m) => m.name));
       const ranges = toRanges(slots);
-      await c.call("cluster", "migrateslots", "slotsrange", ...ranges.flat(), "node", dst.id);
+      try {
+        await c.call("cluster", "migrateslots", "slotsrange", ...ranges.flat(), "node", dst.id);
+      } catch (err) {
+        // The source was demoted after the ends were read (a failover): the window runs again from its shard's new master.
+        if (/primary|master/i.test(describe(err))) throw new FailoverPendingError(`${src.addr} is no longer a master (${describe(err)}): the window runs again from its shard's new master`);
+        throw err;
+      }
       name = (await migrations(c)).find((m) => m.operation === "EXPORT" && !before.has(m.name) && slots.some((x) => covers(m, x)))?.name;
       if (!name) throw new StepFailedError(first.id, first.kind, `${src.addr} accepted CLUSTER MIGRATESLOTS for slot(s) ${slots.join(", ")} but lists no such migration`);
     }

@@ -69,12 +69,20 @@ export interface Ends {
 export async function migrateSlots(all: MigrateStep[], ctx: ExecCtx): Promise<void> {
   // The server's own migration (Valkey 9+) where the plan chose it; key by key for the rest.
   const atomic = all.filter((st) => st.atomic);
-  if (atomic.length > 0) await migrateSlotsAtomic(atomic, ctx);
+  if (atomic.length > 0) {
+    const ends = await resolveEnds(atomic[0]!, ctx);
+    await failoverAware(atomic, ends, ctx, () => migrateSlotsAtomic(atomic, ends, ctx));
+  }
   const steps = all.filter((st) => !st.atomic);
   if (steps.length === 0) return;
   const ends = await resolveEnds(steps[0]!, ctx);
+  await failoverAware(steps, ends, ctx, () => moveWindow(steps, ends, ctx));
+}
+
+/** Runs a window's moves; an error the protocol does not expect, while the cluster failed a shard of the window over, runs the window again. */
+async function failoverAware(steps: MigrateStep[], ends: Ends, ctx: ExecCtx, run: () => Promise<void>): Promise<void> {
   try {
-    await moveWindow(steps, ends, ctx);
+    await run();
   } catch (err) {
     if (err instanceof ClusterChangedError || transientCause(err)) throw err;
     // An error the protocol does not expect (MOVED, READONLY, "SETSLOT only with masters") most often
