@@ -178,6 +178,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     } else {
       journal = new JournalFile(jFile, j, stepIds);
       ctx.renames = { ...j.renamed };
+      ctx.migrations = { ...j.migrations };
       const resumed = current();
       const bad = resumeMismatches(resumed.observed.snapshot, resumed.steps, journal.done, journal.inFlight, live);
       if (bad.length > 0) {
@@ -194,6 +195,10 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
 
     const recorded = journal;
     ctx.onRename = (from, to) => recorded.rename(from, to);
+    ctx.onMigration = (name, what) => {
+      ctx.migrations[name] = what;
+      recorded.migration(name, what);
+    };
     const planned = current();
     ctx.replicas = planReplicas(planned.observed.snapshot, planned.steps);
     ctx.knownAddrs.push(...live.nodes.filter((n) => n.reachable).map((n) => n.addr));

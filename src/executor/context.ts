@@ -88,6 +88,10 @@ export class ExecCtx {
   renames: Record<string, string> = {};
   /** Called by rename to record it in the checkpoint before anything else happens. */
   onRename?: (from: string, to: string) => void;
+  /** Server-side slot migrations this plan started (from the checkpoint, and as they start); see onMigration. */
+  migrations: Record<string, string> = {};
+  /** Records a server-side slot migration in the checkpoint as it starts. */
+  onMigration?: (name: string, what: string) => void;
   /** The smallest cluster-node-timeout of the masters, in ms (read at the start). */
   nodeTimeoutMs = 15_000;
   /** For each master of the plan, the nodes the cluster may promote in its place (safety rule 3: see planReplicas). */

@@ -27,6 +27,8 @@ export interface Journal {
   endState?: "verified" | "differs" | "failed-over";
   /** Node ids changed by reset-node (CLUSTER RESET HARD), old -> new: later steps name the node by its new id (safety rule 7). */
   renamed?: Record<string, string>;
+  /** Server-side slot migrations started (Valkey 9+, safety rule 10): name -> "source id>target id slot ranges". */
+  migrations?: Record<string, string>;
 }
 
 export function journalPath(planFile: string, stateDir?: string): string {
@@ -142,6 +144,12 @@ export class JournalFile {
   /** Records that the node `from` now has the id `to` (a HARD reset), at once: a resume must follow it. */
   rename(from: string, to: string): void {
     this.journal.renamed = { ...this.journal.renamed, [from]: to };
+    this.flush();
+  }
+
+  /** Records a server-side slot migration the moment it starts: a resume follows it instead of starting another. */
+  migration(name: string, what: string): void {
+    this.journal.migrations = { ...this.journal.migrations, [name]: what };
     this.flush();
   }
 

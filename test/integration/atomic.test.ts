@@ -85,6 +85,10 @@ if (build.missing) {
         if (e.type === "failpoint") child.kill("SIGKILL");
       }, { SHARDFORM_FAILPOINTS: "atomic:started@3" });
       expect(r.signal).toBe("SIGKILL");
+      // The checkpoint names each migration the moment it started: a resume follows them, never starting a second.
+      const journal = JSON.parse(readFileSync(join(work, "four.checkpoint.json"), "utf8")) as { migrations?: Record<string, string> };
+      expect(Object.values(journal.migrations ?? {})).toHaveLength(3);
+      expect(Object.values(journal.migrations!).every((w) => /^[0-9a-f]{40}>[0-9a-f]{40} [\d,-]+$/.test(w))).toBe(true);
       const resumed = await runCli(["apply", planFile, "--auto-approve"]);
       expect(resumed.stderr).toMatch(/resuming: \d+ of \d+ step\(s\) done/);
       expect(resumed.stderr).toContain("Apply complete");

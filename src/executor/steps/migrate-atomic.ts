@@ -76,9 +76,14 @@ export async function migrateSlotsAtomic(steps: MigrateStep[], { src, s, dst }: 
   if (src && mine.length > 0) {
     const c = await ctx.conn(src.addr);
     const slots = mine.map((st) => st.slot);
-    // An export of these slots still running (apply stopped while it ran): follow it, never start a second.
-    let name = (await migrations(c)).find((m) => m.operation === "EXPORT" && !DONE.has(m.state) && !FAILED.has(m.state) && slots.some((x) => covers(m, x)))?.name;
-    if (name) ctx.emit({ type: "note", message: `${src.addr} is still migrating slot(s) of this window to ${dst.addr} (started before apply stopped): waiting for it` });
+    // An export of these slots still running (apply stopped while it ran; the checkpoint names the ones
+    // this plan started): follow it, never start a second.
+    const running = (await migrations(c)).filter((m) => m.operation === "EXPORT" && !DONE.has(m.state) && !FAILED.has(m.state) && slots.some((x) => covers(m, x)));
+    let name = (running.find((m) => ctx.migrations[m.name] !== undefined) ?? running[0])?.name;
+    if (name) {
+      const ours = ctx.migrations[name] !== undefined ? `migration ${name.slice(0, 8)}, which this plan started before apply stopped` : "a migration started outside this apply";
+      ctx.emit({ type: "note", message: `${src.addr} is still migrating slot(s) of this window to ${dst.addr} (${ours}): waiting for it` });
+    }
     else {
       const before = new Set((await migrations(c)).map((m) => m.name));
       const ranges = toRanges(slots);
@@ -91,6 +96,7 @@ export async function migrateSlotsAtomic(steps: MigrateStep[], { src, s, dst }: 
       }
       name = (await migrations(c)).find((m) => m.operation === "EXPORT" && !before.has(m.name) && slots.some((x) => covers(m, x)))?.name;
       if (!name) throw new StepFailedError(first.id, first.kind, `${src.addr} accepted CLUSTER MIGRATESLOTS for slot(s) ${slots.join(", ")} but lists no such migration`);
+      ctx.onMigration?.(name, `${src.id}>${dst.id} ${ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(",")}`);
     }
     await failpoint(ctx, "atomic:started");
     await follow(c, name, src, dst, slots, ctx, first);
