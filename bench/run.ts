@@ -214,6 +214,8 @@ async function benchValkey9(): Promise<void> {
     })),
   ];
   for (let r = 1; r <= RUNS; r++) for (const m of movers) await scaleOutOnce(m, "Valkey 9.1.2 scale-out 3->4", server);
+  // What a live client sees during each, on the same servers.
+  await benchLatency(server, "Valkey 9.1.2: ");
 }
 
 // ---- scale-in -------------------------------------------------------------------------------
@@ -321,16 +323,22 @@ async function benchCreate(): Promise<void> {
 
 const latency: { mode: string; applySecs: number | null; report: LatencyReport }[] = [];
 
-async function benchLatency(): Promise<void> {
+async function benchLatency(server?: string, label = ""): Promise<void> {
   const rate = Number(args["latency-rate"]);
   const limit = Number(args["latency-limit"]);
-  const modes: { mode: string; extra: string[] | null }[] = [
-    { mode: "no move (baseline, 5 s)", extra: null },
-    { mode: "scale-out at full speed", extra: [] },
-    { mode: `scale-out at --max-keys-per-second ${limit}`, extra: ["--max-keys-per-second", String(limit)] },
-  ];
+  const modes: { mode: string; extra: string[] | null }[] = server
+    ? [
+        { mode: `${label}no move (baseline, 5 s)`, extra: null },
+        { mode: `${label}scale-out, atomic (CLUSTER MIGRATESLOTS)`, extra: [] },
+        { mode: `${label}scale-out, --migration keys`, extra: ["--migration", "keys"] },
+      ]
+    : [
+        { mode: "no move (baseline, 5 s)", extra: null },
+        { mode: "scale-out at full speed", extra: [] },
+        { mode: `scale-out at --max-keys-per-second ${limit}`, extra: ["--max-keys-per-second", String(limit)] },
+      ];
   for (const m of modes) {
-    const c = await startNodes(PORT, 4);
+    const c = await startNodes(PORT, 4, server);
     try {
       await threeMastersAndAnEmptyOne(c.addrs);
       const client = await liveClient(c.addrs[0]!, rate, KEYS);
