@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "clipanion";
@@ -72,7 +72,7 @@ export class ApplyCommand extends ClusterCommand {
   });
   target = Option.String({ name: "PLAN|SPEC" });
   autoApprove = Option.Boolean("--auto-approve", false, { description: "Do not ask for confirmation" });
-  stateDir = Option.String("--state-dir", { description: "Where the checkpoint lives (default: beside the plan)" });
+  stateDir = Option.String("--state-dir", { description: "Where the checkpoint lives (default: beside the plan); made when missing, if its parent exists" });
   lockDir = Option.String("--lock-dir", { description: "Directory of the node lock files (default: $SHARDFORM_LOCK_DIR, else a directory of your own, mode 0700, in the temp directory); put it on shared storage to share it between machines" });
   restart = Option.Boolean("--restart", false, { description: "Ignore an existing checkpoint and start from the first step (the plan must not be stale)" });
   jsonLog = Option.Boolean("--json-log", false, { description: "Print progress as JSON lines on stdout" });
@@ -99,6 +99,14 @@ export class ApplyCommand extends ClusterCommand {
   settleTimeout = Option.String("--settle-timeout", { description: `With a SPEC: seconds to wait for members that disagree to converge before planning (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
+    // A state directory that does not exist yet is made (its parent must exist: a typo stays visible).
+    if (this.stateDir && !existsSync(this.stateDir)) {
+      try {
+        mkdirSync(this.stateDir, { mode: 0o700 });
+      } catch (err) {
+        throw new InputError(`--state-dir ${this.stateDir} does not exist and cannot be made (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): create it, or give another directory`);
+      }
+    }
     const exec = {
       ...DEFAULT_EXEC_OPTIONS,
       pipeline: intOption(this.pipeline, "--pipeline", DEFAULT_EXEC_OPTIONS.pipeline, 1),

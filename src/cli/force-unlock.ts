@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "clipanion";
 import { ClusterCommand, seedsOption } from "./base.js";
@@ -34,6 +35,7 @@ export class ForceUnlockCommand extends ClusterCommand {
   autoApprove = Option.Boolean("--auto-approve", false, { description: "Do not ask for confirmation" });
 
   async run(): Promise<number> {
+    if (this.plan && !existsSync(this.plan)) throw new InputError(`--plan ${this.plan} does not exist: give the plan file the apply ran (its checkpoint lock sits beside it, or in --state-dir)`);
     const { access } = this.access(null, "shardform-force-unlock");
     const observed = await observeCluster({ seeds: seedsOption(this.seed), access });
     const dir = this.lockDir ?? defaultLockDir();

@@ -15,6 +15,7 @@ import { SandboxUpCommand } from "./sandbox/up.js";
 import { ShowCommand } from "./show.js";
 import { SnapshotCommand } from "./snapshot.js";
 import { ValidateCommand } from "./validate.js";
+import { VersionCommand } from "./version.js";
 
 export const commands = [
   ValidateCommand,
@@ -32,10 +33,53 @@ export const commands = [
   SandboxUpCommand,
   SandboxDownCommand,
   CompletionCommand,
+  VersionCommand,
 ];
 
+/** What an option's value is, for help texts (clipanion writes "#0" for every value). */
+const PLACEHOLDERS: Record<string, string> = {
+  "--seed": "HOST:PORT",
+  "--out": "FILE",
+  "--observed": "FILE",
+  "--history": "PLAN",
+  "--plan": "PLAN",
+  "--spec": "SPEC",
+  "--state-dir": "DIR",
+  "--lock-dir": "DIR",
+  "--dir": "DIR",
+  "--server": "PATH",
+  "--password-env": "VAR",
+  "--password-file": "FILE",
+  "--user": "NAME",
+  "--cacert": "FILE",
+  "--cert": "FILE",
+  "--key": "FILE",
+  "--sni": "NAME",
+  "--hosts": "ADDRS",
+  "--prefix": "PREFIX",
+  "--migration": "auto|atomic|keys",
+  "--balance-by": "slots|keys|memory|cpu",
+  "--migrate-timeout": "MS",
+  "--wait-timeout": "S",
+  "--settle-timeout": "S",
+  "--load-window": "S",
+  "--threshold": "PERCENT",
+};
+
+/** A Cli whose help names each option's value ("--seed HOST:PORT"), not "#0". */
+class ShardformCli extends Cli {
+  override usage(...args: Parameters<Cli["usage"]>): string {
+    // Keep the option table's columns: the name takes the room of "#0" and of the spaces after it.
+    return super.usage(...args).replace(/(--[a-z][a-z-]*)((?: #\d+)+)( *)/g, (_m, opt: string, vals: string, pad: string) => {
+      const value = ` ${PLACEHOLDERS[opt] ?? "N"}`;
+      const room = vals.length + pad.length;
+      return `${opt}${value}${pad.length === 0 ? "" : " ".repeat(Math.max(1, room - value.length))}`;
+    });
+  }
+}
+
 export function makeCli(opts: { colors?: boolean } = {}): Cli {
-  const cli = new Cli({ binaryLabel: "shardform", binaryName: "shardform", binaryVersion: TOOL_VERSION, ...(opts.colors === undefined ? {} : { enableColors: opts.colors }) });
+  const cli = new ShardformCli({ binaryLabel: "shardform", binaryName: "shardform", binaryVersion: TOOL_VERSION, ...(opts.colors === undefined ? {} : { enableColors: opts.colors }) });
   for (const c of commands) cli.register(c);
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);

@@ -18,7 +18,10 @@ const LISTS = 200;
 export interface Losses {
   set: Set<number>;
   /** Sum over the counters of (acknowledged increments - value), where positive. An increment that failed
-   * on the client may still have been applied (even later), so this is a lower bound. */
+   * on the client may still have been applied (even later), so this is a lower bound. Per counter it is
+   * the largest such shortfall seen so far: an increment in flight when a round is measured (applied,
+   * not yet acknowledged) hides a shortfall for that round only, and the loss must not then be counted
+   * again, against a later round, when it shows once more. */
   incr: number;
   rpush: Set<number>;
 }
@@ -31,6 +34,8 @@ export class Traffic {
   /** SET keys acknowledged (their value is derived from the key). */
   private readonly setAcked: number[] = [];
   private readonly incrAcked = new Array<number>(COUNTERS).fill(0);
+  /** Per counter, the largest shortfall (acknowledged increments - value) seen so far (see Losses.incr). */
+  private readonly incrShort = new Array<number>(COUNTERS).fill(0);
   private readonly pushAcked: number[][] = Array.from({ length: LISTS }, () => []);
   acked = 0;
   errors = 0;
@@ -100,7 +105,10 @@ export class Traffic {
       });
     }
     const counters = await Promise.all(incr.map((_, i) => this.read(() => this.client.get(`chaos:c:${i}`))));
-    counters.forEach((v, i) => (out.incr += Math.max(0, incr[i]! - Number(v ?? 0))));
+    counters.forEach((v, i) => {
+      this.incrShort[i] = Math.max(this.incrShort[i]!, incr[i]! - Number(v ?? 0));
+      out.incr += this.incrShort[i]!;
+    });
     const lists = await Promise.all(pushed.map((_, i) => this.read(() => this.client.lrange(`chaos:l:${i}`, 0, -1))));
     lists.forEach((l, i) => {
       const have = new Set(l);

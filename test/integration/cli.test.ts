@@ -152,7 +152,11 @@ describe("errors that point the right way", () => {
     for (const args of [["--help"], ["plan", "--help"], ["apply", "--help", "--no-color"]]) {
       const r = spawnSync(process.execPath, ["bin/shardform.js", ...args], { encoding: "utf8" });
       expect(r.stdout).not.toContain(String.fromCharCode(27));
+      // Each option's value is named ("--seed HOST:PORT"), never clipanion's "#0".
+      expect(r.stdout).not.toContain("#0");
     }
+    const check = spawnSync(process.execPath, ["bin/shardform.js", "check", "--help"], { encoding: "utf8" });
+    expect(check.stdout).toMatch(/--seed HOST:PORT +A reachable member/);
   });
 
   it("plan --out ends with the command that applies exactly that plan", async () => {
@@ -160,6 +164,26 @@ describe("errors that point the right way", () => {
     const out = join(work, "p.json");
     const r = await unchanged(() => runCli(["plan", f, "--out", out]));
     expect(r.stdout).toContain(`Saved the plan to ${out}. To perform exactly these actions, run: shardform apply ${out}`);
+  });
+});
+
+describe("small things a new user meets", () => {
+  it("version prints the version and the formats; apply makes a missing --state-dir; force-unlock --plan of a missing file is an error", async () => {
+    const v = await runCli(["version"]);
+    expect(v.stdout).toMatch(/^shardform \S+ \(Node\.js [\d.]+\); plan format 2, snapshot format 2, checkpoint format 2\n$/);
+    const f = spec("as-is", [`cluster:`, `  seeds: ["${a(0)}"]`, `shards:`, `  - master: ${a(0)}`, `  - master: ${a(1)}`, `  - master: ${a(2)}`]);
+    const state = join(work, "state-made-by-apply");
+    const r = await runCli(["apply", f, "--auto-approve", "--state-dir", state]);
+    expect(r.stdout + r.stderr).toContain("No changes");
+    expect(r.code).toBe(0);
+    expect(existsSync(state)).toBe(true);
+    const missing = join(work, "no-such-dir", "deeper");
+    const m = await runCli(["apply", f, "--auto-approve", "--state-dir", missing]);
+    expect(m.code).toBe(1);
+    expect(m.stderr).toContain(`--state-dir ${missing} does not exist and cannot be made (ENOENT): create it, or give another directory`);
+    const u = await runCli(["force-unlock", "--seed", a(0), "--plan", join(work, "no-such-plan.json"), "--auto-approve"]);
+    expect(u.code).toBe(1);
+    expect(u.stderr).toContain("does not exist: give the plan file the apply ran");
   });
 });
 

@@ -72,6 +72,7 @@ describe("markdown renderer", () => {
     expect(lines[2]).toBe("**Plan: 0 nodes to add, 2 to remove, 5461 slots to move (~333K keys).**");
     expect(lines[4]).toBe("> [!WARNING]");
     expect(md).toContain("<details><summary>All 5463 steps</summary>");
+    expect(md).not.toContain("[!NOTE]");
     expect(md).toContain("-127.0.0.1:7002 master  5461 slots  10923-16383");
     expect(md).toContain("+127.0.0.1:7000 master  8192 slots  0-5460,10923-13653");
     expect(md).toContain("(DESTRUCTIVE)");

@@ -19,7 +19,7 @@ export function renderMarkdown(plan: Plan): string {
     if (perm) out.push(`> **Permission:** ${perm}`);
     out.push("");
   }
-  for (const w of plan.warnings) out.push(`> [!NOTE]`, `> ${w}`, "");
+  for (const w of plan.warnings) out.push(`> [!WARNING]`, `> ${w}`, "");
   if (s.changes) {
     out.push("| change | count |");
     out.push("| --- | ---: |");
@@ -54,7 +54,7 @@ export function renderMarkdown(plan: Plan): string {
   out.push("</details>");
   out.push("");
   if (s.changes) {
-    out.push(`<details><summary>All ${plan.steps.length} steps</summary>`);
+    out.push(`<details><summary>${plan.steps.length === 1 ? "The 1 step" : `All ${plan.steps.length} steps`}</summary>`);
     out.push("");
     out.push("```diff");
     for (const l of planLines(plan.steps)) {
