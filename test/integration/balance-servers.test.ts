@@ -9,22 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { observeCluster } from "../../src/observe/observe.js";
 import { populate } from "../../src/testdata/populate.js";
-import { NodeClient } from "../../src/redis/connect.js";
 import { createCluster, startNodes, type TestSandbox } from "../helpers/cluster.js";
 import { serverBuild, type ServerBuild } from "../helpers/compat.js";
 import { runCli } from "../helpers/cli.js";
 import { fullChecks } from "../helpers/verify.js";
+import { withNode } from "../helpers/node.js";
 
 const KEYS = 10_000;
 
-async function withNode<T>(addr: string, fn: (c: NodeClient) => Promise<T>): Promise<T> {
-  const c = await NodeClient.connect(addr);
-  try {
-    return await fn(c);
-  } finally {
-    await c.close();
-  }
-}
 
 /** `count` hash tags whose slots `addr` owns. */
 async function tagsOn(seed: string, addr: string, count: number): Promise<string[]> {

@@ -13,10 +13,10 @@ import { Ajv } from "ajv";
 import { observeCluster } from "../../src/observe/observe.js";
 import { populate } from "../../src/testdata/populate.js";
 import { measureLoad } from "../../src/observe/load.js";
-import { NodeClient } from "../../src/redis/connect.js";
 import { createCluster, startNodes, waitConsistent, waitReplicasCaughtUp, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
 import { fullChecks } from "../helpers/verify.js";
+import { withNode } from "../helpers/node.js";
 
 // Ports 20950-20953 (bus 30950-30953): this file's own range.
 const BASE = 20950;
@@ -29,14 +29,6 @@ const a = (i: number) => `127.0.0.1:${BASE + i}`;
 const all = [a(0), a(1), a(2)];
 let extraKeys = 0;
 
-async function withNode<T>(addr: string, fn: (c: NodeClient) => Promise<T>): Promise<T> {
-  const c = await NodeClient.connect(addr);
-  try {
-    return await fn(c);
-  } finally {
-    await c.close();
-  }
-}
 
 function specFile(name: string, balance: string): string {
   const f = join(work, `${name}.yaml`);

@@ -12,10 +12,10 @@ import { join } from "node:path";
 import calculateSlot from "cluster-key-slot";
 import { observeCluster } from "../../src/observe/observe.js";
 import { populate, slotOwners } from "../../src/testdata/populate.js";
-import { NodeClient } from "../../src/redis/connect.js";
 import { startNodes, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
 import { expectAllKeys, expectHealthy } from "../helpers/verify.js";
+import { withNode } from "../helpers/node.js";
 
 // Ports 21500-21503 (bus 31500-31503): this file's own range.
 const BASE = 21500;
@@ -32,14 +32,6 @@ function spec(name: string, masters: number[]): string {
   return f;
 }
 
-async function withNode<T>(addr: string, f: (c: NodeClient) => Promise<T>): Promise<T> {
-  const c = await NodeClient.connect(addr);
-  try {
-    return await f(c);
-  } finally {
-    await c.close();
-  }
-}
 
 async function ownerOf(key: string): Promise<string> {
   return slotOwners(await observeCluster({ seeds: [a(0)] }))[calculateSlot(key)]!;

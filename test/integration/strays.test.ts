@@ -13,11 +13,11 @@ import { join } from "node:path";
 import { Ajv } from "ajv";
 import { observeCluster } from "../../src/observe/observe.js";
 import { populate } from "../../src/testdata/populate.js";
-import { NodeClient } from "../../src/redis/connect.js";
 import { createCluster, startNodes, waitConsistent, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
 import { runChild } from "../helpers/child.js";
 import { fullChecks } from "../helpers/verify.js";
+import { withNode } from "../helpers/node.js";
 
 // Ports 20900-20902 (bus 30900-30902): this file's own range.
 const BASE = 20900;
@@ -28,14 +28,6 @@ const a = (i: number) => `127.0.0.1:${BASE + i}`;
 const all = [a(0), a(1), a(2)];
 const ids = new Map<string, string>();
 
-async function withNode<T>(addr: string, fn: (c: NodeClient) => Promise<T>): Promise<T> {
-  const c = await NodeClient.connect(addr);
-  try {
-    return await fn(c);
-  } finally {
-    await c.close();
-  }
-}
 
 function specFile(name: string, masters: number[]): string {
   const f = join(work, `${name}.yaml`);

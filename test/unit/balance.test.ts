@@ -4,18 +4,8 @@ import { balanceByLoad } from "../../src/planner/balance.js";
 import { loadDrift, type LoadMeasurement } from "../../src/observe/load.js";
 import type { ObservedNode } from "../../src/observe/types.js";
 import { SLOT_COUNT } from "../../src/slots.js";
+import { rng } from "../helpers/node.js";
 
-/** A small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const id = (i: number): string => String(i).repeat(40).slice(0, 40);
 

@@ -19,17 +19,8 @@ import { SLOT_COUNT } from "../../src/slots.js";
 import type { ObservedCluster } from "../../src/observe/types.js";
 import type { ClusterSpec } from "../../src/spec/types.js";
 import { A, failOver, idOf, observed, spec, type MasterDesc } from "../helpers/build.js";
+import { rng } from "../helpers/node.js";
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Case {
   o: ObservedCluster;
