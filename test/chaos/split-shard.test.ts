@@ -37,7 +37,9 @@ const replicaOf = new Map([
 
 function spec(name: string, masters: number[]): string {
   const f = join(work, `${name}.yaml`);
-  const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(1)}", "${a(2)}"]`, `shards:`];
+  // 20836 and 20837 come and go round after round: one that a failover kept from being reset when it was
+  // removed still remembers the cluster, and may be wiped when it is added again (as in the chaos tier).
+  const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(1)}", "${a(2)}"]`, `  allowReset: ["${a(6)}", "${a(7)}"]`, `shards:`];
   for (const m of masters) lines.push(`  - master: ${a(m)}`, `    replicas: [${replicaOf.get(a(m))}]`);
   writeFileSync(f, lines.join("\n") + "\n");
   return f;
@@ -86,6 +88,7 @@ describe("a graceful failover of a target's replica mid-window", { timeout: 300_
           for (let i = 0; i < 3 && last !== 0; i++) {
             const again = await runCli(["apply", f, "--auto-approve"]);
             if (/holds \d+ key\(s\) of slot \d+, which \S+ owns/.test(again.stderr)) splits++;
+            if (again.code !== 0) process.stdout.write(`[apply SPEC exit ${again.code}] ${again.stderr.slice(0, 600)}\n`);
             last = again.code;
             if (again.code !== 0) process.stdout.write(`[apply SPEC exit ${again.code}]\n${again.stdout.slice(-1500)}\n${again.stderr.slice(-1500)}\n`);
           }
