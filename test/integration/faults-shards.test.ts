@@ -229,7 +229,8 @@ describe("the walk fails safe", { timeout: 180_000 }, () => {
     const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--state-dir", state, "--max-keys-per-second", "5000"], (e) => {
       if (!removed && e.type === "step-done" && e.kind === "migrate-slot") {
         removed = true;
-        rmSync(state, { recursive: true, force: true });
+        // apply may write a checkpoint while the directory is being removed (ENOTEMPTY): try again.
+        rmSync(state, { recursive: true, force: true, maxRetries: 10, retryDelay: 5 });
       }
     });
     expect(removed).toBe(true);
