@@ -1,5 +1,5 @@
 /** The health report of `shardform check`, computed from an observed topology. Pure. */
-import { imbalancePercent, weightedCounts } from "../planner/distribute.js";
+import { equalShareImbalance, imbalancePercent, weightedCounts } from "../planner/distribute.js";
 import type { ObservedCluster } from "../observe/types.js";
 import { SLOT_COUNT, countSlots, formatRanges } from "../slots.js";
 import { hostWarnings } from "../plan/hosts.js";
@@ -65,9 +65,8 @@ export function healthReport(o: ObservedCluster): HealthReport {
   /** A master's deviation from an equal share of `values`' total, as the slot imbalance is. */
   const deviationOf = (values: (number | undefined)[]): { percent: number; band: Band } | undefined => {
     if (values.length === 0 || values.some((v) => v === undefined)) return undefined;
-    const total = values.reduce<number>((a, v) => a + v!, 0);
-    if (total === 0) return undefined;
-    const p = Math.max(...values.map((v) => (Math.abs(v! - total / values.length) / (total / values.length)) * 100));
+    if (values.every((v) => v === 0)) return undefined;
+    const p = equalShareImbalance(values as number[]);
     return { percent: Math.round(p * 10) / 10, band: band(p) };
   };
   const owning = masters.filter((m) => m.slots.length > 0);

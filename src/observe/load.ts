@@ -80,7 +80,6 @@ export async function measureLoad(o: ObservedCluster, by: LoadBy, access: Access
     const owned = expandRanges(m.slots);
     const c = await NodeClient.connect(on.addr, { readOnly: true, access });
     try {
-      const mem = parseInfo(String(await withConn(m.addr, access, (mc) => mc.call("info", "memory"))));
       const counts = (await c.pipeline(owned.map((s) => ["cluster", "countkeysinslot", s]), 60_000)).map(([err, n]) => (err ? 0 : Number(n)));
       const keys = counts.reduce((a, b) => a + b, 0);
       let bytes = 0;
@@ -110,9 +109,10 @@ export async function measureLoad(o: ObservedCluster, by: LoadBy, access: Access
         measuredOn: on.addr,
         keys,
         bytes,
-        maxmemory: Number(mem["maxmemory"] ?? 0),
-        usedMemory: Number(mem["used_memory"] ?? 0),
-        ...(mem["used_memory_dataset"] !== undefined ? { dataset: Number(mem["used_memory_dataset"]) } : {}),
+        // The master's INFO memory, as observe read it just before.
+        maxmemory: m.maxmemory ?? 0,
+        usedMemory: m.usedMemory ?? 0,
+        ...(m.memoryDataset !== undefined ? { dataset: m.memoryDataset } : {}),
         ...(sampledKeys !== undefined ? { sampledKeys } : {}),
       };
     } finally {
@@ -136,24 +136,6 @@ export async function measureLoad(o: ObservedCluster, by: LoadBy, access: Access
         : `MEMORY USAGE of ${sampled} of ${total} keys (SCAN sample, ${budget} keys in all); a slot's size is its key count times its sampled keys' mean size; expected error of a shard's total ±${errorPercent}% (95%)${check}, ${where}`;
   big.sort((x, y) => y.bytes - x.bytes || x.key.localeCompare(y.key));
   return { by, measuredAt: (opts.now?.() ?? new Date()).toISOString(), method, errorPercent, slots, shards, ...(by === "memory" ? { bigKeys: big.slice(0, BIG_KEYS) } : {}) };
-}
-
-async function withConn<T>(addr: NodeAddr, access: Access | undefined, fn: (c: NodeClient) => Promise<T>): Promise<T> {
-  const c = await NodeClient.connect(addr, { readOnly: true, access });
-  try {
-    return await fn(c);
-  } finally {
-    await c.close();
-  }
-}
-
-function parseInfo(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split(/\r?\n/)) {
-    const i = line.indexOf(":");
-    if (i > 0 && !line.startsWith("#")) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
 }
 
 interface Sample {
@@ -257,7 +239,14 @@ async function slotStats(c: NodeClient, m: ObservedNode): Promise<SlotStats> {
 /** CPU per slot: the difference of two SLOT-STATS readings `windowS` apart, on each master (the counters reset when a slot changes owner). */
 async function measureCpu(o: ObservedCluster, access: Access | undefined, windowS: number, now?: () => Date): Promise<LoadMeasurement> {
   const masters = o.nodes.filter((n) => n.role === "master" && n.slots.length > 0 && n.reachable);
-  const conns = await mapLimit(masters, 16, (m) => NodeClient.connect(m.addr, { readOnly: true, access }));
+  // Every connection or none: one that cannot be opened closes those that were.
+  const opened = await Promise.allSettled(masters.map((m) => NodeClient.connect(m.addr, { readOnly: true, access })));
+  const conns = opened.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const failed = opened.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) {
+    await Promise.all(conns.map((c) => c.close()));
+    throw failed.reason;
+  }
   try {
     const first = await mapLimit(masters, 16, (m, i) => slotStats(conns[i]!, m));
     const t0 = Date.now();

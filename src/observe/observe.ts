@@ -259,6 +259,8 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
     if (r.strayKeys.length) node.strayKeys = r.strayKeys;
     if (me.role === "replica") node.masterLinkUp = r.info["master_link_status"] === "up";
     if (r.info["used_memory_dataset"] !== undefined) node.memoryDataset = Number(r.info["used_memory_dataset"]);
+    if (r.info["used_memory"] !== undefined) node.usedMemory = Number(r.info["used_memory"]);
+    if (r.info["maxmemory"] !== undefined) node.maxmemory = Number(r.info["maxmemory"]);
     // Databases other than 0 with keys (Valkey 9 with cluster-databases > 1): key-by-key moves see only database 0.
     const others = Object.keys(r.info).flatMap((k) => (/^db([1-9]\d*)$/.test(k) && /keys=[1-9]/.test(r.info[k]!) ? [Number(k.slice(2))] : [])).sort((x, y) => x - y);
     if (others.length) node.otherDatabases = others;

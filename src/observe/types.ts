@@ -43,6 +43,9 @@ export interface ObservedNode {
   otherDatabases?: number[];
   /** INFO memory used_memory_dataset: bytes of data (what `check` compares between masters). */
   memoryDataset?: number;
+  /** INFO memory used_memory and maxmemory (0: no limit): what a balance by memory checks capacity against. */
+  usedMemory?: number;
+  maxmemory?: number;
   /** For replicas: whether the link to the master is up. */
   masterLinkUp?: boolean;
   /** "redis 7.0.15", "valkey 8.0.1": what INFO server says. */

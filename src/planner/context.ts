@@ -32,7 +32,7 @@ export interface PlanContext {
   slotsEstimated: Map<string, number>;
   /** Set by the slot rule when the spec balances by keys or memory. */
   balance?: BalanceReport;
-  /** Masters that give and take with too little room to take first (capacity, by memory): bytes now, limit, bytes per slot. */
-  capacity?: Map<string, { used: number; limit: number; bytes: Float64Array }>;
+  /** Capacity, by memory: bytes per slot, and the masters that give and take with too little room to take first (bytes used now, limit). */
+  capacity?: { bytes: Float64Array; masters: Map<string, { used: number; limit: number }> };
   warnings: string[];
 }

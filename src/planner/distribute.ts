@@ -38,6 +38,12 @@ export function imbalancePercent(current: readonly number[], target: readonly nu
   return worst;
 }
 
+/** Imbalance in percent of amounts (keys, bytes) against an equal share of their total; 0 when there is nothing. */
+export function equalShareImbalance(values: readonly number[]): number {
+  const total = values.reduce((a, b) => a + b, 0);
+  return total === 0 ? 0 : imbalancePercent(values, values.map(() => total / values.length));
+}
+
 export interface Distribution {
   owner: (string | null)[];
   /** Whether unpinned slots are rebalanced (false: within the threshold, left as they are). */

@@ -4,7 +4,7 @@
  * every shard's slots are pinned as they are.
  */
 import { stringify } from "yaml";
-import { imbalancePercent, weightedCounts } from "../planner/distribute.js";
+import { equalShareImbalance, imbalancePercent, weightedCounts } from "../planner/distribute.js";
 import type { ObservedCluster } from "../observe/types.js";
 import type { AccessSource } from "../plan/types.js";
 import { SLOT_COUNT, countSlots, formatRange } from "../slots.js";
@@ -35,11 +35,7 @@ export function specFromTopology(o: ObservedCluster, opts: ImportOptions): strin
   // What is balanced: slot counts, or (by keys, memory) what the masters hold; by cpu only a plan's
   // measurement over a load window can tell, so slot counts decide here.
   const held = by === "keys" ? masters.map((m) => m.keys ?? 0) : by === "memory" ? masters.map((m) => m.memoryDataset ?? 0) : null;
-  const evenly = (values: number[]): boolean => {
-    const total = values.reduce((x, y) => x + y, 0);
-    return total === 0 || values.every((v) => (Math.abs(v - total / values.length) / (total / values.length)) * 100 <= threshold);
-  };
-  const balanced = !counts.includes(0) && (held ? evenly(held) : imbalancePercent(counts, weightedCounts(SLOT_COUNT, masters.map(() => 1))) <= threshold);
+  const balanced = !counts.includes(0) && (held ? equalShareImbalance(held) <= threshold : imbalancePercent(counts, weightedCounts(SLOT_COUNT, masters.map(() => 1))) <= threshold);
   const shards = masters.map((m) => {
     const replicas = o.nodes.filter((n) => n.role === "replica" && n.masterId === m.id).map((n) => spell(n.addr));
     return {

@@ -14,7 +14,7 @@ import { FailoverPendingError, StepFailedError } from "../../errors.js";
 import { describe, type NodeClient } from "../../redis/connect.js";
 import type { NodeRef, StepOf } from "../../plan/types.js";
 import { ownsSlot as owns } from "../../safety/rules.js";
-import { toRanges } from "../../slots.js";
+import { formatRanges, toRanges } from "../../slots.js";
 import type { ExecCtx } from "../context.js";
 import { failpoint } from "../failpoints.js";
 import type { Ends } from "./migrate-slots.js";
@@ -78,14 +78,15 @@ export async function migrateSlotsAtomic(steps: MigrateStep[], { src, s, dst }: 
     const slots = mine.map((st) => st.slot);
     // An export of these slots still running (apply stopped while it ran; the checkpoint names the ones
     // this plan started): follow it, never start a second.
-    const running = (await migrations(c)).filter((m) => m.operation === "EXPORT" && !DONE.has(m.state) && !FAILED.has(m.state) && slots.some((x) => covers(m, x)));
+    const listed = await migrations(c);
+    const running = listed.filter((m) => m.operation === "EXPORT" && !DONE.has(m.state) && !FAILED.has(m.state) && slots.some((x) => covers(m, x)));
     let name = (running.find((m) => ctx.migrations[m.name] !== undefined) ?? running[0])?.name;
     if (name) {
       const ours = ctx.migrations[name] !== undefined ? `migration ${name.slice(0, 8)}, which this plan started before apply stopped` : "a migration started outside this apply";
       ctx.emit({ type: "note", message: `${src.addr} is still migrating slot(s) of this window to ${dst.addr} (${ours}): waiting for it` });
     }
     else {
-      const before = new Set((await migrations(c)).map((m) => m.name));
+      const before = new Set(listed.map((m) => m.name));
       const ranges = toRanges(slots);
       try {
         await c.call("cluster", "migrateslots", "slotsrange", ...ranges.flat(), "node", dst.id);
@@ -96,7 +97,7 @@ export async function migrateSlotsAtomic(steps: MigrateStep[], { src, s, dst }: 
       }
       name = (await migrations(c)).find((m) => m.operation === "EXPORT" && !before.has(m.name) && slots.some((x) => covers(m, x)))?.name;
       if (!name) throw new StepFailedError(first.id, first.kind, `${src.addr} accepted CLUSTER MIGRATESLOTS for slot(s) ${slots.join(", ")} but lists no such migration`);
-      ctx.onMigration?.(name, `${src.id}>${dst.id} ${ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(",")}`);
+      ctx.onMigration?.(name, `${src.id}>${dst.id} ${formatRanges(ranges)}`);
     }
     await failpoint(ctx, "atomic:started");
     await follow(c, name, src, dst, slots, ctx, first);

@@ -4,6 +4,7 @@
  */
 import { countSlots, formatRanges, toRanges } from "../../slots.js";
 import type { NodeRef, Plan, PlanSummary, Step } from "../types.js";
+import { formatBytes } from "../../util/bytes.js";
 
 export type Mark = "+" | "-" | "~" | "!" | "-/+";
 
@@ -138,10 +139,6 @@ export function permissionLine(plan: Plan): string | null {
   return `This plan was made with --allow-mass-removal: it may remove half or more of the masters that own slots (it removes ${plan.summary.mastersRemoved}).`;
 }
 
-const MiB = 1 << 20;
-function bytesText(b: number): string {
-  return b >= 10 * 1024 * MiB ? `${(b / 1024 / MiB).toFixed(1)} GiB` : `${(b / MiB).toFixed(1)} MiB`;
-}
 
 /**
  * A plan that balances by keys or memory: a row per master (slots, keys, bytes before -> after, and its
@@ -152,7 +149,7 @@ export function balanceTable(plan: Plan): { header: string[]; rows: string[][]; 
   if (!b) return null;
   const amount = (l: { keys: number; bytes: number; cpu?: number }): number => (b.by === "memory" ? l.bytes : b.by === "cpu" ? (l.cpu ?? 0) : l.keys);
   const cpuText = (us: number): string => `${(us / 1000).toFixed(1)} ms`;
-  const unit = (n: number): string => (b.by === "memory" ? bytesText(n) : b.by === "cpu" ? `${cpuText(n)} of CPU` : formatKeys(Math.round(n)));
+  const unit = (n: number): string => (b.by === "memory" ? formatBytes(n) : b.by === "cpu" ? `${cpuText(n)} of CPU` : formatKeys(Math.round(n)));
   const header = ["master", "slots", "keys", ...(b.by === "memory" ? ["memory"] : b.by === "cpu" ? ["cpu in the window"] : []), `off its share (by ${b.by})`];
   const rows = b.masters.map((m) => {
     const dev = (l: { keys: number; bytes: number; cpu?: number }): string => (m.share ? `${(((amount(l) - m.share) / m.share) * 100).toFixed(1)}%` : "-");
@@ -160,7 +157,7 @@ export function balanceTable(plan: Plan): { header: string[]; rows: string[][]; 
       m.addr,
       `${m.before.slots} -> ${m.after.slots}`,
       `${formatKeys(m.before.keys)} -> ${formatKeys(m.after.keys)}`,
-      ...(b.by === "memory" ? [`${bytesText(m.before.bytes)} -> ${bytesText(m.after.bytes)}`] : b.by === "cpu" ? [`${cpuText(m.before.cpu ?? 0)} -> ${cpuText(m.after.cpu ?? 0)}`] : []),
+      ...(b.by === "memory" ? [`${formatBytes(m.before.bytes)} -> ${formatBytes(m.after.bytes)}`] : b.by === "cpu" ? [`${cpuText(m.before.cpu ?? 0)} -> ${cpuText(m.after.cpu ?? 0)}`] : []),
       `${dev(m.before)} -> ${dev(m.after)}`,
     ];
   });

@@ -3,6 +3,7 @@ import { SLOT_COUNT, countSlots, toRanges } from "../../slots.js";
 import type { PlanContext } from "../context.js";
 import { distribute, type ShardTarget } from "../distribute.js";
 import { balanceByLoad } from "../balance.js";
+import { formatBytes } from "../../util/bytes.js";
 import { slotAmounts, type LoadMeasurement } from "../../observe/load.js";
 import type { BalanceReport, MasterLoad } from "../../plan/types.js";
 
@@ -27,8 +28,6 @@ export function targetOwners(ctx: PlanContext): (string | null)[] {
   return dist.owner;
 }
 
-const MiB = 1 << 20;
-export const formatBytes = (b: number): string => (b >= 10 * MiB * 1024 ? `${(b / MiB / 1024).toFixed(1)} GiB` : `${(b / MiB).toFixed(1)} MiB`);
 
 /** Balance by keys or memory (src/planner/balance.ts), with the report the plan carries. */
 function targetsByLoad(ctx: PlanContext, by: "keys" | "memory" | "cpu", targets: ShardTarget[]): (string | null)[] {
@@ -91,7 +90,7 @@ function targetsByLoad(ctx: PlanContext, by: "keys" | "memory" | "cpu", targets:
       `Options: ${options.join(", ")}.`;
     ctx.warnings.push(report.unreachable);
   }
-  capacityProblems(ctx, report, load, start, b.owner);
+  capacityProblems(ctx, report, load, bytes, start, b.owner);
   if (!b.rebalanced) ctx.notes.push(`masters are balanced by ${by} within ${ctx.spec.threshold}% (worst deviation ${b.before.toFixed(1)}%): no slot moves for balance`);
 
   ctx.balance = report;
@@ -117,10 +116,8 @@ export const MAX_FILL = 0.9;
  * its other slots away) could pass it if its slots came in before its own went out: such masters go
  * into ctx.capacity, for moveSlots to order the moves so that each fits when it comes.
  */
-function capacityProblems(ctx: PlanContext, report: BalanceReport, load: LoadMeasurement, start: readonly (string | null)[], end: readonly (string | null)[]): void {
+function capacityProblems(ctx: PlanContext, report: BalanceReport, load: LoadMeasurement, bytes: Float64Array, start: readonly (string | null)[], end: readonly (string | null)[]): void {
   if (report.by !== "memory") return;
-  const bytes = new Float64Array(SLOT_COUNT);
-  for (const [s, , y] of load.slots) bytes[s] = y;
   const incoming = new Map<string, number>();
   const gives = new Set<string>();
   for (let s = 0; s < SLOT_COUNT; s++) {
@@ -134,8 +131,8 @@ function capacityProblems(ctx: PlanContext, report: BalanceReport, load: LoadMea
     const after = measured.usedMemory + (m.after.bytes - m.before.bytes);
     const limit = measured.maxmemory * MAX_FILL;
     if (after <= limit && gives.has(m.id) && measured.usedMemory + (incoming.get(m.id) ?? 0) > limit) {
-      ctx.capacity ??= new Map();
-      ctx.capacity.set(m.id, { used: measured.usedMemory, limit, bytes });
+      ctx.capacity ??= { bytes, masters: new Map() };
+      ctx.capacity.masters.set(m.id, { used: measured.usedMemory, limit });
     }
     if (m.after.bytes > m.before.bytes && after > limit) {
       ctx.problems.push(
@@ -183,10 +180,10 @@ export function moveSlots(ctx: PlanContext, target: (string | null)[]): void {
   });
   // Capacity (balance by memory): a master that gives and takes, with too little room to take first,
   // takes each slot only once enough of what it gives has gone.
-  const tight = ctx.capacity;
+  const tight = ctx.capacity?.masters;
   const outs = new Map<string, string[]>();
-  if (tight) {
-    const seq = capacityOrder(order, tight);
+  if (ctx.capacity && tight) {
+    const seq = capacityOrder(order, ctx.capacity);
     if (!seq) {
       ctx.problems.push(
         `no order of the slot moves keeps every master within ${MAX_FILL * 100}% of its maxmemory on the way (${[...tight.keys()].map(addr).join(", ")} give and take with too little room): ` +
@@ -206,7 +203,11 @@ export function moveSlots(ctx: PlanContext, target: (string | null)[]): void {
       estKeys: estimateKeys(ctx, m.from),
       ...(drained ? { reason: "drain a master the spec removes or demotes" } : {}),
     });
-    if (tight?.has(m.from)) outs.set(m.from, [...(outs.get(m.from) ?? []), step.id]);
+    if (tight?.has(m.from)) {
+      const list = outs.get(m.from);
+      if (list) list.push(step.id);
+      else outs.set(m.from, [step.id]);
+    }
     // Everything it gave before this slot, in the order that fits, must be gone before this slot comes in.
     if (tight?.has(m.to) && outs.has(m.to)) step.needs = [...new Set([...step.needs, ...outs.get(m.to)!])].sort((x, y) => Number.parseInt(x, 10) - Number.parseInt(y, 10));
   }
@@ -216,9 +217,10 @@ export function moveSlots(ctx: PlanContext, target: (string | null)[]): void {
  * The moves in an order that keeps each tight master (bytes now, limit) within its limit after every
  * move: moves into a master wait until moves out of it make room. Null when some can never fit.
  */
-function capacityOrder(order: { slot: number; from: string; to: string }[], tight: ReadonlyMap<string, { used: number; limit: number; bytes: Float64Array }>): { slot: number; from: string; to: string }[] | null {
+function capacityOrder(order: { slot: number; from: string; to: string }[], capacity: NonNullable<PlanContext["capacity"]>): { slot: number; from: string; to: string }[] | null {
+  const tight = capacity.masters;
   const mem = new Map([...tight].map(([id, t]) => [id, t.used]));
-  const bytesOf = (slot: number): number => tight.values().next().value!.bytes[slot]!;
+  const bytesOf = (slot: number): number => capacity.bytes[slot]!;
   const waiting = new Map<string, { slot: number; from: string; to: string }[]>();
   const out: { slot: number; from: string; to: string }[] = [];
   const fits = (m: { slot: number; to: string }): boolean => !tight.has(m.to) || mem.get(m.to)! + bytesOf(m.slot) <= tight.get(m.to)!.limit;
@@ -238,7 +240,11 @@ function capacityOrder(order: { slot: number; from: string; to: string }[], tigh
   };
   for (const m of order) {
     if (fits(m)) take(m);
-    else waiting.set(m.to, [...(waiting.get(m.to) ?? []), m]);
+    else {
+      const list = waiting.get(m.to);
+      if (list) list.push(m);
+      else waiting.set(m.to, [m]);
+    }
   }
   return [...waiting.values()].some((w) => w.length > 0) ? null : out;
 }
