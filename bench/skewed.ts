@@ -10,17 +10,8 @@ import calculateSlot from "cluster-key-slot";
 import type { ObservedCluster } from "../src/observe/types.js";
 import { NodeClient } from "../src/redis/connect.js";
 import { expandRanges } from "../src/slots.js";
+import { rng } from "../src/testdata/random.js";
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface SkewedSummary {
   keys: number;

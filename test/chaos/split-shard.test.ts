@@ -11,7 +11,7 @@
  * full checks. Run it with `npx vitest run --config vitest.chaos.config.ts test/chaos/split-shard.test.ts`.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { observeCluster } from "../../src/observe/observe.js";
@@ -21,29 +21,18 @@ import { startNodes, type TestSandbox } from "../helpers/cluster.js";
 import { runCli } from "../helpers/cli.js";
 import { runChild } from "../helpers/child.js";
 import { fullChecks } from "../helpers/verify.js";
+import { shardLayout } from "../helpers/shards.js";
 
 // Ports 20830-20837 (bus 30830-30837): this file's own range.
 const BASE = 20830;
 const KEYS = 20_000;
 let sb: TestSandbox;
 let work: string;
-const a = (i: number) => `127.0.0.1:${BASE + i}`;
-const replicaOf = new Map([
-  [a(0), a(3)],
-  [a(1), a(4)],
-  [a(2), a(5)],
-  [a(6), a(7)],
-]);
-
-function spec(name: string, masters: number[]): string {
-  const f = join(work, `${name}.yaml`);
-  // 20836 and 20837 come and go round after round: one that a failover kept from being reset when it was
-  // removed still remembers the cluster, and may be wiped when it is added again (as in the chaos tier).
-  const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(1)}", "${a(2)}"]`, `  allowReset: ["${a(6)}", "${a(7)}"]`, `shards:`];
-  for (const m of masters) lines.push(`  - master: ${a(m)}`, `    replicas: [${replicaOf.get(a(m))}]`);
-  writeFileSync(f, lines.join("\n") + "\n");
-  return f;
-}
+const layout = shardLayout(BASE, () => work);
+const { a } = layout;
+// 20836 and 20837 come and go round after round: one that a failover kept from being reset when it was
+// removed still remembers the cluster, and may be wiped when it is added again (as in the chaos tier).
+const spec = (name: string, masters: number[]): string => layout.spec(name, masters, [`  allowReset: ["${a(6)}", "${a(7)}"]`]);
 
 beforeAll(async () => {
   sb = await startNodes(BASE, 8);

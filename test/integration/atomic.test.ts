@@ -20,6 +20,7 @@ import { runCli } from "../helpers/cli.js";
 import { runChild } from "../helpers/child.js";
 import { NodeClient } from "../../src/redis/connect.js";
 import { fullChecks } from "../helpers/verify.js";
+import { shardLayout } from "../helpers/shards.js";
 
 // Ports 20810-20817 (bus 30810-30817): this file's own range.
 const BASE = 20810;
@@ -28,21 +29,7 @@ const build = serverBuild("valkey-9.1.2");
 const checks = { cli: build.cli };
 let sb: TestSandbox;
 let work: string;
-const a = (i: number) => `127.0.0.1:${BASE + i}`;
-const replicaOf = new Map([
-  [a(0), a(3)],
-  [a(1), a(4)],
-  [a(2), a(5)],
-  [a(6), a(7)],
-]);
-
-function spec(name: string, masters: number[]): string {
-  const f = join(work, `${name}.yaml`);
-  const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(1)}", "${a(2)}"]`, `shards:`];
-  for (const m of masters) lines.push(`  - master: ${a(m)}`, `    replicas: [${replicaOf.get(a(m))}]`);
-  writeFileSync(f, lines.join("\n") + "\n");
-  return f;
-}
+const { a, replicaOf, spec } = shardLayout(BASE, () => work);
 
 /** `apply SPEC` until it exits 0 (a first run may end naming a failover it saw), at most three times. */
 async function applyUntilDone(f: string): Promise<void> {

@@ -12,7 +12,7 @@
  *    MIGRATEs to be failed over itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -28,28 +28,15 @@ import { startNodes, waitConsistent, type TestSandbox } from "../helpers/cluster
 import { runCli } from "../helpers/cli.js";
 import { runChild } from "../helpers/child.js";
 import { fullChecks } from "../helpers/verify.js";
+import { shardLayout } from "../helpers/shards.js";
 
 // Ports 22700-22709 (bus 32700-32709): this file's own range.
 const BASE = 22700;
 const KEYS = 30_000;
 let sb: TestSandbox;
 let work: string;
-const a = (i: number) => `127.0.0.1:${BASE + i}`;
-/** Each master's replica in this file's specs. */
-const replicaOf = new Map([
-  [a(0), a(3)],
-  [a(1), a(4)],
-  [a(2), a(5)],
-  [a(6), a(7)],
-]);
-
-function spec(name: string, masters: number[]): string {
-  const f = join(work, `${name}.yaml`);
-  const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(1)}", "${a(2)}"]`, `shards:`];
-  for (const m of masters) lines.push(`  - master: ${a(m)}`, `    replicas: [${replicaOf.get(a(m))}]`);
-  writeFileSync(f, lines.join("\n") + "\n");
-  return f;
-}
+/** Each master's replica in this file's specs, and the specs (test/helpers/shards.ts). */
+const { a, replicaOf, spec } = shardLayout(BASE, () => work);
 
 /** Waits (at most 3 s) until `replica` has acknowledged everything `master` has written (INFO replication). */
 async function replicaCaughtUp(master: string, replica: string): Promise<void> {

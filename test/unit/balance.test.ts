@@ -4,7 +4,7 @@ import { balanceByLoad } from "../../src/planner/balance.js";
 import { loadDrift, type LoadMeasurement } from "../../src/observe/load.js";
 import type { ObservedNode } from "../../src/observe/types.js";
 import { SLOT_COUNT } from "../../src/slots.js";
-import { rng } from "../helpers/node.js";
+import { rng } from "../../src/testdata/random.js";
 
 
 const id = (i: number): string => String(i).repeat(40).slice(0, 40);

@@ -19,7 +19,7 @@ import { SLOT_COUNT } from "../../src/slots.js";
 import type { ObservedCluster } from "../../src/observe/types.js";
 import type { ClusterSpec } from "../../src/spec/types.js";
 import { A, failOver, idOf, observed, spec, type MasterDesc } from "../helpers/build.js";
-import { rng } from "../helpers/node.js";
+import { rng } from "../../src/testdata/random.js";
 
 
 interface Case {
