@@ -81,7 +81,7 @@ export function healthReport(o: ObservedCluster): HealthReport {
   for (const n of o.nodes) {
     for (const s of n.strayKeys ?? []) {
       const owner = masters.find((m) => m.slots.some(([a, b]) => s.slot >= a && s.slot <= b));
-      strayKeys.push(`${n.addr} holds ${s.keys} key(s) of slot ${s.slot}, which ${owner ? owner.addr : "no master"} owns`);
+      strayKeys.push(`${n.addr} holds ${s.keys} key(s) of slot ${s.slot}${s.db ? ` in database ${s.db}` : ""}, which ${owner ? owner.addr : "no master"} owns`);
     }
   }
   const problems: string[] = [];

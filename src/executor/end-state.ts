@@ -62,7 +62,7 @@ export function endStateDifferences(plan: Plan, live: ObservedCluster): EndState
   for (const n of live.nodes) {
     for (const m of n.migrating) differences.push(`slot ${m.slot} is still MIGRATING on ${n.addr}`);
     for (const m of n.importing) differences.push(`slot ${m.slot} is still IMPORTING on ${n.addr}`);
-    for (const s of n.strayKeys ?? []) differences.push(`${n.addr} holds ${s.keys} key(s) of slot ${s.slot}, which it does not own`);
+    for (const s of n.strayKeys ?? []) differences.push(`${n.addr} holds ${s.keys} key(s) of slot ${s.slot}${s.db ? ` in database ${s.db}` : ""}, which it does not own`);
   }
   const downIds = new Set(live.nodes.filter((n) => !n.reachable).map((n) => n.id));
   for (const d of viewDisagreements(live.nodes)) {

@@ -36,7 +36,7 @@ interface NodeReading {
   info: Record<string, string>;
   clusterInfo: Record<string, string>;
   keys: number;
-  strayKeys: { slot: number; keys: number }[];
+  strayKeys: { slot: number; keys: number; db?: number }[];
   leaseNames: string[];
 }
 
@@ -69,6 +69,29 @@ async function strays(c: NodeClient, me: NodeEntry, keys: number): Promise<{ slo
   return out;
 }
 
+/** Databases other than 0 that hold keys, from INFO keyspace (Valkey 9 with cluster-databases > 1). */
+export function otherDatabases(info: Record<string, string>): number[] {
+  return Object.keys(info)
+    .flatMap((k) => (/^db([1-9]\d*)$/.test(k) && /keys=[1-9]/.test(info[k]!) ? [Number(k.slice(2))] : []))
+    .sort((x, y) => x - y);
+}
+
+/** Stray keys in the other databases: each one selected in turn, counted as database 0 is, then 0 again. */
+async function straysElsewhere(c: NodeClient, me: NodeEntry, keyspace: Record<string, string>): Promise<{ slot: number; keys: number; db: number }[]> {
+  if (me.role !== "master") return [];
+  const out: { slot: number; keys: number; db: number }[] = [];
+  try {
+    for (const db of otherDatabases(keyspace)) {
+      await c.call("select", db);
+      const keys = Number(await c.call("dbsize"));
+      for (const s of await strays(c, me, keys)) out.push({ ...s, db });
+    }
+  } finally {
+    await c.call("select", 0).catch(() => undefined);
+  }
+  return out;
+}
+
 async function read(addr: NodeAddr, access: Access | undefined, leases: boolean): Promise<NodeReading> {
   const c = await NodeClient.connect(addr, { readOnly: true, access });
   try {
@@ -79,6 +102,7 @@ async function read(addr: NodeAddr, access: Access | undefined, leases: boolean)
     const entries = parseClusterNodes(res[0]![1] as string);
     const me = selfEntry(addr, entries);
     const keys = Number(res[4]![1]);
+    const keyspace = parseInfo(res[6]![1] as string);
     const leaseNames = leases ? parseClientList(res[7]![1] as string).map((e) => e.name).filter((n) => parseLeaseName(n)) : [];
     return {
       addr,
@@ -87,7 +111,7 @@ async function read(addr: NodeAddr, access: Access | undefined, leases: boolean)
       clusterInfo: parseInfo(res[1]![1] as string),
       info: { ...parseInfo(res[2]![1] as string), ...parseInfo(res[3]![1] as string), ...parseInfo(res[5]![1] as string), ...parseInfo(res[6]![1] as string) },
       keys,
-      strayKeys: await strays(c, me, keys),
+      strayKeys: [...(await strays(c, me, keys)), ...(await straysElsewhere(c, me, keyspace))],
       leaseNames,
     };
   } catch (err) {
@@ -257,12 +281,14 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
     const server = serverName(r.info);
     if (server) node.server = server;
     if (r.strayKeys.length) node.strayKeys = r.strayKeys;
+    if (r.info["master_replid"]) node.replId = r.info["master_replid"];
+    if (r.info["master_replid2"] && !/^0+$/.test(r.info["master_replid2"])) node.replId2 = r.info["master_replid2"];
     if (me.role === "replica") node.masterLinkUp = r.info["master_link_status"] === "up";
     if (r.info["used_memory_dataset"] !== undefined) node.memoryDataset = Number(r.info["used_memory_dataset"]);
     if (r.info["used_memory"] !== undefined) node.usedMemory = Number(r.info["used_memory"]);
     if (r.info["maxmemory"] !== undefined) node.maxmemory = Number(r.info["maxmemory"]);
     // Databases other than 0 with keys (Valkey 9 with cluster-databases > 1): key-by-key moves see only database 0.
-    const others = Object.keys(r.info).flatMap((k) => (/^db([1-9]\d*)$/.test(k) && /keys=[1-9]/.test(r.info[k]!) ? [Number(k.slice(2))] : [])).sort((x, y) => x - y);
+    const others = otherDatabases(r.info);
     if (others.length) node.otherDatabases = others;
     nodes.push(node);
     for (const name of r.leaseNames) {

@@ -46,6 +46,12 @@ export interface ObservedNode {
   /** INFO memory used_memory and maxmemory (0: no limit): what a balance by memory checks capacity against. */
   usedMemory?: number;
   maxmemory?: number;
+  /**
+   * INFO replication master_replid, and master_replid2 when set (the id it replicated before its last
+   * promotion): a promoted replica's replId2 is its old master's replId (safety rule 9, split shard).
+   */
+  replId?: string;
+  replId2?: string;
   /** For replicas: whether the link to the master is up. */
   masterLinkUp?: boolean;
   /** "redis 7.0.15", "valkey 8.0.1": what INFO server says. */
@@ -54,7 +60,7 @@ export interface ObservedNode {
    * Masters: keys held in slots the node neither owns nor has open. Such keys cannot be read by
    * clients (the node redirects them): a move that went wrong left them behind.
    */
-  strayKeys?: { slot: number; keys: number }[];
+  strayKeys?: { slot: number; keys: number; /** absent: database 0 */ db?: number }[];
   /**
    * The lines of its own CLUSTER NODES that disagree with what their subject says of itself (lines
    * that agree are left out, so a healthy cluster stores no view at all). Absent when unreachable.

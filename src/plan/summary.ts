@@ -52,7 +52,8 @@ export function summarize(observed: ObservedCluster, steps: readonly Step[]): Pl
         s.failovers++;
         break;
       case "move-stray-keys":
-        s.strayKeys = (s.strayKeys ?? 0) + st.keys;
+        if (st.drop) s.staleKeys = (s.staleKeys ?? 0) + st.keys;
+        else s.strayKeys = (s.strayKeys ?? 0) + st.keys;
         s.destructive = true;
         break;
     }

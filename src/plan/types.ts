@@ -28,9 +28,11 @@ export type Step =
   /**
    * Keys of `slot` left on `from`, a master that does not own the slot, by an earlier move of the slot
    * from its shard to the shard of `to`, its owner (safety rule 9): moved to `to` without REPLACE; a key
-   * `to` holds too keeps `to`'s copy, and the copy on `from` is deleted.
+   * `to` holds too keeps `to`'s copy, and the copy on `from` is deleted. With `drop`, `from` and `to` are
+   * of one shard that split (a failover that took over all but the slot): `from`'s keys are stale copies
+   * it replicated from `to` (or `to` from it) and never served; they are deleted, not moved.
    */
-  | (StepBase & { kind: "move-stray-keys"; slot: number; from: NodeRef; to: NodeRef; keys: number; destructive: true })
+  | (StepBase & { kind: "move-stray-keys"; slot: number; from: NodeRef; to: NodeRef; keys: number; destructive: true; drop?: true })
   | (StepBase & { kind: "forget-node"; node: NodeRef; destructive: true });
 
 export type StepKind = Step["kind"];
@@ -49,6 +51,8 @@ export interface PlanSummary {
   failovers: number;
   /** Keys that move-stray-keys steps take to their slot's owner (present only when there are some). */
   strayKeys?: number;
+  /** Stale copies that move-stray-keys steps with `drop` delete (present only when there are some). */
+  staleKeys?: number;
   /** Masters that own slots now and none at the end (drained or forgotten). */
   mastersRemoved: number;
   destructive: boolean;

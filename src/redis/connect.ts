@@ -58,6 +58,8 @@ export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set([
   "info",
   "dbsize",
   "asking",
+  // Chooses the database a connection reads (Valkey 9 with cluster-databases > 1); it writes nothing.
+  "select",
   "cluster nodes",
   "cluster info",
   "cluster myid",

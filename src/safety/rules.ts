@@ -28,6 +28,12 @@
  *  9. Stray keys (of a slot their master neither owns nor has open, while another master owns it) are
  *     moved to the owner only when their origin is known: a plan moved that slot from the stray
  *     holder's shard to the owner's (strayOrigin). The owner's copy of a key wins over the stray one.
+ *     Also known (staleCopies): a shard split by a failover. A plan moved the slot into the shard of
+ *     holder and owner, and the holder's replication history (master_replid2) shows it was promoted
+ *     from a replica of the owner, which went on serving the slot: the promotion took over the slots
+ *     the replica knew of, not one just handed over. The holder got those keys only by replicating the
+ *     owner and never served them; the owner got every write since. The holder's copies are stale:
+ *     deleted (drop), not moved (a key the owner deleted since must not come back).
  *     Keys of unknown origin are refused, for a person to decide.
  * 10. The server's own slot migration (Valkey 9+ CLUSTER MIGRATESLOTS) keeps a slot's keys on its source
  *     until the server hands the slot over, and rolls back when it fails: the slot then stays the
@@ -289,4 +295,19 @@ export function pastMoves(plan: { observed: { snapshot: ObservedCluster }; steps
  */
 export function strayOrigin(holder: string, owner: string, slot: number, moves: readonly PastMove[]): PastMove | null {
   return moves.find((m) => m.slot === slot && m.from.includes(holder) && m.to.includes(owner)) ?? null;
+}
+
+/**
+ * Rule 9, a split shard: the stray keys of `slot` on `holder` are stale copies of `owner`'s when a
+ * known move took the slot into the shard of both, and the holder was since promoted from a replica
+ * of the owner (its previous replication id is the owner's current one) while the owner kept the slot.
+ */
+export function staleCopies(
+  holder: { id: string; replId2?: string },
+  owner: { id: string; replId?: string },
+  slot: number,
+  moves: readonly PastMove[],
+): PastMove | null {
+  if (!holder.replId2 || holder.replId2 !== owner.replId) return null;
+  return moves.find((m) => m.slot === slot && m.to.includes(holder.id) && m.to.includes(owner.id)) ?? null;
 }

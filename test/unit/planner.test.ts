@@ -173,6 +173,13 @@ const cases: Case[] = [
     },
   },
   {
+    name: "demotes a master without replicas to a replica after draining it",
+    observed: three(),
+    spec: spec([{ master: A(7000), replicas: [A(7002)] }, { master: A(7001) }]),
+    kinds: { "migrate-slot": 5461, replicate: 1, "forget-node": 3 },
+    check: (steps) => expect(steps.find((s) => s.kind === "replicate")).toMatchObject({ replica: { addr: A(7002) }, master: { addr: A(7000) } }),
+  },
+  {
     name: "a new node replaces a master that stays as its replica: it syncs, then takes over by failover; no key moves",
     observed: observed(three().nodes.length ? [
       { addr: A(7000), slots: ["0-5460"], replicas: [A(7003)] },
@@ -366,6 +373,46 @@ describe("keys left on a node that does not own their slot (safety rule 9)", () 
     o.nodes.find((n) => n.addr === A(7001))!.migrating = [{ slot: 100, peerId: idOf(A(7002)) }];
     o.nodes.find((n) => n.addr === A(7002))!.importing = [{ slot: 100, peerId: idOf(A(7001)) }];
     expect(() => planSteps(want(), o, { history: earlier })).toThrow(/slot 100 is open: finish or close that move first/);
+  });
+});
+
+describe("a shard split by a failover: stale copies on the promoted replica (safety rule 9)", () => {
+  // Slot 100 moved from 7000 to 7001; 7001's replica 7004 was promoted knowing only 5461-10922, so 7001
+  // kept slot 100 alone, and 7004 holds the copies of its keys it replicated before.
+  const split = (replId2 = "r7001") => {
+    const o = observed([
+      { addr: A(7000), slots: ["0-99", "101-5460"], replicas: [A(7003)] },
+      { addr: A(7001), slots: ["100-100"] },
+      { addr: A(7004), slots: ["5461-10922"] },
+      { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005)] },
+    ]);
+    const n = (a: string) => o.nodes.find((x) => x.addr === a)!;
+    n(A(7004)).strayKeys = [{ slot: 100, keys: 12 }];
+    n(A(7004)).replId2 = replId2;
+    n(A(7001)).replId = "r7001";
+    return o;
+  };
+  const want = () =>
+    spec([
+      { master: A(7000), replicas: [A(7003)] },
+      { master: A(7001), replicas: [A(7004)] },
+      { master: A(7002), replicas: [A(7005)] },
+    ]);
+  const earlier = [{ slot: 100, from: [idOf(A(7000)), idOf(A(7003))], to: [idOf(A(7001)), idOf(A(7004))] }];
+
+  it("are deleted (drop), as a destructive step before anything else touches either master, when the promoted node's previous replication id is the owner's", () => {
+    const { steps } = planSteps(want(), split(), { history: earlier });
+    const drop = steps.find((x) => x.kind === "move-stray-keys")!;
+    expect(drop).toEqual(expect.objectContaining({ slot: 100, from: { id: idOf(A(7004)), addr: A(7004) }, to: { id: idOf(A(7001)), addr: A(7001) }, keys: 12, destructive: true, drop: true }));
+    // Then the shard is whole again: the split-off slot joins the promoted node, which hands it all back.
+    expect(steps.map((s) => s.kind)).toEqual(["move-stray-keys", "migrate-slot", "replicate", "failover"]);
+    expect(steps[1]).toMatchObject({ slot: 100, from: { addr: A(7001) }, to: { addr: A(7004) }, needs: [drop.id] });
+    expect(steps[3]).toMatchObject({ replica: { addr: A(7001) }, master: { addr: A(7004) } });
+    simulate(split(), steps);
+  });
+  it("are refused when the replication ids do not show the promotion, or no plan moved the slot into that shard", () => {
+    expect(() => planSteps(want(), split("other"), { history: earlier })).toThrow(/7004 holds 12 key\(s\) of slot 100/);
+    expect(() => planSteps(want(), split())).toThrow(/--history THAT_PLAN\.json/);
   });
 });
 

@@ -59,6 +59,24 @@ describe("terminal renderer", () => {
     expect(text).toContain("moves keys that clients cannot read to their slot's owner, deleting those the owner also holds (its copy is kept): slot 100 on 127.0.0.1:7000");
   });
 
+  it("shows the deletion of a split shard's stale copies as destructive, with the count and the warning", () => {
+    const split = observed([
+      { addr: A(7000), slots: ["0-99", "101-5460"], replicas: [A(7003)] },
+      { addr: A(7001), slots: ["100-100"] },
+      { addr: A(7004), slots: ["5461-10922"] },
+      { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005)] },
+    ]);
+    const n = (a: string) => split.nodes.find((x) => x.addr === a)!;
+    Object.assign(n(A(7004)), { strayKeys: [{ slot: 100, keys: 9 }], replId2: "r1" });
+    n(A(7001)).replId = "r1";
+    const history = [{ slot: 100, from: [n(A(7000)).id], to: [n(A(7001)).id, n(A(7004)).id] }];
+    const { steps } = planSteps(same, split, { history });
+    const text = renderHuman(makePlan({ spec: same, specFile: "x.yaml", observed: split, steps, toolVersion: "0.0.0-test" }), { color: false });
+    expect(text).toMatch(/- drop-stale-keys slot 100: 9 key\(s\) on 127\.0\.0\.1:7004, which does not own the slot: stale copies of 127\.0\.0\.1:7001's, .*\(destructive\)/);
+    expect(text).toContain("9 stale copies to delete");
+    expect(text).toContain("deletes stale copies of keys a split shard's other master serves: slot 100 on 127.0.0.1:7004");
+  });
+
   it("says No changes when there are none", () => {
     expect(renderHuman(plan(same), { color: false })).toMatch(/No changes\. The cluster matches the spec\.\n$/);
   });

@@ -1,7 +1,7 @@
 /** The safety rules (src/safety/rules.ts) as pure functions over what nodes report. */
 import { describe, expect, it } from "vitest";
 import type { NodeEntry } from "../../src/redis/cluster-nodes.js";
-import { busyKeyWinner, entriesOf, keyCount, pastMoves, shardServer, shardSwaps, slotClaimants, strayOrigin, withRenames, withSwaps } from "../../src/safety/rules.js";
+import { busyKeyWinner, entriesOf, keyCount, pastMoves, shardServer, shardSwaps, slotClaimants, staleCopies, strayOrigin, withRenames, withSwaps } from "../../src/safety/rules.js";
 import type { ObservedCluster } from "../../src/observe/types.js";
 import type { Step } from "../../src/plan/types.js";
 
@@ -174,5 +174,18 @@ describe("strayOrigin: keys left behind by a known move (rule 9)", () => {
     expect(strayOrigin(R, T, 8, moves)).toBeNull();
     expect(strayOrigin(T, M, 7, moves)).toBeNull();
     expect(strayOrigin(R, id("e"), 7, moves)).toBeNull();
+  });
+});
+
+describe("staleCopies: a shard split by a failover (rule 9)", () => {
+  const moves = [{ slot: 7, from: [M], to: [T, R] }];
+  it("the holder's keys are stale copies when it was promoted from the owner's data (replId2) and a known move took the slot into their shard", () => {
+    expect(staleCopies({ id: R, replId2: "t1" }, { id: T, replId: "t1" }, 7, moves)).toEqual(moves[0]);
+  });
+  it("nothing else: other replication ids, no replId2, another slot, a move into another shard", () => {
+    expect(staleCopies({ id: R, replId2: "t0" }, { id: T, replId: "t1" }, 7, moves)).toBeNull();
+    expect(staleCopies({ id: R }, { id: T, replId: "t1" }, 7, moves)).toBeNull();
+    expect(staleCopies({ id: R, replId2: "t1" }, { id: T, replId: "t1" }, 8, moves)).toBeNull();
+    expect(staleCopies({ id: R, replId2: "t1" }, { id: T, replId: "t1" }, 7, [{ slot: 7, from: [M], to: [T] }])).toBeNull();
   });
 });

@@ -7,12 +7,16 @@
  *      answered BUSYKEY moved its other keys; for each key left, the owner's copy is kept (it got every
  *      write since the move) and the stray copy is deleted (counted in a note);
  *   3. the holder's import is closed (SETSLOT STABLE) once COUNTKEYSINSLOT says the slot is empty there.
+ * With `drop` (a split shard's stale copies, rule 9 staleCopies): the same import is opened, the keys
+ * are deleted (ASKING + DEL) instead of moved, once INFO replication shows again that the holder was
+ * promoted from the owner's data.
  * Idempotent: run again (resume), it finds what is left and goes on.
  */
 import { ClusterChangedError, StepFailedError } from "../../errors.js";
-import { describe } from "../../redis/connect.js";
+import { describe, type NodeClient } from "../../redis/connect.js";
 import { transientCause } from "../../redis/errors.js";
 import { parseNodeAddr } from "../../redis/node-key.js";
+import { parseInfo } from "../../redis/cluster-nodes.js";
 import type { StepOf } from "../../plan/types.js";
 import { ownsSlot } from "../../safety/rules.js";
 import type { ExecCtx } from "../context.js";
@@ -37,7 +41,14 @@ async function moveOne(s: StrayStep, ctx: ExecCtx): Promise<void> {
 
   const c = await ctx.conn(s.from.addr);
   const dst = await ctx.conn(s.to.addr);
+  if (s.drop) {
+    // Deleting is right only while the holder's copies are still the owner's past (rule 9, staleCopies).
+    const [mine, theirs] = await Promise.all([c.call("info", "replication"), dst.call("info", "replication")]);
+    const id2 = parseInfo(String(mine))["master_replid2"];
+    if (!id2 || id2 !== parseInfo(String(theirs))["master_replid"]) throw changed(`${s.from.addr} is no longer a replica promoted from ${s.to.addr}'s data`);
+  }
   if (!me.importing.some((m) => m.slot === s.slot)) await c.call("cluster", "setslot", s.slot, "importing", s.to.id);
+  if (s.drop) return dropStale(s, c, ctx);
   const at = (await ctx.view(s.from.addr)).find((e) => e.id === s.to.id)?.addr ?? s.to.addr;
   const { host, port } = parseNodeAddr(at);
   const timeout = pipelinedMigrateTimeoutMs(ctx);
@@ -84,4 +95,20 @@ async function moveOne(s: StrayStep, ctx: ExecCtx): Promise<void> {
       `slot ${s.slot}: ${moved} stray key(s) moved from ${s.from.addr} to its owner ${s.to.addr}` +
       (dropped > 0 ? `; ${dropped} key(s) ${s.to.addr} also held kept ${s.to.addr}'s copy, and the stray copy on ${s.from.addr} was deleted` : ""),
   });
+}
+
+/** Stale copies on a node of the owner's own shard (safety rule 9, split shard): deleted (ASKING + DEL), then the import closed. */
+async function dropStale(s: StrayStep, c: NodeClient, ctx: ExecCtx): Promise<void> {
+  let dropped = 0;
+  for (;;) {
+    if (ctx.stop === "hard") return;
+    const keys = (await c.callBuffer("cluster", "getkeysinslot", s.slot, ctx.options.pipeline)) as Buffer[];
+    if (keys.length === 0) break;
+    const res = await c.pipelineBuffer(keys.flatMap((k) => [["asking"], ["del", k]]));
+    const err = res.find(([e]) => e)?.[0];
+    if (err) throw new StepFailedError(s.id, s.kind, `deleting the stale keys of slot ${s.slot} on ${s.from.addr} failed: ${describe(err)}; run apply again`);
+    dropped += keys.length;
+  }
+  await c.call("cluster", "setslot", s.slot, "stable");
+  ctx.emit({ type: "note", message: `slot ${s.slot}: ${dropped} stale key(s) deleted on ${s.from.addr} (copies of ${s.to.addr}'s, which serves the slot)` });
 }

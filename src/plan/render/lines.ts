@@ -55,6 +55,10 @@ export function planLines(steps: readonly Step[]): Line[] {
         one("-", `forget-node ${short(s.node)} on all members`, true);
         break;
       case "move-stray-keys":
+        if (s.drop) {
+          one("-", `drop-stale-keys slot ${s.slot}: ${s.keys} key(s) on ${s.from.addr}, which does not own the slot: stale copies of ${s.to.addr}'s, which serves it; they are deleted`, true);
+          break;
+        }
         one(
           "~",
           `move-stray-keys slot ${s.slot}: ${s.keys} key(s) on ${s.from.addr}, which does not own the slot, -> its owner ${s.to.addr}; a key ${s.to.addr} also holds keeps ${s.to.addr}'s copy, and the copy on ${s.from.addr} is deleted`,
@@ -104,6 +108,7 @@ export function closingLine(s: PlanSummary): string {
   if (s.replicasToChange) parts.push(`${s.replicasToChange} replica${s.replicasToChange === 1 ? "" : "s"} to change`);
   if (s.failovers) parts.push(`${s.failovers} failover${s.failovers === 1 ? "" : "s"}`);
   if (s.strayKeys) parts.push(`${s.strayKeys} stray key${s.strayKeys === 1 ? "" : "s"} to move`);
+  if (s.staleKeys) parts.push(`${s.staleKeys} stale cop${s.staleKeys === 1 ? "y" : "ies"} to delete`);
   if (s.slotsToAssign) parts.push(`${s.slotsToAssign} slots to assign`);
   parts.push(`${s.slotsToMove} slots to move (~${formatKeys(s.keysToMove)} keys)`);
   return `Plan: ${parts.join(", ")}.`;
@@ -117,7 +122,9 @@ export function destructiveWarning(plan: Plan): string | null {
   const parts: string[] = [];
   if (removed.length) parts.push(`removes ${removed.length} node(s) from the cluster: ${removed.join(", ")}`);
   if (reset.length) parts.push(`resets ${reset.length} node(s), deleting their data: ${reset.join(", ")}`);
-  const strays = d.flatMap((s) => (s.kind === "move-stray-keys" ? [`slot ${s.slot} on ${s.from.addr}`] : []));
+  const strays = d.flatMap((s) => (s.kind === "move-stray-keys" && !s.drop ? [`slot ${s.slot} on ${s.from.addr}`] : []));
+  const stale = d.flatMap((s) => (s.kind === "move-stray-keys" && s.drop ? [`slot ${s.slot} on ${s.from.addr}`] : []));
+  if (stale.length) parts.push(`deletes stale copies of keys a split shard's other master serves: ${stale.join(", ")}`);
   if (strays.length) parts.push(`moves keys that clients cannot read to their slot's owner, deleting those the owner also holds (its copy is kept): ${strays.join(", ")}`);
   return `This plan ${parts.join("; and ")}.`;
 }

@@ -7,10 +7,13 @@
  *  - A spec master without slots whose shard lists, as a replica, a master that owns slots and that
  *    the spec demotes (a new node replacing a master that stays as its replica) first replicates that
  *    master, then takes over by failover: no key moves.
+ *  - A spec master with slots and no replica, while a promoted replica of its shard serves more of
+ *    the shard (a failover split the shard), gives its slots to that replica, then takes over.
  */
 import { countSlots } from "../../slots.js";
 import { replicasOf, slotsOf } from "../../plan/simulate.js";
 import type { PlanContext } from "../context.js";
+import { estimateKeys } from "./slots.js";
 
 export function fixRoles(ctx: PlanContext): void {
   const m = ctx.b.model;
@@ -44,13 +47,37 @@ export function fixRoles(ctx: PlanContext): void {
       }
       continue;
     }
-    if (slotsOf(m, n.id).length > 0 || replicasOf(m, n.id).length > 0) continue;
+    if (replicasOf(m, n.id).length > 0) continue;
+    if (slotsOf(m, n.id).length > 0) {
+      mergeSplitShard(ctx, n, sh.replicaIds);
+      continue;
+    }
     // An empty master: can it take over a demoted master of its own shard?
     const old = promotedInShard(ctx, sh.replicaIds);
     if (!old) continue;
     ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `sync ${old.addr}'s data before taking over from it` });
     ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `the spec makes ${n.addr} the master and keeps ${old.addr} as its replica` });
   }
+}
+
+/**
+ * A shard split by a failover: a spec master with slots and no replica while a replica of its shard,
+ * promoted, serves more of the shard's slots (it took over the slots it knew of, not a window just
+ * handed over). The few slots move to the promoted node, which then hands the whole shard back by
+ * failover: only the split-off slots' keys move.
+ */
+function mergeSplitShard(ctx: PlanContext, n: { id: string; addr: string }, replicaIds: readonly string[]): void {
+  const m = ctx.b.model;
+  const own = promotedInShard(ctx, replicaIds);
+  const mine = slotsOf(m, n.id);
+  if (!own || countSlots(slotsOf(m, own.id)) <= countSlots(mine) || ctx.members.get(n.id)?.reachable !== true) return;
+  for (const [a, b] of mine) {
+    for (let slot = a; slot <= b; slot++) {
+      ctx.b.push({ kind: "migrate-slot", slot, from: ctx.b.ref(n.id), to: ctx.b.ref(own.id), estKeys: estimateKeys(ctx, n.id), reason: `rejoin ${own.addr}, which serves the rest of this shard since a failover split it` });
+    }
+  }
+  ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(own.id), reason: `sync ${own.addr}'s data (its shard's master now) before taking over from it` });
+  ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(own.id), reason: `the spec makes ${n.addr} the master and keeps ${own.addr} as its replica` });
 }
 
 /** The reachable master with slots, with the most slots, among a shard's spec replicas: the node serving that shard's data now. */

@@ -3,7 +3,7 @@
  * master owns it. Clients never read them. When a known move of that slot (a plan given as history)
  * went from the holder's shard to the owner's, they are moved to the owner; otherwise planning stops.
  */
-import { strayOrigin, type PastMove } from "../../safety/rules.js";
+import { staleCopies, strayOrigin, type PastMove } from "../../safety/rules.js";
 import type { PlanContext } from "../context.js";
 
 /** `receiving`: slots each node is about to receive by a move rule 1 finishes (keys there are expected). */
@@ -11,8 +11,29 @@ export function repairStrayKeys(ctx: PlanContext, receiving: ReadonlyMap<string,
   const open = new Set(ctx.observed.nodes.flatMap((n) => [...n.migrating, ...n.importing].map((m) => m.slot)));
   for (const n of ctx.observed.nodes) {
     for (const s of n.strayKeys ?? []) {
-      if (receiving.get(n.id)?.has(s.slot)) continue;
       const owner = ctx.b.model.owner[s.slot] ?? null;
+      if (s.db !== undefined) {
+        ctx.problems.push(
+          `${n.addr} holds ${s.keys} key(s) of slot ${s.slot} in database ${s.db}, which ${owner ? ctx.b.ref(owner).addr : "no master"} owns, so clients cannot read them. ` +
+            `shardform repairs stray keys in database 0 only: compare them with the owner's copies (SELECT ${s.db}), then move them (MIGRATE ... ${s.db} ...) or delete them by hand, and plan again`,
+        );
+        continue;
+      }
+      if (receiving.get(n.id)?.has(s.slot)) continue;
+      const ownerNode = owner === null ? undefined : ctx.observed.nodes.find((o) => o.id === owner);
+      if (ownerNode && !open.has(s.slot) && staleCopies(n, ownerNode, s.slot, history)) {
+        ctx.b.push({
+          kind: "move-stray-keys",
+          slot: s.slot,
+          from: ctx.b.ref(n.id),
+          to: ctx.b.ref(ownerNode.id),
+          keys: s.keys,
+          destructive: true,
+          drop: true,
+          reason: `stale copies: ${n.addr} was promoted from a replica of ${ownerNode.addr} after a plan moved slot ${s.slot} into their shard, and ${ownerNode.addr} kept the slot (a failover split the shard)`,
+        });
+        continue;
+      }
       if (owner !== null && !open.has(s.slot) && strayOrigin(n.id, owner, s.slot, history)) {
         ctx.b.push({
           kind: "move-stray-keys",
@@ -38,3 +59,4 @@ export function repairStrayKeys(ctx: PlanContext, receiving: ReadonlyMap<string,
     }
   }
 }
+
