@@ -4,7 +4,7 @@
  */
 import calculateSlot from "cluster-key-slot";
 import { NodeClient, type Access } from "../redis/connect.js";
-import { BulkWriter } from "../redis/bulk.js";
+import { BulkWriter, resp } from "../redis/bulk.js";
 import type { ObservedCluster } from "../observe/types.js";
 import { ClusterStateError, InputError } from "../errors.js";
 import { SLOT_COUNT } from "../slots.js";
@@ -14,6 +14,8 @@ export interface PopulateOptions {
   prefix?: string;
   valueSize?: number;
   batch?: number;
+  /** The database the keys go to and are read from (default 0; others exist on Valkey 9 with cluster-databases > 1). */
+  db?: number;
   access?: Access;
   onProgress?: (written: number) => void;
 }
@@ -147,6 +149,7 @@ export async function populate(o: ObservedCluster, opts: PopulateOptions): Promi
   };
   try {
     for (const w of await Promise.all(masters.map((a) => BulkWriter.open(a, opts.access)))) writers.set(w.addr, w);
+    if (opts.db) await Promise.all([...writers.values()].map((w) => w.send(resp(["SELECT", String(opts.db)]), 1)));
     for (let i = 0; i < opts.keys; i++) {
       const addr = owners[slotOf(i)]!;
       const p = pending.get(addr)!;
@@ -182,7 +185,11 @@ export async function verifyTestKeys(o: ObservedCluster, opts: Omit<PopulateOpti
   const conns = new Map<string, Promise<NodeClient>>();
   const conn = (addr: string): Promise<NodeClient> => {
     let c = conns.get(addr);
-    if (!c) conns.set(addr, (c = NodeClient.connect(addr, { readOnly: true, ...(opts.access ? { access: opts.access } : {}) })));
+    if (!c) {
+      c = NodeClient.connect(addr, { readOnly: true, ...(opts.access ? { access: opts.access } : {}) });
+      if (opts.db) c = c.then(async (x) => (await x.call("select", opts.db!), x));
+      conns.set(addr, c);
+    }
     return c;
   };
   const judge = (i: number, value: unknown): void => {

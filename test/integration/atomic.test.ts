@@ -3,7 +3,8 @@
  * Valkey 9 processes: a scale-out shown and applied as atomic moves, apply killed (kill -9) while the
  * server migrates and resumed, a source stopped (SIGSTOP) past cluster-node-timeout mid-migration (its
  * replica promoted), `--migration keys` on the same servers, and keys in a database other than 0
- * (cluster-databases 4): moved by the server's migration, refused key by key; and a target failed over
+ * (cluster-databases 4): moved by the server's migration, refused key by key, written and read back by
+ * `populate --db`, and reported by `check` where their slot is not owned; and a target failed over
  * mid-migration. Each ends with the full checks. Skipped, by name, when the
  * Valkey 9 build (scripts/servers.sh) is missing.
  */
@@ -135,6 +136,8 @@ if (build.missing) {
       } finally {
         await c.close();
       }
+      // Test keys in database 1 too, written and read back by populate --db.
+      expect((await runCli(["populate", "--seed", a(0), "--keys", "3000", "--prefix", "db1k:", "--db", "1"])).code).toBe(0);
       const refused = await runCli(["plan", f, "--migration", "keys"]);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain(`${move.from.addr} holds keys in database(s) 1 besides 0, and a key-by-key slot move sees database 0 only: they would stay behind`);
@@ -150,6 +153,39 @@ if (build.missing) {
         expect(value).toBe("in database 1");
       } finally {
         await t.close();
+      }
+      const v = await runCli(["populate", "--seed", a(0), "--keys", "3000", "--prefix", "db1k:", "--db", "0,1", "--verify"]);
+      expect(v.stdout).toContain("Checked 3000 keys in database 1: 0 missing, 0 with a wrong value.");
+      expect(v.stdout).toContain("Checked 3000 keys in database 0: 3000 missing, 0 with a wrong value.");
+      expect(v.code).toBe(1); // database 0 has none of them
+      await fullChecks(a(0), 8, KEYS, f, checks);
+    });
+
+    it("a key of database 1 on a master that does not own its slot: check reports it by database, plan refuses it", async () => {
+      const f = join(work, "four-weighted-6.yaml"); // the spec the test before applied
+      const o = await observeCluster({ seeds: [a(0)] });
+      const owner = o.nodes.find((n) => n.role === "master" && n.slots.length > 0)!;
+      const other = o.nodes.find((n) => n.role === "master" && n.id !== owner.id)!;
+      const slot = owner.slots[0]![0];
+      const c = await NodeClient.connect(other.addr);
+      const names = Array.from({ length: 40_000 }, (_, i) => `stray:{${i}}`);
+      const key = names[(await c.pipeline(names.map((n) => ["cluster", "keyslot", n]))).findIndex(([, s]) => Number(s) === slot)]!;
+      // Written the way only a half-done move could: into an import the node was given by hand.
+      const put = async (cmd: (string | number)[]): Promise<void> => {
+        const res = await c.pipeline([["cluster", "setslot", slot, "importing", owner.id], ["select", 1], ["asking"], cmd, ["select", 0], ["cluster", "setslot", slot, "stable"]]);
+        for (const [err] of res) if (err) throw err;
+      };
+      try {
+        await put(["set", key, "stray"]);
+        const chk = await runCli(["check", "--seed", a(0)]);
+        expect(chk.code).toBe(1);
+        expect(chk.stdout).toContain(`${other.addr} holds 1 key(s) of slot ${slot} in database 1, which ${owner.addr} owns`);
+        const p = await runCli(["plan", f]);
+        expect(p.code).toBe(1);
+        expect(p.stderr).toContain(`holds 1 key(s) of slot ${slot} in database 1, which ${owner.addr} owns, so clients cannot read them. shardform repairs stray keys in database 0 only`);
+        await put(["del", key]);
+      } finally {
+        await c.close();
       }
       await fullChecks(a(0), 8, KEYS, f, checks);
     });
