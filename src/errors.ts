@@ -9,6 +9,21 @@ export class ShardformError extends Error {
   override get name(): string {
     return this.constructor.name;
   }
+  /**
+   * A stable code for scripts and tests (--json, --json-log): the class name without "Error", in
+   * upper snake case: StalePlanError -> STALE_PLAN, LockedError -> LOCKED. README lists them.
+   */
+  get code(): string {
+    return errorCode(this.name);
+  }
+}
+
+/** "ClusterChangedError" -> "CLUSTER_CHANGED"; "UsageError" -> "USAGE". */
+export function errorCode(className: string): string {
+  return className
+    .replace(/Error$/, "")
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .toUpperCase();
 }
 
 export interface SpecProblem {

@@ -1,5 +1,5 @@
 import { Command, Option, UsageError } from "clipanion";
-import { ShardformError } from "../errors.js";
+import { ShardformError, errorCode } from "../errors.js";
 import { normalizeAddr } from "../redis/node-key.js";
 import type { AccessSource } from "../plan/types.js";
 import type { AuthSpec, TlsSpec } from "../spec/types.js";
@@ -16,6 +16,10 @@ export abstract class BaseCommand extends Command {
       return await this.run();
     } catch (err) {
       const label = this.useColor(this.context.stderr) ? "\x1b[31mError\x1b[0m" : "Error";
+      if (this.jsonOutput() && (err instanceof ShardformError || err instanceof UsageError)) {
+        const name = err instanceof ShardformError ? err.name : "UsageError";
+        this.context.stdout.write(JSON.stringify({ type: "error", code: errorCode(name), error: name, message: err.message }) + "\n");
+      }
       if (err instanceof ShardformError) {
         this.context.stderr.write(`${label} (${err.name}): ${err.message}\n`);
         return err.exitCode;
@@ -27,6 +31,12 @@ export abstract class BaseCommand extends Command {
       }
       throw err;
     }
+  }
+
+  /** Whether stdout is JSON (--json, --json-log): an error then also goes there, as {"type":"error","code",...}. */
+  jsonOutput(): boolean {
+    const self = this as unknown as { json?: unknown; jsonLog?: unknown };
+    return self.json === true || self.jsonLog === true;
   }
 
   useColor(stream: NodeJS.WritableStream = this.context.stdout): boolean {

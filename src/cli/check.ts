@@ -2,7 +2,7 @@ import { Command, Option, UsageError } from "clipanion";
 import { ClusterCommand, seedsOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { healthReport, renderHealth } from "../check/report.js";
-import { ShardformError } from "../errors.js";
+import { ShardformError, errorCode } from "../errors.js";
 
 export class CheckCommand extends ClusterCommand {
   static override paths = [["check"]];
@@ -26,6 +26,11 @@ export class CheckCommand extends ClusterCommand {
   seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
   json = Option.Boolean("--json", false, { description: "Print the report as JSON (always JSON, errors included)" });
 
+  /** check prints its own JSON report on an error (healthy: false). */
+  override jsonOutput(): boolean {
+    return false;
+  }
+
   async run(): Promise<number> {
     try {
       const { access } = this.access(null, "shardform-check");
@@ -35,7 +40,8 @@ export class CheckCommand extends ClusterCommand {
       return report.healthy ? 0 : 1;
     } catch (err) {
       if (this.json && (err instanceof ShardformError || err instanceof UsageError)) {
-        this.out(JSON.stringify({ healthy: false, error: { kind: err instanceof UsageError ? "UsageError" : err.name, message: err.message } }, null, 2) + "\n");
+        const kind = err instanceof UsageError ? "UsageError" : err.name;
+        this.out(JSON.stringify({ healthy: false, error: { kind, code: errorCode(kind), message: err.message } }, null, 2) + "\n");
       }
       throw err;
     }

@@ -308,6 +308,10 @@ describe("apply on a real cluster", () => {
     expect(r.stderr).toMatch(/Saved plan is stale.*127\.0\.0\.1:21207 was a replica of 127\.0\.0\.1:\d+, now a replica of 127\.0\.0\.1:21206/s);
     // no checkpoint of this plan has work to resume: no "resume with" advice, and a usage error has none either
     expect(r.stderr).not.toMatch(/resume with/i);
+    // Scripts read the error's stable code from the JSON log.
+    const j = await runCli(["apply", planFile, "--json-log"]);
+    expect(j.code).toBe(1);
+    expect(JSON.parse(j.stdout.trim().split("\n").at(-1)!)).toMatchObject({ type: "error", code: "STALE_PLAN", error: "StalePlanError" });
     const usage = await runCli(["apply", planFile, "--pipeline", "0"]);
     expect(usage.code).toBe(1);
     expect(usage.stderr).toMatch(/--pipeline must be a whole number >= 1, got "0"/);

@@ -13,6 +13,7 @@ import { renderMarkdown } from "../../src/plan/render/markdown.js";
 import { planSteps } from "../../src/planner/plan.js";
 import { makePlan } from "../../src/plan/make.js";
 import { A, observed, spec } from "../helpers/build.js";
+import { runCli } from "../helpers/cli.js";
 
 const messy = `# my cluster
 x-heavy: &heavy { weight: 2 }
@@ -117,5 +118,39 @@ describe("sandbox ports", () => {
     writeFileSync(join(dir, "r"), "32768\t60999\n");
     expect(outgoingPortRange(join(dir, "r"))).toEqual([32768, 60999]);
     expect(outgoingPortRange(join(dir, "missing"))).toBeNull();
+  });
+});
+
+describe("error codes", () => {
+  it("each error class has a stable code: its name without Error, in upper snake case", async () => {
+    const errors = await import("../../src/errors.js");
+    const codes = Object.fromEntries(
+      Object.entries(errors)
+        .filter(([, v]) => typeof v === "function" && (v === errors.ShardformError || (v as { prototype?: unknown }).prototype instanceof errors.ShardformError))
+        .map(([k]) => [k, errors.errorCode(k)]),
+    );
+    expect(codes).toMatchObject({
+      StalePlanError: "STALE_PLAN",
+      LockedError: "LOCKED",
+      ClusterChangedError: "CLUSTER_CHANGED",
+      SpecValidationError: "SPEC_VALIDATION",
+      NodeUnreachableError: "NODE_UNREACHABLE",
+      PlanTamperedError: "PLAN_TAMPERED",
+      EndStateError: "END_STATE",
+      ShardsFailedOverError: "SHARDS_FAILED_OVER",
+      CheckpointError: "CHECKPOINT",
+    });
+    expect(errors.errorCode("UsageError")).toBe("USAGE");
+  });
+  it("with --json, an error is also a JSON line on stdout with its code", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "shardform-codes-"));
+    const f = join(dir, "bad.yaml");
+    writeFileSync(f, "shards:\n  - master: 127.0.0.1:7000\n    weight: -1\n");
+    const r = await runCli(["plan", f, "--json"]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ type: "error", code: "SPEC_VALIDATION", error: "SpecValidationError" });
+    expect(r.stderr).toMatch(/^Error \(SpecValidationError\): /);
+    const u = await runCli(["plan", f, "--json", "--markdown"]);
+    expect(JSON.parse(u.stdout)).toMatchObject({ type: "error", code: "USAGE" });
   });
 });
