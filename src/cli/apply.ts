@@ -51,7 +51,8 @@ export class ApplyCommand extends ClusterCommand {
       back. A checkpoint that cannot be written stops apply the same way as a first Ctrl-C, with exit 1.
 
       While apply runs it holds the cluster's lock: a lock file per node id (in --lock-dir) and a lease in the cluster
-      (named connections on every node). A second apply that touches any of the nodes is refused, naming the holder.
+      (named connections on every node). A second apply that touches any of the nodes is refused, naming the holder;
+      with --lock-timeout S it waits up to S seconds for them first, saying whom it waits for (as Terraform's).
       The lease is checked again before units of work start: an apply that finds another apply's older lease (its own
       was ended by force-unlock, or lost) stops as after a failure, with exit 1, and resumes later from its checkpoint.
 
@@ -68,12 +69,14 @@ export class ApplyCommand extends ClusterCommand {
       ["Machine-readable progress", "$0 apply plan.json --json-log > apply.log"],
       ["Gentle on a busy cluster", "$0 apply plan.json --max-keys-per-second 20000 --parallelism 2"],
       ["Move one slot at a time, as redis-cli does", "$0 apply plan.json --window 1 --parallelism 1"],
+      ["Wait up to 5 minutes for another apply to finish", "$0 apply plan.json --lock-timeout 300"],
     ],
   });
   target = Option.String({ name: "PLAN|SPEC" });
   autoApprove = Option.Boolean("--auto-approve", false, { description: "Do not ask for confirmation" });
   stateDir = Option.String("--state-dir", { description: "Where the checkpoint lives (default: beside the plan); made when missing, if its parent exists" });
   lockDir = Option.String("--lock-dir", { description: "Directory of the node lock files (default: $SHARDFORM_LOCK_DIR, else a directory of your own, mode 0700, in the temp directory); put it on shared storage to share it between machines" });
+  lockTimeout = Option.String("--lock-timeout", { description: "Seconds to wait for another apply's locks and lease before giving up (default 0: refused at once)" });
   restart = Option.Boolean("--restart", false, { description: "Ignore an existing checkpoint and start from the first step (the plan must not be stale)" });
   jsonLog = Option.Boolean("--json-log", false, { description: "Print progress as JSON lines on stdout" });
   pipeline = Option.String("--pipeline", { description: `Keys per MIGRATE command (default ${DEFAULT_EXEC_OPTIONS.pipeline})` });
@@ -99,14 +102,6 @@ export class ApplyCommand extends ClusterCommand {
   settleTimeout = Option.String("--settle-timeout", { description: `With a SPEC: seconds to wait for members that disagree to converge before planning (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
-    // A state directory that does not exist yet is made (its parent must exist: a typo stays visible).
-    if (this.stateDir && !existsSync(this.stateDir)) {
-      try {
-        mkdirSync(this.stateDir, { mode: 0o700 });
-      } catch (err) {
-        throw new InputError(`--state-dir ${this.stateDir} does not exist and cannot be made (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): create it, or give another directory`);
-      }
-    }
     const exec = {
       ...DEFAULT_EXEC_OPTIONS,
       pipeline: intOption(this.pipeline, "--pipeline", DEFAULT_EXEC_OPTIONS.pipeline, 1),
@@ -116,6 +111,15 @@ export class ApplyCommand extends ClusterCommand {
       waitTimeoutMs: intOption(this.waitTimeout, "--wait-timeout", DEFAULT_EXEC_OPTIONS.waitTimeoutMs / 1000, 1) * 1000,
       maxKeysPerSecond: intOption(this.maxKeysPerSecond, "--max-keys-per-second", 0, 1),
     };
+    this.lockTimeoutMs(); // checked with the other options, before anything is made or read
+    // A state directory that does not exist yet is made (its parent must exist: a typo stays visible).
+    if (this.stateDir && !existsSync(this.stateDir)) {
+      try {
+        mkdirSync(this.stateDir, { mode: 0o700 });
+      } catch (err) {
+        throw new InputError(`--state-dir ${this.stateDir} does not exist and cannot be made (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): create it, or give another directory`);
+      }
+    }
     const text = (() => {
       try {
         return readFileSync(this.target, "utf8");
@@ -142,7 +146,7 @@ export class ApplyCommand extends ClusterCommand {
       loadWindowS: intOption(this.loadWindow, "--load-window", DEFAULT_LOAD_WINDOW_S, 1),
     });
     // The lock is taken before the plan is shown and written, and held through the apply.
-    const unlock = await lockCluster(observed, access, this.lockDir, `apply ${resolve(this.target)}`);
+    const unlock = await lockCluster(observed, access, this.lockDir, `apply ${resolve(this.target)}`, { timeoutMs: this.lockTimeoutMs(), onWait: (m) => this.say(m) });
     try {
       const planFile = join(this.stateDir ? resolve(this.stateDir) : dirname(resolve(this.target)), `${basename(this.target).replace(/\.ya?ml$/, "")}.plan.json`);
       // The last plan of this spec explains keys its moves may have left behind (safety rule 9).
@@ -197,6 +201,7 @@ export class ApplyCommand extends ClusterCommand {
         exec,
         emit,
         onContext: (c) => (ctxRef = c),
+        lockTimeoutMs: this.lockTimeoutMs(),
       });
       if (result.status === "stopped") {
         this.context.stderr.write(`Stopped with ${result.done} of ${result.total} step(s) done; the checkpoint is ${result.journalFile}.\nResume with: ${resume}\n`);
@@ -229,11 +234,16 @@ export class ApplyCommand extends ClusterCommand {
     }
   }
 
+  private lockTimeoutMs(): number {
+    return intOption(this.lockTimeout, "--lock-timeout", 0, 0) * 1000;
+  }
+
   /** The command that resumes this apply, with the flags that shaped its run. */
   private resumeCommand(planFile: string): string {
     const flags: [string, string | undefined][] = [
       ["--state-dir", this.stateDir],
       ["--lock-dir", this.lockDir],
+      ["--lock-timeout", this.lockTimeout],
       ["--max-keys-per-second", this.maxKeysPerSecond],
       ["--parallelism", this.parallelism],
       ["--window", this.window],

@@ -61,6 +61,7 @@ const PLACEHOLDERS: Record<string, string> = {
   "--balance-by": "slots|keys|memory|cpu",
   "--migrate-timeout": "MS",
   "--wait-timeout": "S",
+  "--lock-timeout": "S",
   "--settle-timeout": "S",
   "--load-window": "S",
   "--threshold": "PERCENT",

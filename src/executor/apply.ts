@@ -23,7 +23,7 @@ import { ExecCtx, StopRequested, type ExecOptions } from "./context.js";
 import { endStateDifferences } from "./end-state.js";
 import { JournalFile, journalPath, newJournal, numbersToRanges, readJournal, stepNumber } from "./journal.js";
 import { ClusterLease } from "./lease.js";
-import { LockSet, defaultLockDir, nodeLockFile } from "./lock.js";
+import { LockSet, defaultLockDir, nodeLockFile, waitForLock } from "./lock.js";
 import type { ProgressEvent } from "./progress.js";
 import { probePermissions } from "./permissions.js";
 import { resumeMismatches } from "./resume.js";
@@ -43,6 +43,8 @@ export interface ApplyOptions {
   emit: (e: ProgressEvent) => void;
   /** Lets the caller wire Ctrl-C to ctx.stop. */
   onContext?: (ctx: ExecCtx) => void;
+  /** How long to wait for another apply's locks and lease (--lock-timeout); default 0: refused at once. */
+  lockTimeoutMs?: number;
 }
 
 export interface ApplyResult {
@@ -77,21 +79,33 @@ function nodeIds(plan: Plan, live?: ObservedCluster): string[] {
  * Takes the cluster's locks for an apply (node lock files and the in-cluster lease) on everything
  * `observed` names. Re-entrant: apply SPEC takes them before it writes its plan, applyPlan again.
  */
-export async function lockCluster(observed: ObservedCluster, access: Access, lockDir: string | undefined, what: string): Promise<() => Promise<void>> {
+export async function lockCluster(
+  observed: ObservedCluster,
+  access: Access,
+  lockDir: string | undefined,
+  what: string,
+  wait: { timeoutMs: number; onWait: (msg: string) => void } = { timeoutMs: 0, onWait: () => {} },
+): Promise<() => Promise<void>> {
   const dir = lockDir ?? defaultLockDir();
-  const locks = new LockSet();
-  locks.add([...observed.nodes.map((n) => n.id), ...observed.outsiders.flatMap((o) => (o.id ? [o.id] : []))].map((id) => nodeLockFile(dir, id)), what);
-  let lease: ClusterLease;
-  try {
-    lease = await ClusterLease.acquire([...observed.nodes.filter((n) => n.reachable).map((n) => n.addr), ...observed.outsiders.filter((o) => o.id).map((o) => o.addr)], access);
-  } catch (err) {
-    locks.release();
-    throw err;
-  }
-  return async () => {
-    await lease.release();
-    locks.release();
-  };
+  return waitForLock(
+    async () => {
+      const locks = new LockSet();
+      locks.add([...observed.nodes.map((n) => n.id), ...observed.outsiders.flatMap((o) => (o.id ? [o.id] : []))].map((id) => nodeLockFile(dir, id)), what);
+      let lease: ClusterLease;
+      try {
+        lease = await ClusterLease.acquire([...observed.nodes.filter((n) => n.reachable).map((n) => n.addr), ...observed.outsiders.filter((o) => o.id).map((o) => o.addr)], access);
+      } catch (err) {
+        locks.release();
+        throw err;
+      }
+      return async () => {
+        await lease.release();
+        locks.release();
+      };
+    },
+    wait.timeoutMs,
+    wait.onWait,
+  );
 }
 
 /** The smallest cluster-node-timeout of the masters (MIGRATE's timeout is kept well under it). */
@@ -114,7 +128,8 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
   const lockDir = opts.lockDir ?? defaultLockDir();
   const what = `apply ${resolve(opts.planFile)}`;
   const locks = new LockSet();
-  locks.add([`${jFile}.lock`], what);
+  const waitLock = <T>(take: () => T | Promise<T>): Promise<T> => waitForLock(take, opts.lockTimeoutMs ?? 0, (message) => opts.emit({ type: "note", message }));
+  await waitLock(() => locks.add([`${jFile}.lock`], what));
   let lease: ClusterLease | undefined;
   let journal: JournalFile | null = null;
   /** The plan with the node ids that reset-node changed so far (safety rule 7; ctx.renames starts from the checkpoint's). */
@@ -152,7 +167,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       return result("done");
     }
 
-    locks.add(nodeIds(plan).map((id) => nodeLockFile(lockDir, id)), what);
+    await waitLock(() => locks.add(nodeIds(plan).map((id) => nodeLockFile(lockDir, id)), what));
     const targets = observeTargets(plan);
     const observe = () => observeCluster({ ...targets, access: opts.access, leases: false });
     const live = await observe();
@@ -160,7 +175,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     const reachable = [...live.nodes.filter((n) => n.reachable).map((n) => n.addr), ...live.outsiders.filter((o) => o.id).map((o) => o.addr)];
     // Before any change: every command the plan needs is permitted on every node apply talks to.
     await probePermissions(plan, reachable, ctx);
-    lease = await ClusterLease.acquire(reachable, opts.access);
+    lease = await waitLock(() => ClusterLease.acquire(reachable, opts.access));
     const held = lease;
     ctx.leaseCheck = () => held.verify();
     if (lease.skipped.length > 0) {

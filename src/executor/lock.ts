@@ -152,6 +152,26 @@ function releaseLock(file: string): void {
 }
 
 /** Several locks at once: all or none (taken in sorted order; on a failure, the ones taken are released). */
+/**
+ * Runs `take` (taking locks or the lease) until it is not refused with LockedError, for up to
+ * `timeoutMs` (--lock-timeout, as Terraform's -lock-timeout): `onWait` hears once whom it waits for.
+ * With 0 the first refusal stands.
+ */
+export async function waitForLock<T>(take: () => T | Promise<T>, timeoutMs: number, onWait: (msg: string) => void): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let told = false;
+  for (;;) {
+    try {
+      return await take();
+    } catch (err) {
+      if (!(err instanceof LockedError) || Date.now() >= deadline) throw err;
+      if (!told) onWait(`${err.message.replace(/\.? Wait for it to finish.*$/s, "")}: waiting up to ${Math.ceil(timeoutMs / 1000)} s for it (--lock-timeout)`);
+      told = true;
+      await new Promise((r) => setTimeout(r, Math.max(10, Math.min(500, deadline - Date.now()))));
+    }
+  }
+}
+
 export class LockSet {
   private readonly releases: (() => void)[] = [];
   private readonly files = new Set<string>();

@@ -7,12 +7,15 @@
  *    `plan` says an apply is in progress;
  *  - an apply whose lease connection is ended while another apply takes the lease: it stops before its
  *    next unit, and the same command resumes it later;
+ *  - --lock-timeout: an apply waits for another process's lock instead of being refused at once;
  *  - a master that died, was forgotten, and came back with its old nodes.conf: with allowReset the
  *    plan resets and re-adds it, and applying that fresh plan is not refused as stale.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { spawn } from "node:child_process";
+import { pathToFileURL } from "node:url";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { observeCluster } from "../../src/observe/observe.js";
@@ -112,6 +115,33 @@ describe("faults around apply runs", { timeout: 180_000 }, () => {
     expect(first.code).toBe(0);
     expect(first.events.at(-1)?.type).toBe("done");
     await fullChecks(a(0), 8, KEYS, f);
+  });
+
+  it("--lock-timeout: an apply refused at once by another process's lock waits for it instead, saying whom it waits for", async () => {
+    const f = four("lock-wait");
+    const lockDir = mkdtempSync(join(tmpdir(), "shardform-lock-wait-"));
+    const node = (await observeCluster({ seeds: [a(0)] })).nodes[0]!.id;
+    // Another process takes the lock of one node, and holds it for 3 s (its file then names a dead process).
+    const lockJs = pathToFileURL(join(process.cwd(), "dist/executor/lock.js")).href;
+    const holder = spawn(process.execPath, [
+      "--input-type=module",
+      "-e",
+      `import { acquireLock, nodeLockFile } from ${JSON.stringify(lockJs)}; acquireLock(nodeLockFile(${JSON.stringify(lockDir)}, ${JSON.stringify(node)}), "test holder"); console.log("held"); setTimeout(() => process.exit(0), 3000);`,
+    ]);
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout.once("data", () => resolve());
+      holder.once("exit", (code) => reject(new Error(`the lock holder exited ${String(code)}`)));
+    });
+    const refused = await runCli(["apply", f, "--auto-approve", "--lock-dir", lockDir]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/Error \(LockedError\): another apply holds .*\(test holder\)/);
+    const waited = await runCli(["apply", f, "--auto-approve", "--lock-dir", lockDir, "--lock-timeout", "60"]);
+    expect(waited.stderr).toMatch(/another apply holds .*\(test holder\): waiting up to 60 s for it \(--lock-timeout\)/);
+    expect(waited.code).toBe(0);
+    expect(waited.stdout).toContain("No changes");
+    const bad = await runCli(["apply", f, "--auto-approve", "--lock-timeout", "soon"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("--lock-timeout");
   });
 
   it("force-unlock ends the locks of an apply that hangs; the interrupted apply then resumes", async () => {
