@@ -1,6 +1,7 @@
 /** The health report of `shardform check`, computed from an observed topology. Pure. */
 import { equalShareImbalance, imbalancePercent, weightedCounts } from "../planner/distribute.js";
-import type { ObservedCluster } from "../observe/types.js";
+import type { ObservedCluster, ObservedNode } from "../observe/types.js";
+import { formatBytes } from "../util/bytes.js";
 import { SLOT_COUNT, countSlots, formatRanges } from "../slots.js";
 import { hostWarnings } from "../plan/hosts.js";
 
@@ -91,7 +92,7 @@ export function healthReport(o: ObservedCluster): HealthReport {
   for (const n of o.nodes) {
     if (!n.reachable) problems.push(`${n.addr} cannot be reached (${n.unreachableReason ?? "unreachable"})`);
     if (n.flags.includes("fail")) problems.push(`${n.addr} is flagged as failed`);
-    if (n.role === "replica" && n.reachable && n.masterLinkUp === false) problems.push(`${n.addr}: replication link to its master is down`);
+    if (n.role === "replica" && n.reachable && n.masterLinkUp === false && !n.syncing) problems.push(`${n.addr}: replication link to its master is down`);
   }
   if (openSlots.length > 0) problems.push(`${openSlots.length} open slot(s): an interrupted move; \`shardform plan\` finishes it`);
   if (strayKeys.length > 0) {
@@ -101,7 +102,7 @@ export function healthReport(o: ObservedCluster): HealthReport {
   }
   if (o.disagreements.length > 0) problems.push(`${o.disagreements.length} disagreement(s) between members' views`);
   const applies = (o.applies ?? []).map((h) => `pid ${h.pid} on ${h.host}, started ${h.since} (holds the lease on ${h.nodes.length} node(s))`);
-  const warnings = hostWarnings(o.nodes);
+  const warnings = [...syncNotes(o.nodes, byId), ...hostWarnings(o.nodes)];
   const epochs = o.nodes.map((n) => n.currentEpoch ?? 0);
   return {
     healthy: problems.length === 0,
@@ -170,4 +171,23 @@ export function renderHealth(r: HealthReport, color: boolean): string {
   if (r.healthy) out.push(paint("32", "[OK] all slots covered, every node agrees, no open slot."));
   else out.push(paint("31", "[ERR] unhealthy:"), ...r.problems.map((p) => paint("31", `  - ${p}`)));
   return out.join("\n") + "\n";
+}
+
+/**
+ * Replicas in their first (full) sync: a state of their own that passes by itself, not a broken link.
+ * A warning (the exit code stays), with how far it got.
+ */
+function syncNotes(nodes: readonly ObservedNode[], byId: ReadonlyMap<string, ObservedNode>): string[] {
+  return nodes.flatMap((n) => {
+    if (!n.syncing || !n.reachable) return [];
+    const master = n.masterId ? (byId.get(n.masterId)?.addr ?? n.masterId) : "its master";
+    const { readBytes, totalBytes } = n.syncing;
+    const progress =
+      totalBytes > 0
+        ? `${formatBytes(readBytes)} of ${formatBytes(totalBytes)} (${Math.floor((100 * readBytes) / totalBytes)}%)`
+        : totalBytes === 0
+          ? "starting"
+          : `${formatBytes(readBytes)} so far (the master streams its data disklessly; its size is known at the end)`;
+    return [`${n.addr}: first sync with ${master} in progress: ${progress}; it serves no reads until it ends, and check passes once it has`];
+  });
 }

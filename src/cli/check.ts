@@ -12,11 +12,12 @@ export class CheckCommand extends ClusterCommand {
       Overview, a line per node, slot coverage, open slots, keys held in slots their node does not own, members whose
       views disagree, members that are down, applies in progress, and the slot imbalance (largest deviation of a master
       from an equal share: 0-2% excellent, 2-5% good, 5-10% acceptable, over 10% needs rebalancing; information only,
-      since check has no spec). Warnings (e.g. a replica on the same host as its master) do not change the exit code.
+      since check has no spec). Warnings (e.g. a replica on the same host as its master, or a replica in its first sync,
+      with how far it got) do not change the exit code; a replica whose link is down with no sync running is a problem.
       Read-only: it reports the state at once, without waiting for the cluster to settle.
 
       Exit 0 when healthy, 1 when not (or when the cluster cannot be read). With --json the output is always JSON,
-      errors included.
+      errors included; an error has a stable code (error.code, e.g. NODE_UNREACHABLE).
     `,
     examples: [
       ["Check a cluster", "$0 check --seed 127.0.0.1:7000"],

@@ -284,6 +284,9 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
     if (r.info["master_replid"]) node.replId = r.info["master_replid"];
     if (r.info["master_replid2"] && !/^0+$/.test(r.info["master_replid2"])) node.replId2 = r.info["master_replid2"];
     if (me.role === "replica") node.masterLinkUp = r.info["master_link_status"] === "up";
+    if (me.role === "replica" && r.info["master_sync_in_progress"] === "1") {
+      node.syncing = { readBytes: Number(r.info["master_sync_read_bytes"] ?? 0), totalBytes: Number(r.info["master_sync_total_bytes"] ?? -1) };
+    }
     if (r.info["used_memory_dataset"] !== undefined) node.memoryDataset = Number(r.info["used_memory_dataset"]);
     if (r.info["used_memory"] !== undefined) node.usedMemory = Number(r.info["used_memory"]);
     if (r.info["maxmemory"] !== undefined) node.maxmemory = Number(r.info["maxmemory"]);

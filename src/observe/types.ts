@@ -52,6 +52,11 @@ export interface ObservedNode {
    */
   replId?: string;
   replId2?: string;
+  /**
+   * For replicas in a full sync with their master (INFO replication master_sync_in_progress:1): the
+   * bytes of the master's snapshot read so far and its size (-1 while the master still makes it).
+   */
+  syncing?: { readBytes: number; totalBytes: number };
   /** For replicas: whether the link to the master is up. */
   masterLinkUp?: boolean;
   /** "redis 7.0.15", "valkey 8.0.1": what INFO server says. */
