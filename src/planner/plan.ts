@@ -180,7 +180,16 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: Pl
   verifyEndState(ctx, target);
   warnings.push(...forgetBlindSpots(steps.flatMap((s) => (s.kind === "forget-node" ? [s.node] : [])), observed.nodes));
   warnings.push(...hostWarnings([...model.nodes.values()]));
+  if (steps.length > 0) warnings.push(...noReplicaWarnings(ctx));
   return { steps, notes, warnings, ...(ctx.balance ? { balance: ctx.balance } : {}) };
+}
+
+/** Masters that end the plan with no replica: losing one loses its slots' keys until it is back. */
+function noReplicaWarnings(ctx: PlanContext): string[] {
+  const bare = ctx.shards.filter((sh) => sh.replicaIds.length === 0 && ctx.b.model.owner.includes(sh.masterId)).map((sh) => ctx.b.ref(sh.masterId).addr);
+  if (bare.length === 0) return [];
+  const names = bare.length > 3 ? `${bare.slice(0, 3).join(", ")} and ${bare.length - 3} more` : bare.join(", ");
+  return [`${bare.length} master(s) end this plan without a replica (${names}): if one fails, its slots are down and its keys are lost unless it comes back with its data; add replicas to their shards in the spec`];
 }
 
 function verifyEndState(ctx: PlanContext, owner: (string | null)[]): void {
