@@ -1,5 +1,6 @@
 import { Command, Option, UsageError } from "clipanion";
 import { ShardformError, errorCode } from "../errors.js";
+import { disableDebugLog, enableDebugLog } from "../redis/debug-log.js";
 import { normalizeAddr } from "../redis/node-key.js";
 import type { AccessSource } from "../plan/types.js";
 import type { AuthSpec, TlsSpec } from "../spec/types.js";
@@ -9,9 +10,13 @@ import { accessOptions, resolveAccess, specAccess, type ResolvedAccess } from ".
 export abstract class BaseCommand extends Command {
   color = Option.Boolean("--color", { description: "Color output (default: when stdout is a terminal and NO_COLOR is unset); --no-color turns it off" });
 
+  debug = Option.Boolean("--debug", false, { description: "Log every command sent to a node, with its time, on stderr (passwords redacted); also SHARDFORM_LOG=debug" });
+
   abstract run(): Promise<number>;
 
   async execute(): Promise<number> {
+    const debug = this.debug || process.env["SHARDFORM_LOG"] === "debug";
+    if (debug) enableDebugLog((line) => this.context.stderr.write(`${line}\n`));
     try {
       return await this.run();
     } catch (err) {
@@ -30,6 +35,8 @@ export abstract class BaseCommand extends Command {
         return 1;
       }
       throw err;
+    } finally {
+      if (debug) disableDebugLog();
     }
   }
 

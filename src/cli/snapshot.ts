@@ -35,7 +35,7 @@ export class SnapshotCommand extends ClusterCommand {
     if (spec?.balanceBy) await addLoad(observed, spec.balanceBy, access, (m) => this.status(m), intOption(this.loadWindow, "--load-window", DEFAULT_LOAD_WINDOW_S, 1));
     if (this.outFile) {
       writeSnapshot(this.outFile, observed);
-      this.status(`Saved ${observed.nodes.length} member(s) to ${this.outFile}.`);
+      this.say(`Saved ${observed.nodes.length} member(s) to ${this.outFile}.`);
     } else this.out(serializeSnapshot(observed));
     return 0;
   }

@@ -9,6 +9,7 @@
 import { connect as tcpConnect } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import { Redis } from "ioredis";
+import { debugEnabled, logCommand, logDebug } from "./debug-log.js";
 import { NodeTimeoutError, NodeUnreachableError, assert } from "../errors.js";
 import { NOT_RESP, authError, connectError, describe, isConnectionError, permissionError } from "./errors.js";
 import { parseNodeAddr, type NodeAddr } from "./node-key.js";
@@ -145,6 +146,7 @@ export class NodeClient {
     const seen: unknown[] = [];
     redis.on("error", (err) => seen.push(err));
     const client = new NodeClient(addr, redis, opts.readOnly ?? false, opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS, access);
+    if (debugEnabled()) logDebug(`${addr} connect${access.credentials?.user ? ` as user ${access.credentials.user}` : ""}${access.credentials?.password ? " with a password" : ""}${tls ? " over TLS" : ""}${opts.readOnly ? " (read-only)" : ""}`);
     redis.on("close", () => {
       client.broken = true;
       if (!client.closing) client.closedByPeer = true;
@@ -213,7 +215,23 @@ export class NodeClient {
   /** `call` with a deadline of its own (e.g. MIGRATE, which may take as long as its timeout). */
   async callWithin(ms: number, ...args: (string | number)[]): Promise<unknown> {
     this.guard(args);
-    return this.deadline(this.redis.call(String(args[0]), ...args.slice(1)), commandName(args).toUpperCase(), ms);
+    return this.logged([args], this.deadline(this.redis.call(String(args[0]), ...args.slice(1)), commandName(args).toUpperCase(), ms));
+  }
+
+  /** `p` as is; with the debug log on, the commands are logged with their time once they answer or fail. */
+  private logged<T>(commands: readonly (readonly (string | number | Buffer)[])[], p: Promise<T>): Promise<T> {
+    if (!debugEnabled()) return p;
+    const t0 = performance.now();
+    return p.then(
+      (v) => {
+        logCommand(this.addr, commands, t0);
+        return v;
+      },
+      (err: unknown) => {
+        logCommand(this.addr, commands, t0, err);
+        throw err;
+      },
+    );
   }
 
   /** Like call, but replies keep binary data (keys) as Buffers. */
@@ -223,7 +241,7 @@ export class NodeClient {
 
   async callBufferWithin(ms: number, ...args: (string | number | Buffer)[]): Promise<unknown> {
     this.guard(args);
-    return this.deadline(this.redis.callBuffer(String(args[0]), ...args.slice(1)), commandName(args).toUpperCase(), ms);
+    return this.logged([args], this.deadline(this.redis.callBuffer(String(args[0]), ...args.slice(1)), commandName(args).toUpperCase(), ms));
   }
 
   async callString(...args: (string | number)[]): Promise<string> {
@@ -237,7 +255,7 @@ export class NodeClient {
     for (const c of commands) this.guard(c);
     const p = this.redis.pipeline();
     for (const c of commands) p.call(String(c[0]), ...c.slice(1));
-    const res = await this.deadline(p.exec(), `a pipeline of ${commands.length} command(s) (${commandName(commands[0] ?? ["-"]).toUpperCase()} ...)`, ms);
+    const res = await this.logged(commands, this.deadline(p.exec(), `a pipeline of ${commands.length} command(s) (${commandName(commands[0] ?? ["-"]).toUpperCase()} ...)`, ms));
     assert(res !== null, "pipeline returned null");
     return res as [Error | null, unknown][];
   }
@@ -247,7 +265,7 @@ export class NodeClient {
     for (const c of commands) this.guard(c);
     const p = this.redis.pipeline();
     for (const c of commands) p.callBuffer(String(c[0]), ...c.slice(1));
-    const res = await this.deadline(p.exec(), `a pipeline of ${commands.length} command(s) (${commandName(commands[0] ?? ["-"]).toUpperCase()} ...)`, ms);
+    const res = await this.logged(commands, this.deadline(p.exec(), `a pipeline of ${commands.length} command(s) (${commandName(commands[0] ?? ["-"]).toUpperCase()} ...)`, ms));
     assert(res !== null, "pipeline returned null");
     return res as [Error | null, unknown][];
   }

@@ -18,7 +18,7 @@ let validator: ReturnType<Ajv["compile"]> | undefined;
 
 function schemaValidator(): ReturnType<Ajv["compile"]> {
   if (!validator) {
-    const ajv = new Ajv({ allErrors: true, strict: true });
+    const ajv = new Ajv({ allErrors: true, strict: true, verbose: true });
     validator = ajv.compile(JSON.parse(readFileSync(SCHEMA_URL, "utf8")));
   }
   return validator;
@@ -98,7 +98,10 @@ function schemaMessage(e: ErrorObject, path: (string | number)[], loc: Locator):
     }
     case "additionalProperties": {
       const prop = (e.params as { additionalProperty: string }).additionalProperty;
-      return { message: `unknown key "${prop}" in ${where}: remove it or check its spelling (see schemas/cluster.schema.json)`, key: prop };
+      const known = Object.keys((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {});
+      const near = closest(prop, known);
+      const hint = near ? `did you mean "${near}"?` : known.length ? `the keys here are ${known.join(", ")}` : "check its spelling";
+      return { message: `unknown key "${prop}" in ${where}: ${hint} (see schemas/cluster.schema.json)`, key: prop };
     }
     case "pattern": {
       if (path.includes("passwordEnv")) return { message: `${where} is not an environment variable name` };
@@ -217,4 +220,25 @@ export function loadSpec(file: string): { spec: ClusterSpec; text: string } {
   }
   const spec = parseSpec(bytes, file);
   return { spec, text: bytes.toString("utf8") };
+}
+
+/** The known word nearest to `word` (at most a third of its letters off, case aside), or null. */
+export function closest(word: string, known: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestD = Math.max(1, Math.floor(word.length / 3)) + 1;
+  for (const k of known) {
+    const d = editDistance(word.toLowerCase(), k.toLowerCase());
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
 }

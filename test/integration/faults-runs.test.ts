@@ -8,6 +8,7 @@
  *  - an apply whose lease connection is ended while another apply takes the lease: it stops before its
  *    next unit, and the same command resumes it later;
  *  - --lock-timeout: an apply waits for another process's lock instead of being refused at once;
+ *  - `plan` of a spec whose last apply was killed points at that checkpoint and the command that resumes it;
  *  - a master that died, was forgotten, and came back with its old nodes.conf: with allowReset the
  *    plan resets and re-adds it, and applying that fresh plan is not refused as stale.
  */
@@ -245,5 +246,26 @@ describe("faults around apply runs", { timeout: 180_000 }, () => {
     expect(applied.code).toBe(0);
     await waitConsistent([0, 1, 2, 3, 4, 5, 6, 7].map(a));
     await fullChecks(a(0), 8, KEYS, allowed);
+  });
+
+  it("plan points at an interrupted apply of the spec's last plan, with the command that resumes it; the plan groups the interrupted moves per pair", async () => {
+    const f = spec("interrupted", [[0, [4]], [1, [5]], [2, [6]], [7, [3]]]);
+    writeFileSync(f, readFileSync(f, "utf8").replace(`  - master: ${a(0)}\n`, `  - master: ${a(0)}\n    weight: 3\n`));
+    const killed = await runChild(["apply", f, "--auto-approve", "--json-log", "--parallelism", "1"], async (e, child) => {
+      if (e.type === "failpoint") child.kill("SIGKILL");
+    }, { SHARDFORM_FAILPOINTS: "migrate:drain-pass@2" });
+    expect(killed.signal).toBe("SIGKILL");
+    const lastPlan = join(work, "interrupted.plan.json");
+    const p = await runCli(["plan", f]);
+    expect(p.code).toBe(0);
+    expect(p.stderr).toContain(`Note: an apply of this spec's last plan, ${lastPlan}, was interrupted and can be resumed: \`shardform apply ${lastPlan} --auto-approve\``);
+    // The open window is one line per pair, not one per slot.
+    const interrupted = p.stdout.split("\n").filter((l) => l.includes("# finish the interrupted move"));
+    expect(interrupted.length).toBe(1);
+    expect(interrupted[0]).toMatch(/migrate-slot \d+-\d+ \(\d+ slots/);
+    const resumed = await runCli(["apply", lastPlan, "--auto-approve"]);
+    expect(resumed.code).toBe(0);
+    expect((await runCli(["plan", f])).stderr).not.toContain("was interrupted");
+    await fullChecks(a(0), 8, KEYS, f);
   });
 });

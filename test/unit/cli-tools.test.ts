@@ -154,3 +154,21 @@ describe("error codes", () => {
     expect(JSON.parse(u.stdout)).toMatchObject({ type: "error", code: "USAGE" });
   });
 });
+
+describe("the debug log", () => {
+  it("redacts the passwords of AUTH, HELLO, MIGRATE (AUTH and AUTH2), CONFIG SET and ACL SETUSER", async () => {
+    const { formatCommand } = await import("../../src/redis/debug-log.js");
+    expect(formatCommand(["auth", "s3cret"])).toBe("AUTH <redacted>");
+    expect(formatCommand(["auth", "bob", "s3cret"])).toBe("AUTH bob <redacted>");
+    expect(formatCommand(["hello", 3, "auth", "bob", "s3cret"])).toBe("HELLO 3 auth bob <redacted>");
+    expect(formatCommand(["migrate", "h", 7001, "", 0, 500, "auth", "s3cret", "keys", "a", "b"])).toBe('MIGRATE h 7001 "" 0 500 auth <redacted> keys a b');
+    expect(formatCommand(["migrate", "h", 7001, "", 0, 500, "replace", "auth2", "bob", "s3cret", "keys", "a"])).toBe('MIGRATE h 7001 "" 0 500 replace auth2 bob <redacted> keys a');
+    expect(formatCommand(["config", "set", "masterauth", "s3cret", "maxmemory", "1gb"])).toBe("CONFIG set masterauth <redacted> maxmemory 1gb");
+    expect(formatCommand(["acl", "setuser", "bob", "on", ">s3cret", "+@all"])).toBe("ACL setuser bob on ><redacted> +@all");
+  });
+  it("cuts long commands to their first arguments", async () => {
+    const { formatCommand } = await import("../../src/redis/debug-log.js");
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    expect(formatCommand(["migrate", "h", 1, "", 0, 5, "keys", ...keys])).toBe('MIGRATE h 1 "" 0 5 keys k0 k1 k2 k3 k4 ... (+95 args)');
+  });
+});

@@ -86,7 +86,7 @@ const bad: [string, string, (string | RegExp)[]][] = [
   ["missing seeds", `cluster: {}\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:1:10: cluster\.seeds is missing/]],
   ["shard with no master", `${ok}  - replicas: [127.0.0.1:7004]\n`, [`c.yaml:6:5: shard 1 has no master: add \`master: host:port\``]],
   ["empty shards", `cluster:\n  seeds: ["127.0.0.1:7000"]\nshards: []\n`, [`c.yaml:3:9: shards is empty: describe at least one shard with a master`]],
-  ["unknown key (typo)", `${ok}    wieght: 2\n`, [/^c\.yaml:6:5: unknown key "wieght" in shards\.0: remove it or check its spelling/]],
+  ["unknown key (typo)", `${ok}    wieght: 2\n`, [/^c\.yaml:6:5: unknown key "wieght" in shards\.0: did you mean "weight"\?/]],
   ["bad address", `cluster:\n  seeds: ["127.0.0.1"]\nshards:\n  - master: 127.0.0.1:7000\n`, [/^c\.yaml:2:11: cluster\.seeds\.0 is not a node address: write it as host:port/]],
   ["port out of range", `cluster:\n  seeds: ["127.0.0.1:7000"]\nshards:\n  - master: 127.0.0.1:70000\n`, [/^c\.yaml:4:13: "127\.0\.0\.1:70000" has port 70000, outside 1-65535/]],
   ["node listed twice", `${ok}  - master: 127.0.0.1:7003\n`, [/^c\.yaml:6:13: 127\.0\.0\.1:7003 is listed twice \(first as shards\.0\.replicas\.0\)/]],

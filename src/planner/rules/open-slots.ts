@@ -17,7 +17,7 @@ export function finishOpenSlots(ctx: PlanContext): Map<string, Set<number>> {
       from: ctx.b.ref(m.from),
       to: ctx.b.ref(m.to),
       estKeys: estimateKeys(ctx, m.from),
-      reason: `finish the interrupted move of slot ${m.slot} (${m.state})`,
+      reason: `finish the interrupted move (${m.state})`,
     });
     const set = receiving.get(m.to) ?? new Set<number>();
     set.add(m.slot);
