@@ -108,8 +108,9 @@ export function addrOption(value: string, flag: string): string {
 }
 
 /** The --seed values, required: a usage error naming the option when there is none. */
-export function seedsOption(values: string[] | undefined): string[] {
-  if (!values || values.length === 0) throw new UsageError("--seed HOST:PORT is required: name a reachable member of the cluster (repeatable)");
+export function seedsOption(values: string[] | undefined, spec?: { seeds: readonly string[] }): string[] {
+  if ((!values || values.length === 0) && spec && spec.seeds.length > 0) return [...spec.seeds];
+  if (!values || values.length === 0) throw new UsageError("--seed HOST:PORT is required (or --spec SPEC, whose cluster.seeds are used): name a reachable member of the cluster (repeatable)");
   return values.map((s) => addrOption(s, "--seed"));
 }
 

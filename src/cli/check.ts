@@ -3,6 +3,7 @@ import { ClusterCommand, seedsOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { healthReport, renderHealth } from "../check/report.js";
 import { ShardformError, errorCode } from "../errors.js";
+import { loadSpec } from "../spec/load.js";
 
 export class CheckCommand extends ClusterCommand {
   static override paths = [["check"]];
@@ -22,9 +23,11 @@ export class CheckCommand extends ClusterCommand {
     examples: [
       ["Check a cluster", "$0 check --seed 127.0.0.1:7000"],
       ["Machine-readable", "$0 check --seed 127.0.0.1:7000 --json"],
+      ["Seeds, auth and TLS from a spec", "$0 check --spec cluster.yaml"],
     ],
   });
-  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
+  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required unless --spec gives seeds)" });
+  spec = Option.String("--spec", { description: "Take the seeds, auth and TLS from this spec (flags given win)" });
   json = Option.Boolean("--json", false, { description: "Print the report as JSON (always JSON, errors included)" });
 
   /** check prints its own JSON report on an error (healthy: false). */
@@ -34,8 +37,9 @@ export class CheckCommand extends ClusterCommand {
 
   async run(): Promise<number> {
     try {
-      const { access } = this.access(null, "shardform-check");
-      const observed = await observeCluster({ seeds: seedsOption(this.seed), access });
+      const spec = this.spec ? loadSpec(this.spec).spec : undefined;
+      const { access } = this.access(spec ? { spec, specFile: this.spec! } : null, "shardform-check");
+      const observed = await observeCluster({ seeds: seedsOption(this.seed, spec), access });
       const report = healthReport(observed);
       this.out(this.json ? JSON.stringify(report, null, 2) + "\n" : renderHealth(report, this.useColor()));
       return report.healthy ? 0 : 1;

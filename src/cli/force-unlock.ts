@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "clipanion";
 import { ClusterCommand, seedsOption } from "./base.js";
+import { loadSpec } from "../spec/load.js";
 import { observeCluster } from "../observe/observe.js";
 import { defaultLockDir, listLocks, nodeLockFile, removeLock } from "../executor/lock.js";
 import { journalPath } from "../executor/journal.js";
@@ -28,7 +29,8 @@ export class ForceUnlockCommand extends ClusterCommand {
       ["Also the checkpoint lock of a plan", "$0 force-unlock --seed 127.0.0.1:7000 --plan plan.json"],
     ],
   });
-  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
+  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required unless --spec gives seeds)" });
+  spec = Option.String("--spec", { description: "Take the seeds, auth and TLS from this spec (flags given win)" });
   lockDir = Option.String("--lock-dir", { description: "Directory of the node lock files (default: $SHARDFORM_LOCK_DIR, else a directory of your own, mode 0700, in the temp directory)" });
   plan = Option.String("--plan", { description: "Also remove this plan's checkpoint lock" });
   stateDir = Option.String("--state-dir", { description: "Where that plan's checkpoint lives (as given to apply)" });
@@ -36,8 +38,9 @@ export class ForceUnlockCommand extends ClusterCommand {
 
   async run(): Promise<number> {
     if (this.plan && !existsSync(this.plan)) throw new InputError(`--plan ${this.plan} does not exist: give the plan file the apply ran (its checkpoint lock sits beside it, or in --state-dir)`);
-    const { access } = this.access(null, "shardform-force-unlock");
-    const observed = await observeCluster({ seeds: seedsOption(this.seed), access });
+    const spec = this.spec ? loadSpec(this.spec).spec : undefined;
+    const { access } = this.access(spec ? { spec, specFile: this.spec! } : null, "shardform-force-unlock");
+    const observed = await observeCluster({ seeds: seedsOption(this.seed, spec), access });
     const dir = this.lockDir ?? defaultLockDir();
     const ids = new Set([...observed.nodes.map((n) => n.id), ...observed.outsiders.flatMap((o) => (o.id ? [o.id] : []))]);
     const files = listLocks(dir).filter((l) => [...ids].some((id) => l.file.startsWith(nodeLockFile(dir, id))));

@@ -18,16 +18,16 @@ export class SnapshotCommand extends ClusterCommand {
       ["Include the nodes a spec would add", "$0 snapshot --seed 127.0.0.1:7000 --spec cluster.yaml --out snapshot.json"],
     ],
   });
-  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
+  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required unless --spec gives seeds)" });
   outFile = Option.String("--out", { description: "Write here instead of stdout" });
-  spec = Option.String("--spec", { description: "Also probe the nodes this spec lists (and measure what its balance.by needs)" });
+  spec = Option.String("--spec", { description: "Also probe the nodes this spec lists (and measure what its balance.by needs); its seeds, auth and TLS serve when no flag gives them" });
   loadWindow = Option.String("--load-window", { description: `With a spec balancing by cpu: seconds between the two CPU readings per slot (default ${DEFAULT_LOAD_WINDOW_S})` });
 
   async run(): Promise<number> {
     const spec = this.spec ? loadSpec(this.spec).spec : undefined;
     const { access } = this.access(spec ? { spec, specFile: this.spec! } : null, "shardform-snapshot");
     const observed = await observeCluster({
-      seeds: seedsOption(this.seed),
+      seeds: seedsOption(this.seed, spec),
       probe: spec ? specNodes(spec) : [],
       access,
     });

@@ -50,6 +50,12 @@ describe("a password-protected cluster", () => {
     expect(r.code).toBe(0);
     const v = await verifyTestKeys(await observeCluster({ seeds: [a(0)], access }), { keys: KEYS, access });
     expect([v.missing.length, v.wrong.length]).toEqual([0, 0]);
+    // check, snapshot and force-unlock take seeds and auth from the spec, with no flag
+    const chk = await runCli(["check", "--spec", spec("out", [0, 1, 2, 3])], env);
+    expect(chk.stdout).toContain("4 masters");
+    expect(chk.code).toBe(0);
+    expect((await runCli(["snapshot", "--spec", spec("out", [0, 1, 2, 3])], env)).code).toBe(0);
+    expect((await runCli(["force-unlock", "--spec", spec("out", [0, 1, 2, 3]), "--auto-approve"], env)).code).toBe(0);
     // the secret is nowhere in what shardform wrote or printed
     for (const f of readdirSync(work)) expect(readFileSync(join(work, f), "utf8")).not.toContain(SECRET);
     expect(create.stdout + create.stderr + r.stdout + r.stderr).not.toContain(SECRET);
