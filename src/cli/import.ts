@@ -1,8 +1,11 @@
 import { existsSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Command, Option, UsageError } from "clipanion";
 import { ClusterCommand, seedsOption, intOption } from "./base.js";
 import { DEFAULT_SETTLE_S, observeSettled } from "./observe-input.js";
 import { specFromTopology } from "../spec/from-topology.js";
+import { SCHEMA_URL } from "../spec/load.js";
 import { ClusterStateError, InputError } from "../errors.js";
 import { unsettled } from "../observe/disagreements.js";
 
@@ -52,7 +55,14 @@ export class ImportCommand extends ClusterCommand {
       const member = observed.nodes.find((n) => n.id === alias.id);
       if (member && seeds.includes(alias.addr)) hostNames.set(host(member.addr), host(alias.addr));
     }
-    const text = specFromTopology(observed, { seeds, threshold, by, access: source, hostNames });
+    // Paths in the spec are relative to it: the schema, and TLS files given on the command line.
+    const dir = this.outFile ? dirname(resolve(this.outFile)) : process.cwd();
+    const rel = (p: string): string => {
+      const r = relative(dir, p);
+      return isAbsolute(r) ? r : r.startsWith(".") ? r : `./${r}`;
+    };
+    const tls = source.tls ? Object.fromEntries(Object.entries(source.tls).map(([k, v]) => [k, (k === "ca" || k === "cert" || k === "key") && typeof v === "string" ? rel(v) : v])) : undefined;
+    const text = specFromTopology(observed, { seeds, threshold, by, access: { ...source, ...(tls ? { tls } : {}) }, hostNames, schemaRef: rel(fileURLToPath(SCHEMA_URL)) });
     if (this.outFile) {
       writeFileSync(this.outFile, text);
       this.say(`Wrote ${this.outFile}; check it with \`shardform plan ${this.outFile}\`.`);

@@ -32,6 +32,8 @@ export function resolveIdentity(spec: ClusterSpec, o: ObservedCluster): Identity
   const alias = new Map((o.aliases ?? []).map((a) => [a.addr, a]));
   const outsider = new Map(o.outsiders.map((x) => [x.addr, x]));
   const firstAddrOf = new Map<string, NodeAddr>();
+  /** How an alias was found -> "ADDR is MEMBER (id)": one note per way, not one per node. */
+  const aliasNotes = new Map<keyof typeof HOW, string[]>();
   for (const addr of [...specNodes(spec), ...spec.allowReset, ...(spec.protect ?? [])]) {
     let id: string | undefined;
     const m = memberByAddr.get(addr);
@@ -40,7 +42,10 @@ export function resolveIdentity(spec: ClusterSpec, o: ObservedCluster): Identity
       const a = alias.get(addr)!;
       id = a.id;
       const n = memberById.get(id);
-      notes.push(`${addr} in the spec is the member ${n?.addr ?? id.slice(0, 8)} (${id.slice(0, 8)}): ${HOW[a.how]}`);
+      const list = aliasNotes.get(a.how) ?? [];
+      const entry = `${addr} is ${n?.addr ?? id.slice(0, 8)} (${id.slice(0, 8)})`;
+      if (!list.includes(entry)) list.push(entry);
+      aliasNotes.set(a.how, list);
     } else id = outsider.get(addr)?.id;
     if (id === undefined) continue;
     idOf.set(addr, id);
@@ -48,6 +53,13 @@ export function resolveIdentity(spec: ClusterSpec, o: ObservedCluster): Identity
     if (prev !== undefined && prev !== addr) {
       problems.push(`${prev} and ${addr} in the spec are the same node (id ${id.slice(0, 8)}): list it once, under one address`);
     } else firstAddrOf.set(id, addr);
+  }
+  for (const [how, list] of aliasNotes) {
+    if (list.length === 1) notes.push(`${list[0]!.replace(" is ", " in the spec is the member ")}: ${HOW[how]}`);
+    else {
+      const shown = list.length > 4 ? `${list.slice(0, 4).join(", ")}, and ${list.length - 4} more` : list.join(", ");
+      notes.push(`${list.length} addresses in the spec are members written another way (${HOW[how]}): ${shown}`);
+    }
   }
   return { idOf, problems, notes: [...new Set(notes)] };
 }

@@ -8,6 +8,7 @@ import { equalShareImbalance, imbalancePercent, weightedCounts } from "../planne
 import type { ObservedCluster } from "../observe/types.js";
 import type { AccessSource } from "../plan/types.js";
 import { SLOT_COUNT, countSlots, formatRange } from "../slots.js";
+import { formatSpec } from "./format.js";
 import { DEFAULT_LOAD_THRESHOLD, DEFAULT_THRESHOLD } from "./types.js";
 
 export interface ImportOptions {
@@ -19,15 +20,19 @@ export interface ImportOptions {
   access?: AccessSource;
   /** Announced host -> the name to write instead (the user reached the cluster by that name). */
   hostNames?: Map<string, string>;
+  /** The $schema reference in the header (default: the schema's path relative to the current directory). */
+  schemaRef?: string;
 }
 
 export function specFromTopology(o: ObservedCluster, opts: ImportOptions): string {
   const by = opts.by ?? "slots";
   const threshold = opts.threshold ?? (by === "slots" ? DEFAULT_THRESHOLD : DEFAULT_LOAD_THRESHOLD);
-  const spell = (addr: string): string => {
-    const i = addr.lastIndexOf(":");
-    const host = addr.slice(0, i);
-    return `${opts.hostNames?.get(host) ?? host}${addr.slice(i)}`;
+  // A node's name: the one the user reached the cluster by, else the hostname it announces (masters and
+  // replicas alike), else its address.
+  const spell = (n: { addr: string; hostname?: string }): string => {
+    const i = n.addr.lastIndexOf(":");
+    const host = n.addr.slice(0, i);
+    return `${opts.hostNames?.get(host) ?? n.hostname ?? host}${n.addr.slice(i)}`;
   };
   const masters = o.nodes.filter((n) => n.role === "master");
   const counts = masters.map((m) => countSlots(m.slots));
@@ -37,9 +42,9 @@ export function specFromTopology(o: ObservedCluster, opts: ImportOptions): strin
   const held = by === "keys" ? masters.map((m) => m.keys ?? 0) : by === "memory" ? masters.map((m) => m.memoryDataset ?? 0) : null;
   const balanced = !counts.includes(0) && (held ? equalShareImbalance(held) <= threshold : imbalancePercent(counts, weightedCounts(SLOT_COUNT, masters.map(() => 1))) <= threshold);
   const shards = masters.map((m) => {
-    const replicas = o.nodes.filter((n) => n.role === "replica" && n.masterId === m.id).map((n) => spell(n.addr));
+    const replicas = o.nodes.filter((n) => n.role === "replica" && n.masterId === m.id).map((n) => spell(n));
     return {
-      master: spell(m.addr),
+      master: spell(m),
       ...(replicas.length ? { replicas } : {}),
       ...(balanced || m.slots.length === 0 ? {} : { slots: m.slots.map(formatRange) }),
     };
@@ -54,8 +59,9 @@ export function specFromTopology(o: ObservedCluster, opts: ImportOptions): strin
     shards,
   };
   const header =
-    `# yaml-language-server: $schema=https://shardform.dev/schemas/cluster.schema.json\n` +
+    `# yaml-language-server: $schema=${opts.schemaRef ?? "./schemas/cluster.schema.json"}\n` +
     `# Imported from the live cluster: ${o.nodes.length} nodes, ${masters.length} shards` +
     (balanced ? `, balanced by weight${by === "slots" ? "" : ` (by ${by})`}.\n` : `, slots pinned as they are (outside the ${threshold}% threshold${by === "slots" ? "" : ` by ${by}`}).\n`);
-  return header + stringify(doc, { flow: false, lineWidth: 0 });
+  // As `fmt` writes it, so that `fmt --check` passes on what import wrote.
+  return formatSpec(header + stringify(doc, { flow: false, lineWidth: 0 }));
 }

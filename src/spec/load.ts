@@ -13,7 +13,7 @@ import { SLOT_COUNT } from "../slots.js";
 import { checkMeaning } from "./semantic.js";
 import type { ClusterSpec } from "./types.js";
 
-const SCHEMA_URL = new URL("../../schemas/cluster.schema.json", import.meta.url);
+export const SCHEMA_URL = new URL("../../schemas/cluster.schema.json", import.meta.url);
 let validator: ReturnType<Ajv["compile"]> | undefined;
 
 function schemaValidator(): ReturnType<Ajv["compile"]> {

@@ -6,9 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { observeCluster } from "../../src/observe/observe.js";
 import { populate } from "../../src/testdata/populate.js";
@@ -71,9 +71,18 @@ describe("a node is its node id", { timeout: 120_000 }, () => {
     expect(imp.stdout.match(/localhost:\d+/g)!.length).toBeGreaterThanOrEqual(7);
     const f = join(work, "localhost.yaml");
     writeFileSync(f, imp.stdout);
+    // Ready to commit: canonical as written, and its $schema names the schema file (relative to the current directory here).
+    expect((await runCli(["fmt", "--check", f])).code).toBe(0);
+    const schemaRef = /\$schema=(\S+)/.exec(imp.stdout)![1]!;
+    expect(existsSync(resolve(schemaRef))).toBe(true);
+    const out = join(work, "imported-out.yaml");
+    expect((await runCli(["import", "--seed", lh(0), "--out", out])).code).toBe(0);
+    expect(existsSync(resolve(work, /\$schema=(\S+)/.exec(readFileSync(out, "utf8"))![1]!))).toBe(true);
     const p = await runCli(["plan", f, "--detailed-exitcode"]);
     expect(p.stdout).toContain("No changes.");
-    expect(p.stdout).toMatch(/Note: localhost:22500 in the spec is the member 127\.0\.0\.1:22500 \([0-9a-f]{8}\): it answered with that node's id/);
+    // One note for all of them, not one per node.
+    expect(p.stdout).toMatch(/Note: \d+ addresses in the spec are members written another way \(it answered with that node's id\): localhost:22500 is 127\.0\.0\.1:22500 \([0-9a-f]{8}\), /);
+    expect(p.stdout.match(/^Note: .*written another way/gm)?.length).toBe(1);
     expect(p.code).toBe(0);
   });
 

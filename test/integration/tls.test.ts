@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { observeCluster } from "../../src/observe/observe.js";
 import { populate } from "../../src/testdata/populate.js";
 import { NodeClient, type Access } from "../../src/redis/connect.js";
@@ -66,6 +66,19 @@ describe("a TLS-only cluster", { timeout: 120_000 }, () => {
     expect(r.stderr).toContain("Apply complete");
     expect(r.code).toBe(0);
     await fullChecks(a(0), 8, KEYS, f, checks());
+  });
+
+  it("import over TLS writes the CA path relative to the spec it writes, and plan of that spec reports no changes", async () => {
+    const out = join(work, "specs", "imported.yaml");
+    mkdirSync(join(work, "specs"), { recursive: true });
+    const imp = await runCli(["import", "--seed", a(0), "--tls", "--cacert", ca, "--out", out]);
+    expect(imp.code).toBe(0);
+    const text = readFileSync(out, "utf8");
+    expect(text).toContain(`ca: ${relative(join(work, "specs"), ca)}`);
+    expect((await runCli(["fmt", "--check", out])).code).toBe(0);
+    const p = await runCli(["plan", out, "--detailed-exitcode"]);
+    expect(p.stdout).toContain("No changes.");
+    expect(p.code).toBe(0);
   });
 
   it("a plain connection to a TLS port says to use TLS", async () => {
