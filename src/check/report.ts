@@ -1,5 +1,5 @@
 /** The health report of `shardform check`, computed from an observed topology. Pure. */
-import { equalShareImbalance, imbalancePercent, weightedCounts } from "../planner/distribute.js";
+import { equalShareImbalance, imbalancePercent, weightedCounts } from "../util/shares.js";
 import type { ObservedCluster, ObservedNode } from "../observe/types.js";
 import { formatBytes } from "../util/bytes.js";
 import { SLOT_COUNT, countSlots, formatRanges } from "../slots.js";

@@ -4,7 +4,7 @@
  * every shard's slots are pinned as they are.
  */
 import { stringify } from "yaml";
-import { equalShareImbalance, imbalancePercent, weightedCounts } from "../planner/distribute.js";
+import { equalShareImbalance, imbalancePercent, weightedCounts } from "../util/shares.js";
 import type { ObservedCluster } from "../observe/types.js";
 import type { AccessSource } from "../plan/types.js";
 import { SLOT_COUNT, countSlots, formatRange } from "../slots.js";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { distribute, imbalancePercent, weightedCounts } from "../../src/planner/distribute.js";
+import { distribute } from "../../src/planner/distribute.js";
+import { imbalancePercent, weightedCounts } from "../../src/util/shares.js";
 import { SLOT_COUNT } from "../../src/slots.js";
 
 describe("weightedCounts", () => {

@@ -10,7 +10,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { planSteps } from "../../src/planner/plan.js";
-import { weightedCounts } from "../../src/planner/distribute.js";
+import { weightedCounts } from "../../src/util/shares.js";
 import { applyStep, modelFromObserved, simulate, type Model } from "../../src/plan/simulate.js";
 import { removedMasters } from "../../src/plan/summary.js";
 import type { Step } from "../../src/plan/types.js";
