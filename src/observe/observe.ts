@@ -78,10 +78,11 @@ export function otherDatabases(info: Record<string, string>): number[] {
 
 /** Stray keys in the other databases: each one selected in turn, counted as database 0 is, then 0 again. */
 async function straysElsewhere(c: NodeClient, me: NodeEntry, keyspace: Record<string, string>): Promise<{ slot: number; keys: number; db: number }[]> {
-  if (me.role !== "master") return [];
+  const dbs = otherDatabases(keyspace);
+  if (me.role !== "master" || dbs.length === 0) return [];
   const out: { slot: number; keys: number; db: number }[] = [];
   try {
-    for (const db of otherDatabases(keyspace)) {
+    for (const db of dbs) {
       await c.call("select", db);
       const keys = Number(await c.call("dbsize"));
       for (const s of await strays(c, me, keys)) out.push({ ...s, db });

@@ -107,7 +107,8 @@ describe("ACL users", { timeout: 120_000 }, () => {
     expect(r.stderr).toContain("Apply complete");
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/^debug \S+ 127\.0\.0\.1:\d+ connect as user shardform-apply with a password/m);
-    expect(r.stderr).toMatch(/^debug \S+ 127\.0\.0\.1:\d+ CLUSTER setslot \d+ importing [0-9a-f]{40} \([\d.]+ ms\)$/im);
+    expect(r.stderr).toMatch(/^debug \S+ 127\.0\.0\.1:\d+ pipeline of \d+: CLUSTER setslot \d+ importing [0-9a-f]{40}; .* \([\d.]+ ms\)$/im);
+    expect(r.stderr).toMatch(/^debug \S+ 127\.0\.0\.1:\d+ CLUSTER nodes \([\d.]+ ms\)$/im);
     expect(r.stderr).toMatch(/MIGRATE 127\.0\.0\.1 \d+ "" 0 \d+ auth2 shardform-apply <redacted> keys /i);
     for (const secret of Object.values(env)) expect(r.stdout + r.stderr).not.toContain(secret);
     await fullChecks(a(0), 8, KEYS, spec("out-apply", [[0, [3]], [1, [4]], [2, [5]], [6, [7]]], "apply"), { env });

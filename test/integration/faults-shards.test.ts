@@ -130,7 +130,8 @@ describe("a stalled node does not take others down", { timeout: 180_000 }, () =>
     let paused = false;
     let windowsDone = 0;
     // Paused once it owns slots (Redis never fails over a master without slots), while the three pairs move keys into it.
-    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--max-keys-per-second", "4000"], async (e) => {
+    // Slow enough that the moves outlast the pause even on a loaded machine.
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--max-keys-per-second", "2000"], async (e) => {
       if (e.type === "step-done" && e.kind === "migrate-slot") windowsDone++;
       if (paused || windowsDone === 0 || e.type !== "keys-moved") return;
       paused = true;

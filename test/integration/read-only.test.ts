@@ -51,7 +51,7 @@ afterAll(async () => {
 
 const MUTATING = /^(set|del|flushall|flushdb|migrate|restore|config set|cluster (meet|forget|addslots|addslotsrange|delslots|setslot|replicate|reset|failover|set-config-epoch|bumpepoch|saveconfig))\b/i;
 // Every command plan, import, snapshot and check may send (src/redis/connect.ts READ_ONLY_COMMANDS), and what a connection sends on its own.
-const READS = new Set(["ping", "info", "dbsize", "asking", "cluster nodes", "cluster info", "cluster myid", "cluster countkeysinslot", "cluster getkeysinslot", "client list", "config get", "memory usage", "client setname", "client setinfo", "quit"]);
+const READS = new Set(["ping", "info", "dbsize", "asking", "cluster nodes", "cluster info", "cluster myid", "cluster countkeysinslot", "cluster getkeysinslot", "client list", "config get", "memory usage", "select", "client setname", "client setinfo", "quit"]);
 const commandOf = (args: string[]): string => {
   const f = (args[0] ?? "").toLowerCase();
   return ["cluster", "client", "config", "memory", "command"].includes(f) ? `${f} ${(args[1] ?? "").toLowerCase()}` : f;
