@@ -2,7 +2,7 @@
  * The canonical layout of a spec, as `shardform fmt` writes it: keys in a fixed order (cluster before
  * shards; seeds, auth, tls, balance, allowReset, protect; master, replicas, weight, slots; by,
  * threshold), lists of
- * addresses and slots in flow style, shards and their settings in block style, two-space indentation,
+ * addresses and slots in flow style (block style when an item has a comment), shards and their settings in block style, two-space indentation,
  * addresses and slot ranges in their normal spelling. It edits the parsed YAML document, so comments,
  * anchors and merge keys (`<<`) stay where they were.
  */
@@ -56,7 +56,8 @@ function visitMap(map: YAMLMap, kind: keyof typeof ORDER): void {
   for (const p of map.items) {
     const k = keyOf(p);
     const v = p.value as Node | null;
-    if (FLOW_LISTS.has(k) && isSeq(v)) v.flow = true;
+    // A list with a comment on an item stays in block style, one item a line, so the comment keeps its item.
+    if (FLOW_LISTS.has(k) && isSeq(v)) v.flow = !v.items.some((x) => isScalar(x) && (x.comment || x.commentBefore));
     if (ADDRESS_KEYS.has(k)) normalizeScalars(v, addr);
     if (k === "slots") normalizeScalars(v, range);
     if (kind === "root" && k === "cluster" && isMap(v)) visitMap(v, "cluster");

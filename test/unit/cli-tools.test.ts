@@ -54,6 +54,13 @@ shards:
     const out = formatSpec(`cluster:\n  seeds: ["127.0.0.1:7000"]\n  balance:\n    threshold: 5\n    by: memory\nshards:\n  - master: 127.0.0.1:7000\n`);
     expect(out).toContain("  balance: { by: memory, threshold: 5 }\n");
   });
+  it("keeps a list whose items have comments in block style, each comment with its item", () => {
+    const text = `cluster:\n  seeds: ["127.0.0.1:7000"]\nshards:\n  - master: 127.0.0.1:7000\n    replicas: [\n      127.0.0.1:7003, # first\n      127.0.0.1:7004\n    ]\n`;
+    const out = formatSpec(text);
+    expect(out).toContain("    replicas:\n      - 127.0.0.1:7003 # first\n      - 127.0.0.1:7004\n");
+    expect(formatSpec(out)).toBe(out);
+    expect(parseSpec(out, "c.yaml")).toEqual(parseSpec(text, "c.yaml"));
+  });
 });
 
 describe("completion", () => {
