@@ -124,6 +124,7 @@ async function readNodeTimeout(ctx: ExecCtx, live: ObservedCluster): Promise<num
 }
 
 export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyResult> {
+  const entered = performance.now();
   const jFile = journalPath(opts.planFile, opts.stateDir);
   const lockDir = opts.lockDir ?? defaultLockDir();
   const what = `apply ${resolve(opts.planFile)}`;
@@ -227,6 +228,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     opts.emit({ type: "plan-start", steps: plan.steps.length, resumed: journal.done.size, ...(limit ? { limit } : {}) });
     const started = performance.now();
     await walk(plan, journal, ctx);
+    const walked = performance.now();
 
     // Replicas learn new slot owners by gossip: "complete" means every member agrees, and the cluster is the plan's end state.
     opts.emit({ type: "wait", what: "every member to agree on the new configuration" });
@@ -259,7 +261,16 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     if (differences.length > 0) throw new EndStateError([...differences, ...failovers]);
     for (const w of warnings) opts.emit({ type: "warning", message: w });
     if (failovers.length > 0) throw new ShardsFailedOverError(failovers, plan.specFile);
-    opts.emit({ type: "done", steps: plan.steps.length, keysMoved: journal.journal.keysMoved, ms: performance.now() - started });
+    const end = performance.now();
+    opts.emit({
+      type: "done",
+      steps: plan.steps.length,
+      keysMoved: journal.journal.keysMoved,
+      ms: end - started,
+      // Where the time went: before apply (process start, observe and plan, for apply SPEC), prepare (locks,
+      // observe again, permission probes, lease), steps, verify (agreement and end state).
+      timings: { sinceStartMs: Math.round(process.uptime() * 1000), prepareMs: Math.round(started - entered), stepsMs: Math.round(walked - started), verifyMs: Math.round(end - walked) },
+    });
     return result("done", warnings);
   } catch (err) {
     if (err instanceof StopRequested) {

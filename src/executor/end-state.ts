@@ -2,7 +2,8 @@
  * After the last step: is the cluster in the plan's end state? Members, roles, slot owners (every
  * slot covered once), no open slot, no keys stranded in slots their node does not own, views that
  * agree. A member that is down and that no step acts on is a warning, not a difference. A shard the
- * cluster failed over during apply (safety rule 4) is reported apart: its data is all served. Pure.
+ * cluster failed over during apply (safety rule 4) is reported apart: its data is all served; so is a
+ * shard a failover split in two masters (safety rule 9), which the next plan of the spec makes whole. Pure.
  */
 import { viewDisagreements } from "../observe/disagreements.js";
 import type { ObservedCluster } from "../observe/types.js";
@@ -28,6 +29,9 @@ export function endStateDifferences(plan: Plan, live: ObservedCluster): EndState
   const role = (r: string, m: string | null): string => (r === "master" ? "a master" : `a replica of ${name(m)}`);
   const differences: string[] = [];
   const warnings: string[] = [];
+  // Shards split by a failover (safety rule 9, staleCopies): both halves are named with the failovers.
+  const splits = splitShards(expected.nodes, live);
+  const inSplit = new Set([...splits].flatMap(([r, t]) => [r, t]));
   for (const n of expected.nodes.values()) {
     const l = liveById.get(n.id);
     if (!l) {
@@ -44,7 +48,7 @@ export function endStateDifferences(plan: Plan, live: ObservedCluster): EndState
       if (acted.has(n.id)) differences.push(`${msg}, and the plan acted on it`);
       else warnings.push(`${msg}; no step of this plan acts on it. Bring it back; \`shardform check\` reports it until then`);
     }
-    if (role(n.role, n.masterId) !== role(l.role, l.masterId)) differences.push(`${l.addr} should be ${role(n.role, n.masterId)} but is ${role(l.role, l.masterId)}`);
+    if (role(n.role, n.masterId) !== role(l.role, l.masterId) && !inSplit.has(n.id)) differences.push(`${l.addr} should be ${role(n.role, n.masterId)} but is ${role(l.role, l.masterId)}`);
   }
   for (const l of live.nodes) if (!expected.nodes.has(l.id)) differences.push(`${l.addr} is a member but the plan removes it (or never added it)`);
   const claims: string[][] = Array.from({ length: SLOT_COUNT }, () => []);
@@ -55,14 +59,18 @@ export function endStateDifferences(plan: Plan, live: ObservedCluster): EndState
     const want = expected.owner[x] ?? null;
     let problem: string | null = null;
     if (c.length > 1) problem = `claimed by ${c.map(name).join(" and ")}`;
-    else if ((c[0] ?? null) !== want) problem = `owned by ${c[0] ? name(c[0]) : "no master"}, the plan gives ${want ? name(want) : "no master"}`;
+    else if ((c[0] ?? null) !== want && !(c[0] && want && splitPair(splits, c[0], want))) problem = `owned by ${c[0] ? name(c[0]) : "no master"}, the plan gives ${want ? name(want) : "no master"}`;
     if (problem) byProblem.set(problem, [...(byProblem.get(problem) ?? []), x]);
   }
   for (const [problem, slots] of byProblem) differences.push(`slots ${formatRanges(toRanges(slots))} (${slots.length}) are ${problem}`);
   for (const n of live.nodes) {
     for (const m of n.migrating) differences.push(`slot ${m.slot} is still MIGRATING on ${n.addr}`);
     for (const m of n.importing) differences.push(`slot ${m.slot} is still IMPORTING on ${n.addr}`);
-    for (const s of n.strayKeys ?? []) differences.push(`${n.addr} holds ${s.keys} key(s) of slot ${s.slot}${s.db ? ` in database ${s.db}` : ""}, which it does not own`);
+    for (const s of n.strayKeys ?? []) {
+      const owner = claims[s.slot]?.[0];
+      if (s.db === undefined && owner && splits.get(n.id) === owner) continue; // the split's stale copies, named below
+      differences.push(`${n.addr} holds ${s.keys} key(s) of slot ${s.slot}${s.db ? ` in database ${s.db}` : ""}, which it does not own`);
+    }
   }
   const downIds = new Set(live.nodes.filter((n) => !n.reachable).map((n) => n.id));
   for (const d of viewDisagreements(live.nodes)) {
@@ -77,5 +85,34 @@ export function endStateDifferences(plan: Plan, live: ObservedCluster): EndState
       ? `${name(m)} is down, and the cluster failed its shard over to ${name(r)} during apply`
       : `${name(m)} is now a replica of ${name(r)}: the cluster failed that shard over during apply`,
   );
+  for (const [r, t] of splits) {
+    const kept = live.nodes.find((n) => n.id === t)?.slots ?? [];
+    const stale = (live.nodes.find((n) => n.id === r)?.strayKeys ?? []).filter((x) => x.db === undefined).reduce((k, x) => k + x.keys, 0);
+    failovers.push(
+      `${name(r)} was promoted in place of ${name(t)} with the slots it knew of, while ${name(t)} kept slots ${formatRanges(kept)}: the cluster split that shard during apply` +
+        (stale > 0 ? ` (${name(r)} holds ${stale} stale copies of their keys, which the next plan deletes)` : ""),
+    );
+  }
   return { differences, warnings, failovers };
+}
+
+/**
+ * Promoted replica -> the master it was promoted from, for the shards of the plan's end state whose two
+ * halves are masters now (one's previous replication id is the other's current one).
+ */
+function splitShards(expected: ReadonlyMap<string, { role: string; masterId: string | null }>, live: ObservedCluster): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const r of live.nodes) {
+    if (r.role !== "master" || !r.replId2) continue;
+    const t = live.nodes.find((n) => n !== r && n.role === "master" && n.replId === r.replId2 && n.slots.length > 0);
+    if (!t) continue;
+    const er = expected.get(r.id);
+    const et = expected.get(t.id);
+    if ((er?.role === "replica" && er.masterId === t.id) || (et?.role === "replica" && et.masterId === r.id)) out.set(r.id, t.id);
+  }
+  return out;
+}
+
+function splitPair(splits: ReadonlyMap<string, string>, a: string, b: string): boolean {
+  return splits.get(a) === b || splits.get(b) === a;
 }

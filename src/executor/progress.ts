@@ -10,5 +10,5 @@ export type ProgressEvent =
   | { type: "note"; message: string }
   | { type: "warning"; message: string }
   | { type: "failpoint"; name: string }
-  | { type: "done"; steps: number; keysMoved: number; ms: number }
+  | { type: "done"; steps: number; keysMoved: number; ms: number; timings?: { sinceStartMs: number; prepareMs: number; stepsMs: number; verifyMs: number } }
   | { type: "stopped"; reason: string };

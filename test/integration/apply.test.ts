@@ -42,6 +42,8 @@ async function planAndApply(spec: string): Promise<{ plan: { steps: { kind: stri
   expect(p.code).toBe(2);
   const r = await runCli(["apply", planFile]);
   expect(r.stderr).toContain("Apply complete");
+  // where the time went, on the last line
+  expect(r.stderr.trimEnd().split("\n").at(-1)).toMatch(/^Time: before apply [\d.]+ s \(start, observe, plan\), prepare [\d.]+ s .*, steps [\d.]+ s, verify [\d.]+ s .*; [\d.]+ s since the process started\.$/);
   expect(r.code).toBe(0);
   // afterwards the spec is reached: plan reports no changes
   const again = await runCli(["plan", spec, "--detailed-exitcode"]);

@@ -78,6 +78,7 @@ describe("faults on the cluster's processes during apply", { timeout: 180_000 },
     expect(r.code).toBe(0);
     expect(r.events.find((e) => e.type === "warning")?.message).toMatch(/^127\.0\.0\.1:21603 is down \(.*\); no step of this plan acts on it/);
     expect(r.events.at(-1)?.type).toBe("done");
+    expect((r.events.at(-1) as { timings?: Record<string, number> }).timings).toEqual({ sinceStartMs: expect.any(Number), prepareMs: expect.any(Number), stepsMs: expect.any(Number), verifyMs: expect.any(Number) });
     const c = await runCli(["check", "--seed", a(0)]);
     expect(c.code).toBe(1);
     expect(c.stdout).toMatch(/127\.0\.0\.1:21603 cannot be reached/);

@@ -15,6 +15,7 @@ import { Scheduler } from "../../src/executor/scheduler.js";
 import { JournalFile, newJournal, numbersToRanges, rangesToNumbers, readJournal } from "../../src/executor/journal.js";
 import { resumeMismatches } from "../../src/executor/resume.js";
 import { endStateDifferences } from "../../src/executor/end-state.js";
+import { expandRanges, toRanges } from "../../src/slots.js";
 import { acquireLock, defaultLockDir, LockSet, readHolder } from "../../src/executor/lock.js";
 import { CheckpointError, LockedError, StepFailedError } from "../../src/errors.js";
 import { ExecCtx, DEFAULT_EXEC_OPTIONS } from "../../src/executor/context.js";
@@ -230,6 +231,23 @@ describe("end state", () => {
     // A failover inside a shard is a change of roles, told apart (safety rule 4): its slots are served.
     expect(failovers).toEqual([`${A(7006)} is now a replica of ${A(7007)}: the cluster failed that shard over during apply`]);
     expect(differences).toEqual([`slot 10 is still MIGRATING on ${A(7000)}`, `${A(7001)} holds 24 key(s) of slot 15019, which it does not own`]);
+  });
+
+  it("a shard a failover split in two masters is named with the failovers, its stale copies with it", () => {
+    const live = liveAfter(p, p.steps);
+    const m = live.nodes.find((n) => n.addr === A(7006))!;
+    const r = live.nodes.find((n) => n.addr === A(7007))!;
+    // 7007 took over the slots it knew of; 7006 kept the last one handed to it, whose keys 7007 also holds.
+    const all = expandRanges(m.slots);
+    const last = all.at(-1)!;
+    Object.assign(r, { role: "master", masterId: null, slots: toRanges(all.slice(0, -1)), replId2: "t-repl", strayKeys: [{ slot: last, keys: 7 }] });
+    Object.assign(m, { slots: [[last, last]], replId: "t-repl" });
+    const { differences, failovers } = endStateDifferences(p, live);
+    expect(differences).toEqual([]);
+    expect(failovers).toEqual([`${A(7007)} was promoted in place of ${A(7006)} with the slots it knew of, while ${A(7006)} kept slots ${last}: the cluster split that shard during apply (${A(7007)} holds 7 stale copies of their keys, which the next plan deletes)`]);
+    // Without the replication ids that show it, the same state is a difference.
+    r.replId2 = "other";
+    expect(endStateDifferences(p, live).differences.length).toBeGreaterThan(0);
   });
 
   it("a master that became a replica of a node outside its shard is a difference, not a failover", () => {
