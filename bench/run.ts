@@ -173,6 +173,8 @@ async function scaleOutOnce(mover: Mover, scenario = "scale-out 3->4", server?: 
     const checked = await endChecks(c.addrs[0]!, 4, KEYS);
     record(scenario, mover.tool, KEYS / 4, "keys", t, mover.reference);
     log(`${scenario} ${mover.tool}: ${t.secs.toFixed(2)} s, ${t.peakMb?.toFixed(0) ?? "?"} MB; ${checked}`);
+    const phases = /^Time: (.*)$/m.exec(t.stderr)?.[1];
+    if (phases) log(`  where the time went: ${phases}`);
   } finally {
     await c.stop();
   }
@@ -230,6 +232,8 @@ async function scaleInOnce(mover: Mover): Promise<void> {
     const checked = await endChecks(c.addrs[0]!, 3, KEYS);
     record("scale-in 4->3", mover.tool, KEYS / 4, "keys", t, mover.reference);
     log(`scale-in ${mover.tool}: ${t.secs.toFixed(2)} s, ${t.peakMb?.toFixed(0) ?? "?"} MB; ${checked}`);
+    const phases = /^Time: (.*)$/m.exec(t.stderr)?.[1];
+    if (phases) log(`  where the time went: ${phases}`);
   } finally {
     await c.stop();
   }
