@@ -86,6 +86,7 @@ export async function probePermissions(plan: Plan, nodes: NodeAddr[], ctx: ExecC
   throw new PermissionError(
     firstNode,
     `ACL user "${user}" lacks permissions this plan needs: ${list.join("; ")}. Nothing was changed. ` +
-      `Grant them, e.g. ACL SETUSER ${user} ${[...missing.keys()].map((p) => `+${p.split(" ")[0]}`).join(" ")} on every node, or use the apply user of the README's "ACL users" section.`,
+      `Run apply as a user that may change the cluster (--user NAME, or the spec's auth.user; the README's "ACL users" section has one), not a read-only one. ` +
+      `Only if "${user}" is meant to apply, grant them on every node: ACL SETUSER ${user} ${[...missing.keys()].map((p) => `+${p.split(" ")[0]}`).join(" ")}.`,
   );
 }

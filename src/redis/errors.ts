@@ -6,9 +6,9 @@
 import { AuthFailedError, FailoverPendingError, NodeTimeoutError, NodeUnreachableError, PermissionError } from "../errors.js";
 import type { Credentials } from "./connect.js";
 
+/** An error's message, to be quoted inside a sentence: without a final period (servers end some with one). */
 export function describe(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
+  return (err instanceof Error ? err.message : String(err)).replace(/\.+$/, "");
 }
 
 const CONNECTION = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|ECONNABORTED|Connection is closed|connect ETIMEDOUT|Stream isn't writeable|socket hang up/;

@@ -81,7 +81,7 @@ describe("ACL users", { timeout: 120_000 }, () => {
     const before = fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(6), a(7)] }));
     const r = await runCli(["apply", join(work, "out.json"), "--auto-approve"], env);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/Error \(PermissionError\): ACL user "shardform-plan" lacks permissions this plan needs: client\|id \(on .*\); cluster\|meet \(on .*cluster\|setslot .*migrate .*Nothing was changed\. Grant them, e\.g\. ACL SETUSER shardform-plan \+client\|id \+cluster\|meet/);
+    expect(r.stderr).toMatch(/Error \(PermissionError\): ACL user "shardform-plan" lacks permissions this plan needs: client\|id \(on .*\); cluster\|meet \(on .*cluster\|setslot .*migrate .*Nothing was changed\. Run apply as a user that may change the cluster .*not a read-only one\. Only if "shardform-plan" is meant to apply, grant them on every node: ACL SETUSER shardform-plan \+client\|id \+cluster\|meet/);
     expect(fingerprint(await observeCluster({ seeds: [a(0)], probe: [a(6), a(7)] }))).toBe(before);
   });
 

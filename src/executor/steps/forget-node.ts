@@ -9,6 +9,7 @@ import type { StepOf } from "../../plan/types.js";
 import type { ExecCtx } from "../context.js";
 import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import { entriesOf } from "../../safety/rules.js";
+import { describe } from "../../redis/errors.js";
 
 type ForgetStep = StepOf<"forget-node">;
 
@@ -78,8 +79,13 @@ async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
   if (self && self.id === s.node.id && self.known > 1) {
     try {
       await (await ctx.conn(s.node.addr)).call("cluster", "reset", "soft");
-    } catch {
-      ctx.emit({ type: "note", message: `${s.node.addr} was forgotten by every member but did not accept CLUSTER RESET SOFT` });
+    } catch (err) {
+      ctx.emit({
+        type: "warning",
+        message:
+          `${s.node.addr} was forgotten by every member but refused CLUSTER RESET SOFT (${describe(err)}), so it still remembers this cluster` +
+          `${self.role === "replica" ? " and keeps its copy of its master's keys" : ""}: reset it by hand (CLUSTER RESET SOFT once the cause is gone), or list it under cluster.allowReset before adding it back`,
+      });
     }
   } else if (!self) {
     ctx.emit({
