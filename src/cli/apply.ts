@@ -156,7 +156,9 @@ export class ApplyCommand extends ClusterCommand {
       if (!plan.summary.changes) return 0;
       if (!(await this.confirm())) return 1;
       writePlan(planFile, plan);
-      this.status(`Saved the plan to ${planFile}.`);
+      const saved = `Saved the plan to ${planFile} (its checkpoint goes beside it; --state-dir puts both elsewhere).`;
+      if (this.jsonLog) this.status(saved);
+      else this.say(saved);
       // A plan made from a spec just now supersedes any checkpoint of an earlier plan of that spec.
       return await this.runPlan(plan, planFile, access, exec, true);
     } finally {
