@@ -149,152 +149,147 @@ function announced(e: NodeEntry, reachedAt: NodeAddr): NodeAddr {
   return e.addr.startsWith(":") ? reachedAt : e.addr;
 }
 
-export async function observeCluster(opts: ObserveOptions): Promise<ObservedCluster> {
-  const progress = opts.onProgress ?? (() => {});
-  const leases = opts.leases ?? true;
-  const limit = opts.concurrency ?? DEFAULT_CONCURRENCY;
-  const seeds = [...new Set(opts.seeds.map(normalizeAddr))];
-  const byAddr = new Map<NodeAddr, NodeReading>();
-  const failures = new Map<NodeAddr, string>();
+/** Reads nodes by address, at most `limit` at once, keeping each reading or why it failed. */
+class Reader {
+  readonly byAddr = new Map<NodeAddr, NodeReading>();
+  readonly failures = new Map<NodeAddr, string>();
   /** The errors behind failures, for a seed whose error says best what to do (TLS, not Redis, ...). */
-  const errors = new Map<NodeAddr, unknown>();
+  readonly errors = new Map<NodeAddr, unknown>();
+  private readonly access: Access | undefined;
+  private readonly leases: boolean;
+  private readonly limit: number;
+  constructor(access: Access | undefined, leases: boolean, limit: number) {
+    this.access = access;
+    this.leases = leases;
+    this.limit = limit;
+  }
 
-  const readMany = async (addrs: NodeAddr[]): Promise<void> => {
+  async readMany(addrs: NodeAddr[]): Promise<void> {
     await mapLimit(
-      addrs.filter((a) => !byAddr.has(a) && !failures.has(a)),
-      limit,
+      addrs.filter((a) => !this.byAddr.has(a) && !this.failures.has(a)),
+      this.limit,
       async (a) => {
         try {
-          byAddr.set(a, await read(a, opts.access, leases));
+          this.byAddr.set(a, await read(a, this.access, this.leases));
         } catch (err) {
           if (err instanceof ClusterStateError || err instanceof AuthFailedError || err instanceof PermissionError) throw err;
-          errors.set(a, err);
-          failures.set(a, err instanceof NodeUnreachableError ? err.causeMessage : err instanceof NodeTimeoutError ? err.message : describe(err));
+          this.errors.set(a, err);
+          this.failures.set(a, err instanceof NodeUnreachableError ? err.causeMessage : err instanceof NodeTimeoutError ? err.message : describe(err));
         }
       },
     );
-  };
-
-  progress(`reading ${seeds.length} seed node(s)`);
-  await readMany(seeds);
-  const seedReadings = seeds.map((s) => byAddr.get(s)).filter((r): r is NodeReading => !!r);
-  if (seedReadings.length === 0) {
-    const first = seeds[0]!;
-    const err = errors.get(first);
-    if ((err instanceof NodeUnreachableError && err.hint !== GENERIC_UNREACHABLE_HINT) || err instanceof NodeTimeoutError) throw err;
-    throw new NodeUnreachableError(first, failures.get(first) ?? "no seed answered", "Check that the node is running and that host:port is right (--seed, or the spec's cluster.seeds).");
   }
+}
 
-  /** Every member reachable from `anchor` through members' views; readings by node id. */
-  const discover = async (anchor: NodeReading): Promise<{ ids: Map<string, NodeAddr>; readings: Map<string, NodeReading> }> => {
-    const ids = new Map<string, NodeAddr>();
-    const readings = new Map<string, NodeReading>([[anchor.me.id, anchor]]);
-    ids.set(anchor.me.id, announced(anchor.me, anchor.addr));
-    let frontier: NodeReading[] = [anchor];
-    while (frontier.length > 0) {
-      const toRead: NodeAddr[] = [];
-      const wanted = new Map<NodeAddr, string>();
-      for (const r of frontier) {
-        for (const e of r.entries) {
-          if (e.flags.includes("handshake") || e.flags.includes("noaddr") || ids.has(e.id)) continue;
-          ids.set(e.id, e.addr);
-          toRead.push(e.addr);
-          wanted.set(e.addr, e.id);
-        }
-      }
-      if (toRead.length) progress(`reading ${toRead.length} member(s)`);
-      await readMany(toRead);
-      frontier = [];
-      for (const a of toRead) {
-        const r = byAddr.get(a);
-        if (r && r.me.id === wanted.get(a) && !readings.has(r.me.id)) {
-          readings.set(r.me.id, r);
-          ids.set(r.me.id, announced(r.me, a));
-          frontier.push(r);
-        }
+interface Component {
+  /** Member id -> the address it announces. */
+  ids: Map<string, NodeAddr>;
+  readings: Map<string, NodeReading>;
+}
+
+/** Every member reachable from `anchor` through members' views; readings by node id. */
+async function discover(anchor: NodeReading, reader: Reader, progress: (msg: string) => void): Promise<Component> {
+  const ids = new Map<string, NodeAddr>();
+  const readings = new Map<string, NodeReading>([[anchor.me.id, anchor]]);
+  ids.set(anchor.me.id, announced(anchor.me, anchor.addr));
+  let frontier: NodeReading[] = [anchor];
+  while (frontier.length > 0) {
+    const toRead: NodeAddr[] = [];
+    const wanted = new Map<NodeAddr, string>();
+    for (const r of frontier) {
+      for (const e of r.entries) {
+        if (e.flags.includes("handshake") || e.flags.includes("noaddr") || ids.has(e.id)) continue;
+        ids.set(e.id, e.addr);
+        toRead.push(e.addr);
+        wanted.set(e.addr, e.id);
       }
     }
-    return { ids, readings };
-  };
+    if (toRead.length) progress(`reading ${toRead.length} member(s)`);
+    await reader.readMany(toRead);
+    frontier = [];
+    for (const a of toRead) {
+      const r = reader.byAddr.get(a);
+      if (r && r.me.id === wanted.get(a) && !readings.has(r.me.id)) {
+        readings.set(r.me.id, r);
+        ids.set(r.me.id, announced(r.me, a));
+        frontier.push(r);
+      }
+    }
+  }
+  return { ids, readings };
+}
 
-  // The cluster is the component of the seed that knows the most members, unless no other member
-  // lists that seed: then it is a node that remembers a cluster which has forgotten it (removed, then
-  // restarted with its old nodes.conf), and another seed, or a member it lists, anchors the cluster.
+/**
+ * The cluster is the component of the seed that knows the most members, unless no other member lists
+ * that seed: then it is a node that remembers a cluster which has forgotten it (removed, then restarted
+ * with its old nodes.conf), and another seed, or a member it lists, anchors the cluster.
+ */
+async function findCluster(seedReadings: NodeReading[], reader: Reader, progress: (msg: string) => void): Promise<Component> {
   const candidates = [...seedReadings].sort((a, b) => b.entries.length - a.entries.length);
-  let found: Awaited<ReturnType<typeof discover>> | undefined;
   const rejected = new Set<string>();
-  for (let k = 0; k < candidates.length + 1 && !found; k++) {
+  for (let k = 0; k < candidates.length + 1; k++) {
     let anchor = candidates.find((c) => !rejected.has(c.me.id));
     if (!anchor) {
       // Every seed was rejected: anchor on a member the first seed lists that did answer.
       const listed = candidates[0]!.entries.filter((e) => !e.flags.includes("myself")).map((e) => e.addr);
-      await readMany(listed);
-      anchor = listed.map((a) => byAddr.get(a)).find((r): r is NodeReading => !!r && !rejected.has(r.me.id));
+      await reader.readMany(listed);
+      anchor = listed.map((a) => reader.byAddr.get(a)).find((r): r is NodeReading => !!r && !rejected.has(r.me.id));
       if (!anchor) break;
     }
-    const d = await discover(anchor);
-    const listedBack = d.readings.size === 1 || [...d.readings.values()].some((r) => r !== anchor && r.entries.some((e) => e.id === anchor!.me.id));
-    if (listedBack) found = d;
-    else rejected.add(anchor.me.id);
+    const d = await discover(anchor, reader, progress);
+    const a = anchor;
+    const listedBack = d.readings.size === 1 || [...d.readings.values()].some((r) => r !== a && r.entries.some((e) => e.id === a.me.id));
+    if (listedBack) return d;
+    rejected.add(anchor.me.id);
   }
-  if (!found) found = await discover(candidates[0]!);
-  const { ids: memberAddr, readings } = found;
+  return discover(candidates[0]!, reader, progress);
+}
 
-  // Members' hostnames and flags as their peers see them, for those that could not be read.
-  const peerView = (id: string): NodeEntry | undefined => {
-    for (const r of readings.values()) {
-      const e = r.entries.find((x) => x.id === id && !x.flags.includes("myself"));
-      if (e) return e;
-    }
-    return undefined;
+/** A member as its own reading shows it; `seen` is how its peers see it (for its hostname). */
+function memberNode(id: string, addr: NodeAddr, r: NodeReading, seen: NodeEntry | undefined): ObservedNode {
+  const me = r.me;
+  const hostname = me.hostname ?? seen?.hostname;
+  const node: ObservedNode = {
+    id,
+    addr,
+    ...(hostname ? { hostname } : {}),
+    role: me.role,
+    masterId: me.masterId,
+    flags: toView(me).flags,
+    slots: me.slots,
+    configEpoch: me.configEpoch,
+    migrating: me.migrating,
+    importing: me.importing,
+    reachable: true,
+    clusterState: r.clusterInfo["cluster_state"] === "ok" ? "ok" : "fail",
+    currentEpoch: Number(r.clusterInfo["cluster_current_epoch"] ?? 0),
+    knownNodes: Number(r.clusterInfo["cluster_known_nodes"] ?? r.entries.length),
+    keys: r.keys,
+    view: r.entries.filter((e) => !e.flags.includes("myself")).map(toView).sort((a, b) => a.id.localeCompare(b.id)),
   };
+  const info = r.info;
+  const server = serverName(info);
+  if (server) node.server = server;
+  if (r.strayKeys.length) node.strayKeys = r.strayKeys;
+  if (info["master_replid"]) node.replId = info["master_replid"];
+  if (info["master_replid2"] && !/^0+$/.test(info["master_replid2"])) node.replId2 = info["master_replid2"];
+  if (me.role === "replica") node.masterLinkUp = info["master_link_status"] === "up";
+  if (me.role === "replica" && info["master_sync_in_progress"] === "1") {
+    node.syncing = { readBytes: Number(info["master_sync_read_bytes"] ?? 0), totalBytes: Number(info["master_sync_total_bytes"] ?? -1) };
+  }
+  if (info["used_memory_dataset"] !== undefined) node.memoryDataset = Number(info["used_memory_dataset"]);
+  if (info["used_memory"] !== undefined) node.usedMemory = Number(info["used_memory"]);
+  if (info["maxmemory"] !== undefined) node.maxmemory = Number(info["maxmemory"]);
+  // Databases other than 0 with keys (Valkey 9 with cluster-databases > 1): key-by-key moves see only database 0.
+  const others = otherDatabases(info);
+  if (others.length) node.otherDatabases = others;
+  return node;
+}
 
-  const nodes: ObservedNode[] = [];
+/** The applies holding a lease, from the lease connections' names the members list. */
+function leaseHolders(readings: Iterable<[NodeAddr, NodeReading]>): ApplyHolder[] {
   const holders = new Map<string, ApplyHolder>();
-  for (const [id, addr] of memberAddr) {
-    const r = readings.get(id);
-    if (!r) {
-      const a = byAddr.get(addr);
-      const why = a ? `answers with id ${a.me.id.slice(0, 8)}` : (failures.get(addr) ?? "unreachable");
-      nodes.push(unreachableNode(id, addr, peerView(id), why));
-      continue;
-    }
-    const me = r.me;
-    const hostname = me.hostname ?? peerView(id)?.hostname;
-    const node: ObservedNode = {
-      id,
-      addr,
-      ...(hostname ? { hostname } : {}),
-      role: me.role,
-      masterId: me.masterId,
-      flags: toView(me).flags,
-      slots: me.slots,
-      configEpoch: me.configEpoch,
-      migrating: me.migrating,
-      importing: me.importing,
-      reachable: true,
-      clusterState: r.clusterInfo["cluster_state"] === "ok" ? "ok" : "fail",
-      currentEpoch: Number(r.clusterInfo["cluster_current_epoch"] ?? 0),
-      knownNodes: Number(r.clusterInfo["cluster_known_nodes"] ?? r.entries.length),
-      keys: r.keys,
-      view: r.entries.filter((e) => !e.flags.includes("myself")).map(toView).sort((a, b) => a.id.localeCompare(b.id)),
-    };
-    const server = serverName(r.info);
-    if (server) node.server = server;
-    if (r.strayKeys.length) node.strayKeys = r.strayKeys;
-    if (r.info["master_replid"]) node.replId = r.info["master_replid"];
-    if (r.info["master_replid2"] && !/^0+$/.test(r.info["master_replid2"])) node.replId2 = r.info["master_replid2"];
-    if (me.role === "replica") node.masterLinkUp = r.info["master_link_status"] === "up";
-    if (me.role === "replica" && r.info["master_sync_in_progress"] === "1") {
-      node.syncing = { readBytes: Number(r.info["master_sync_read_bytes"] ?? 0), totalBytes: Number(r.info["master_sync_total_bytes"] ?? -1) };
-    }
-    if (r.info["used_memory_dataset"] !== undefined) node.memoryDataset = Number(r.info["used_memory_dataset"]);
-    if (r.info["used_memory"] !== undefined) node.usedMemory = Number(r.info["used_memory"]);
-    if (r.info["maxmemory"] !== undefined) node.maxmemory = Number(r.info["maxmemory"]);
-    // Databases other than 0 with keys (Valkey 9 with cluster-databases > 1): key-by-key moves see only database 0.
-    const others = otherDatabases(r.info);
-    if (others.length) node.otherDatabases = others;
-    nodes.push(node);
+  for (const [addr, r] of readings) {
     for (const name of r.leaseNames) {
       const h = parseLeaseName(name)!;
       const key = `${h.host}:${h.pid}:${h.since}`;
@@ -303,18 +298,17 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
       holders.set(key, holder);
     }
   }
-  nodes.sort((a, b) => compareAddr(a.addr, b.addr));
+  return [...holders.values()].sort((a, b) => a.since.localeCompare(b.since));
+}
 
-  // Probe the addresses the caller named that are not members' own addresses.
+/** Addresses outside the members' own: a member written another way (alias), or a node outside the cluster. */
+async function probeOutsiders(probe: NodeAddr[], reader: Reader, nodes: ObservedNode[]): Promise<{ aliases: Alias[]; outsiders: Outsider[] }> {
   const memberIds = new Set(nodes.map((n) => n.id));
-  const memberAddrs = new Set(nodes.map((n) => n.addr));
-  const probe = [...new Set([...(opts.probe ?? []).map(normalizeAddr), ...seeds])].filter((a) => !memberAddrs.has(a));
-  if (probe.length) progress(`probing ${probe.length} node(s) outside the cluster`);
-  await readMany(probe);
+  await reader.readMany(probe);
   const aliases: Alias[] = [];
   const outsiders: Outsider[] = [];
   for (const addr of probe) {
-    const r = byAddr.get(addr);
+    const r = reader.byAddr.get(addr);
     if (r) {
       if (memberIds.has(r.me.id)) {
         aliases.push({ addr, id: r.me.id, how: "answered" });
@@ -334,10 +328,57 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
     // Not reachable at this spelling: a member may still be named so (hostname, or a name resolving to its address).
     const match = await matchUnreachable(addr, nodes);
     if (match) aliases.push(match);
-    else outsiders.push({ addr, state: "unreachable", detail: failures.get(addr) ?? "unreachable" });
+    else outsiders.push({ addr, state: "unreachable", detail: reader.failures.get(addr) ?? "unreachable" });
   }
   aliases.sort((a, b) => a.addr.localeCompare(b.addr));
   outsiders.sort((a, b) => compareAddr(a.addr, b.addr));
+  return { aliases, outsiders };
+}
+
+export async function observeCluster(opts: ObserveOptions): Promise<ObservedCluster> {
+  const progress = opts.onProgress ?? (() => {});
+  const leases = opts.leases ?? true;
+  const reader = new Reader(opts.access, leases, opts.concurrency ?? DEFAULT_CONCURRENCY);
+  const seeds = [...new Set(opts.seeds.map(normalizeAddr))];
+
+  progress(`reading ${seeds.length} seed node(s)`);
+  await reader.readMany(seeds);
+  const seedReadings = seeds.map((s) => reader.byAddr.get(s)).filter((r): r is NodeReading => !!r);
+  if (seedReadings.length === 0) {
+    const first = seeds[0]!;
+    const err = reader.errors.get(first);
+    if ((err instanceof NodeUnreachableError && err.hint !== GENERIC_UNREACHABLE_HINT) || err instanceof NodeTimeoutError) throw err;
+    throw new NodeUnreachableError(first, reader.failures.get(first) ?? "no seed answered", "Check that the node is running and that host:port is right (--seed, or the spec's cluster.seeds).");
+  }
+  const { ids: memberAddr, readings } = await findCluster(seedReadings, reader, progress);
+
+  // Members' hostnames and flags as their peers see them, for those that could not be read.
+  const peerView = (id: string): NodeEntry | undefined => {
+    for (const r of readings.values()) {
+      const e = r.entries.find((x) => x.id === id && !x.flags.includes("myself"));
+      if (e) return e;
+    }
+    return undefined;
+  };
+  const nodes: ObservedNode[] = [];
+  const read: [NodeAddr, NodeReading][] = [];
+  for (const [id, addr] of memberAddr) {
+    const r = readings.get(id);
+    if (r) {
+      nodes.push(memberNode(id, addr, r, peerView(id)));
+      read.push([addr, r]);
+      continue;
+    }
+    const a = reader.byAddr.get(addr);
+    nodes.push(unreachableNode(id, addr, peerView(id), a ? `answers with id ${a.me.id.slice(0, 8)}` : (reader.failures.get(addr) ?? "unreachable")));
+  }
+  nodes.sort((a, b) => compareAddr(a.addr, b.addr));
+
+  // Probe the addresses the caller named that are not members' own addresses.
+  const memberAddrs = new Set(nodes.map((n) => n.addr));
+  const probe = [...new Set([...(opts.probe ?? []).map(normalizeAddr), ...seeds])].filter((a) => !memberAddrs.has(a));
+  if (probe.length) progress(`probing ${probe.length} node(s) outside the cluster`);
+  const { aliases, outsiders } = await probeOutsiders(probe, reader, nodes);
 
   const compact = compactViews(nodes);
   return {
@@ -347,7 +388,7 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
     outsiders,
     aliases,
     disagreements: findDisagreements(compact),
-    ...(leases ? { applies: [...holders.values()].sort((a, b) => a.since.localeCompare(b.since)) } : {}),
+    ...(leases ? { applies: leaseHolders(read) } : {}),
   };
 }
 
