@@ -26,50 +26,64 @@ const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object
 const arr = (x: unknown): unknown[] => (Array.isArray(x) ? x : []);
 const str = (x: unknown): x is string => typeof x === "string";
 
-export function checkMeaning(raw: unknown, loc: Locator): { spec: ClusterSpec; problems: SpecProblem[] } {
-  const problems: SpecProblem[] = [];
-  const root = isObj(raw) ? raw : {};
-  const cluster = isObj(root["cluster"]) ? root["cluster"] : {};
-  const rawShards = arr(root["shards"]);
+/** The problems found so far, and the addresses already seen in shards (a node belongs to one shard). */
+class Findings {
+  readonly problems: SpecProblem[] = [];
+  readonly firstSeen = new Map<string, string>();
+  readonly loc: Locator;
+  constructor(loc: Locator) {
+    this.loc = loc;
+  }
+
   /** A well-formed address, normalized; a malformed one the schema did not catch (e.g. its port) is a problem here. */
-  const addr = (value: unknown, path: (string | number)[]): string | null => {
+  addr(value: unknown, path: (string | number)[]): string | null {
     if (!str(value)) return null;
     const why = addrProblem(value);
     if (why === null) return normalizeAddr(value);
     // The schema's pattern reports malformed addresses; a port out of range or brackets around a name pass it.
     const port = /^port (\d+) is outside/.exec(why);
-    if (port) problems.push(loc.at(path, `"${value}" has port ${port[1]}, outside 1-65535: use a port such as 7000`));
-    else if (/in brackets/.test(why)) problems.push(loc.at(path, `"${value}": ${why}`));
+    if (port) this.problem(path, `"${value}" has port ${port[1]}, outside 1-65535: use a port such as 7000`);
+    else if (/in brackets/.test(why)) this.problem(path, `"${value}": ${why}`);
     return null;
-  };
+  }
 
-  const seeds = arr(cluster["seeds"]).map((s, i) => addr(s, ["cluster", "seeds", i])).filter((s): s is string => s !== null);
-
-  // Each node may appear once across all shards.
-  const firstSeen = new Map<string, string>();
-  const claim = (a: string | null, path: (string | number)[]): void => {
+  /** Each node may appear once across all shards. */
+  claim(a: string | null, path: (string | number)[]): void {
     if (a === null) return;
-    const prev = firstSeen.get(a);
-    if (prev !== undefined) problems.push(loc.at(path, `${a} is listed twice (first as ${prev}): a node belongs to one shard, as master or replica`));
-    else firstSeen.set(a, path.join("."));
-  };
+    const prev = this.firstSeen.get(a);
+    if (prev !== undefined) this.problem(path, `${a} is listed twice (first as ${prev}): a node belongs to one shard, as master or replica`);
+    else this.firstSeen.set(a, path.join("."));
+  }
 
+  problem(path: (string | number)[], message: string): void {
+    this.problems.push(this.loc.at(path, message));
+  }
+}
+
+interface Pin {
+  shard: number;
+  range: SlotRange;
+  path: (string | number)[];
+}
+
+/** The shards, each master and replica claimed once, their weights and pinned slot ranges. */
+function readShards(rawShards: unknown[], f: Findings): { shards: ShardSpec[]; pins: Pin[]; invalidRanges: number } {
   const shards: ShardSpec[] = [];
-  const pins: { shard: number; range: SlotRange; path: (string | number)[] }[] = [];
+  const pins: Pin[] = [];
   let invalidRanges = 0;
   rawShards.forEach((raw, i) => {
     const s = isObj(raw) ? raw : {};
-    const master = addr(s["master"], ["shards", i, "master"]);
-    claim(master, ["shards", i, "master"]);
+    const master = f.addr(s["master"], ["shards", i, "master"]);
+    f.claim(master, ["shards", i, "master"]);
     const replicas: string[] = [];
     arr(s["replicas"]).forEach((r, j) => {
-      const a = addr(r, ["shards", i, "replicas", j]);
-      claim(a, ["shards", i, "replicas", j]);
+      const a = f.addr(r, ["shards", i, "replicas", j]);
+      f.claim(a, ["shards", i, "replicas", j]);
       if (a !== null) replicas.push(a);
     });
     const weight = typeof s["weight"] === "number" ? s["weight"] : undefined;
     if (weight !== undefined && !(weight > 0)) {
-      problems.push(loc.at(["shards", i, "weight"], `weight ${weight} must be greater than 0: use 1 for an equal share, or remove the shard to drain it`));
+      f.problem(["shards", i, "weight"], `weight ${weight} must be greater than 0: use 1 for an equal share, or remove the shard to drain it`);
     }
     let slots: SlotRange[] | undefined;
     if (Array.isArray(s["slots"])) {
@@ -80,7 +94,7 @@ export function checkMeaning(raw: unknown, loc: Locator): { spec: ClusterSpec; p
         if (r === null) {
           invalidRanges++;
           if (typeof item === "number" || /^\s*\d+\s*(-\s*\d+\s*)?$/.test(item)) {
-            problems.push(loc.at(["shards", i, "slots", j], `"${item}" is not a slot range within 0-${SLOT_COUNT - 1}: write "A-B" with A <= B <= ${SLOT_COUNT - 1}`));
+            f.problem(["shards", i, "slots", j], `"${item}" is not a slot range within 0-${SLOT_COUNT - 1}: write "A-B" with A <= B <= ${SLOT_COUNT - 1}`);
           }
         } else {
           slots!.push(r);
@@ -89,22 +103,24 @@ export function checkMeaning(raw: unknown, loc: Locator): { spec: ClusterSpec; p
       });
       slots.sort((a, b) => a[0] - b[0]);
       if (weight !== undefined && weight > 0 && weight !== 1) {
-        problems.push(loc.at(["shards", i, "weight"], `weight ${weight} has no effect on a shard with pinned slots (it gets exactly its pins): remove the weight, or the slots`));
+        f.problem(["shards", i, "weight"], `weight ${weight} has no effect on a shard with pinned slots (it gets exactly its pins): remove the weight, or the slots`);
       }
     }
     if (master !== null) shards.push({ master, replicas, weight: weight ?? 1, ...(slots ? { slots } : {}) });
   });
+  return { shards, pins, invalidRanges };
+}
 
-  // Pinned ranges must not overlap.
+/** Pinned ranges must not overlap, and pins and unpinned shards must fit the 16384 slots (every master gets one at least). */
+function checkPins(pins: Pin[], rawShards: unknown[], invalidRanges: number, f: Findings): void {
   const sortedPins = [...pins].sort((a, b) => a.range[0] - b.range[0]);
   for (let k = 1; k < sortedPins.length; k++) {
     const prev = sortedPins[k - 1]!;
     const cur = sortedPins[k]!;
     if (cur.range[0] <= prev.range[1]) {
-      problems.push(loc.at(cur.path, `slots ${formatRange(cur.range)} overlap ${formatRange(prev.range)} of shard ${prev.shard}: each slot is pinned to one shard only`));
+      f.problem(cur.path, `slots ${formatRange(cur.range)} overlap ${formatRange(prev.range)} of shard ${prev.shard}: each slot is pinned to one shard only`);
     }
   }
-  // Pins and unpinned shards must fit the 16384 slots: every master gets at least one.
   const covered = new Uint8Array(SLOT_COUNT);
   for (const p of pins) for (let x = p.range[0]; x <= p.range[1]; x++) covered[x] = 1;
   const pinnedCount = covered.reduce((n, c) => n + c, 0);
@@ -117,41 +133,50 @@ export function checkMeaning(raw: unknown, loc: Locator): { spec: ClusterSpec; p
       if (last && last[1] === x - 1) last[1] = x;
       else missing.push([x, x]);
     }
-    problems.push(loc.at(["shards"], `every shard pins its slots, but slots ${missing.map(formatRange).join(",")} are pinned to none: add them to a shard or leave one shard unpinned`));
+    f.problem(["shards"], `every shard pins its slots, but slots ${missing.map(formatRange).join(",")} are pinned to none: add them to a shard or leave one shard unpinned`);
   }
   if (unpinned.length > SLOT_COUNT - pinnedCount) {
     const first = rawShards.indexOf(unpinned[0]!);
-    problems.push(
-      loc.at(
-        ["shards", first],
-        pinnedCount === 0
-          ? `the spec has ${unpinned.length} shards, more than the ${SLOT_COUNT} slots a cluster has: every master needs at least one slot`
-          : `pins take ${pinnedCount} slots, leaving ${SLOT_COUNT - pinnedCount} for ${unpinned.length} unpinned shard(s): every master needs at least one slot (this shard would get none)`,
-      ),
+    f.problem(
+      ["shards", first],
+      pinnedCount === 0
+        ? `the spec has ${unpinned.length} shards, more than the ${SLOT_COUNT} slots a cluster has: every master needs at least one slot`
+        : `pins take ${pinnedCount} slots, leaving ${SLOT_COUNT - pinnedCount} for ${unpinned.length} unpinned shard(s): every master needs at least one slot (this shard would get none)`,
     );
   }
+}
 
-  const inShard = (list: unknown, key: string, what: string): string[] => {
-    const out: string[] = [];
-    arr(list).forEach((r, i) => {
-      const a = addr(r, ["cluster", key, i]);
-      if (a === null) return;
-      if (!firstSeen.has(a)) problems.push(loc.at(["cluster", key, i], `${a} is in ${key} but in no shard: ${what}`));
-      else out.push(a);
-    });
-    return out;
-  };
-  const allowReset = inShard(cluster["allowReset"], "allowReset", "only nodes the spec adds can be reset");
+/** cluster.allowReset and cluster.protect: addresses, those of allowReset in a shard. */
+function nodeLists(cluster: Record<string, unknown>, f: Findings): { allowReset: string[]; protect: string[] } {
+  const allowReset: string[] = [];
+  arr(cluster["allowReset"]).forEach((r, i) => {
+    const a = f.addr(r, ["cluster", "allowReset", i]);
+    if (a === null) return;
+    if (!f.firstSeen.has(a)) f.problem(["cluster", "allowReset", i], `${a} is in allowReset but in no shard: only nodes the spec adds can be reset`);
+    else allowReset.push(a);
+  });
   const protect: string[] = [];
   arr(cluster["protect"]).forEach((r, i) => {
-    const a = addr(r, ["cluster", "protect", i]);
+    const a = f.addr(r, ["cluster", "protect", i]);
     if (a !== null) protect.push(a);
   });
+  return { allowReset, protect };
+}
+
+export function checkMeaning(raw: unknown, loc: Locator): { spec: ClusterSpec; problems: SpecProblem[] } {
+  const f = new Findings(loc);
+  const root = isObj(raw) ? raw : {};
+  const cluster = isObj(root["cluster"]) ? root["cluster"] : {};
+  const rawShards = arr(root["shards"]);
+  const seeds = arr(cluster["seeds"]).map((s, i) => f.addr(s, ["cluster", "seeds", i])).filter((s): s is string => s !== null);
+  const { shards, pins, invalidRanges } = readShards(rawShards, f);
+  checkPins(pins, rawShards, invalidRanges, f);
+  const { allowReset, protect } = nodeLists(cluster, f);
 
   const auth = isObj(cluster["auth"]) ? (cluster["auth"] as RawSpec["cluster"]["auth"]) : undefined;
-  if (auth?.passwordEnv && auth.passwordFile) problems.push(loc.at(["cluster", "auth"], `auth has both passwordEnv and passwordFile: keep one`));
+  if (auth?.passwordEnv && auth.passwordFile) f.problem(["cluster", "auth"], `auth has both passwordEnv and passwordFile: keep one`);
   const tls = isObj(cluster["tls"]) ? (cluster["tls"] as RawSpec["cluster"]["tls"]) : undefined;
-  if (tls && Boolean(tls.cert) !== Boolean(tls.key)) problems.push(loc.at(["cluster", "tls"], `tls has ${tls.cert ? "cert" : "key"} without ${tls.cert ? "key" : "cert"}: a client certificate needs both`));
+  if (tls && Boolean(tls.cert) !== Boolean(tls.key)) f.problem(["cluster", "tls"], `tls has ${tls.cert ? "cert" : "key"} without ${tls.cert ? "key" : "cert"}: a client certificate needs both`);
   const balance = isObj(cluster["balance"]) ? cluster["balance"] : {};
   const by = balance["by"] === "keys" || balance["by"] === "memory" || balance["by"] === "cpu" ? balance["by"] : undefined;
 
@@ -165,5 +190,5 @@ export function checkMeaning(raw: unknown, loc: Locator): { spec: ClusterSpec; p
     ...(auth ? { auth } : {}),
     ...(tls ? { tls } : {}),
   };
-  return { spec, problems };
+  return { spec, problems: f.problems };
 }
