@@ -20,6 +20,14 @@ export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
   const via = steps[0]!.via;
   await ctx.selfOf(via);
   const covered = Number(/cluster_slots_assigned:(\d+)/.exec(await (await ctx.conn(via.addr)).callString("cluster", "info"))?.[1] ?? 0) === SLOT_COUNT;
+  await introduce(steps, ctx, via);
+  ctx.emit({ type: "wait", what: `${steps.length === 1 ? steps[0]!.node.addr : `${steps.length} new nodes`} to be known by every member` });
+  await waitKnown(steps, ctx, via);
+  await waitLinked(ctx, via, covered);
+}
+
+/** Checks each new node again (its id; safety rule 6, also on resume) and sends it CLUSTER MEET toward `via`. */
+async function introduce(steps: MeetStep[], ctx: ExecCtx, via: MeetStep["via"]): Promise<void> {
   const viaView = await ctx.view(via.addr);
   const members = new Set(viaView.filter((e) => !e.flags.includes("handshake")).map((e) => e.id));
   const viaIp = await ipPort(via.addr);
@@ -41,13 +49,19 @@ export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
       }
     }),
   );
-  ctx.emit({ type: "wait", what: `${steps.length === 1 ? steps[0]!.node.addr : `${steps.length} new nodes`} to be known by every member` });
-  // Gossip spreads new nodes, except to members that banned a node's id with CLUSTER FORGET in the last
-  // 60 s (a node removed and added back keeps its id): those are told by an explicit MEET.
+}
+
+/** A new node forgotten less than 60 s ago is banned by the members that forgot it (see the module comment). */
+const BAN_MS = 60_000;
+
+/**
+ * Waits until every member knows every new node. Gossip spreads new nodes, except to members that
+ * banned a node's id with CLUSTER FORGET in the last 60 s (a node removed and added back keeps its id):
+ * those are told by an explicit MEET. A new node that a member listed and then dropped is being deleted
+ * by a spreading ban: from then on, the wait lasts until the ban has surely expired.
+ */
+async function waitKnown(steps: MeetStep[], ctx: ExecCtx, via: MeetStep["via"]): Promise<void> {
   const ips = new Map(await Promise.all(steps.map(async (s) => [s.node.id, await ipPort(s.node.addr)] as const)));
-  // A new node that a member listed and then dropped is being deleted by a spreading ban: from then on,
-  // wait until the ban has surely expired (60 s from the FORGET, which came before we saw the loss).
-  const BAN_MS = 60_000;
   const listed = new Set<string>();
   let lostAt: number | null = null;
   const lost = (node: MeetStep["node"]): void => {
@@ -60,21 +74,21 @@ export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
         `and Valkey and Redis 7.2+ spread the ban). Waiting until the ban has expired, about a minute`,
     });
   };
+  /**
+   * An explicit MEET from `from` to a new node it still does not know, paced like ExecCtx.nudge: gossip
+   * is given half a second (it usually wins on a few nodes; on many, a direct MEET is faster), then a
+   * MEET at most every 2 s.
+   */
+  const remeet = async (fromId: string, fromAddr: string, node: MeetStep["node"]): Promise<void> => {
+    if (!ctx.nudgeDue(`meet ${fromId} ${node.id}`)) return;
+    const { ip, port } = ips.get(node.id)!;
+    await (await ctx.conn(fromAddr)).call("cluster", "meet", ip, port);
+  };
   await ctx.waitUntil(
     `every member knows ${steps.map((s) => s.node.addr).join(", ")}`,
     async () => {
       const r = await ctx.readCluster();
       const missing: string[] = [];
-      /**
-       * An explicit MEET from `from` to a new node it still does not know, paced like ExecCtx.nudge:
-       * gossip is given half a second (it usually wins on a few nodes; on many, a direct MEET is
-       * faster), then a MEET at most every 2 s.
-       */
-      const remeet = async (fromId: string, fromAddr: string, node: MeetStep["node"]): Promise<void> => {
-        if (!ctx.nudgeDue(`meet ${fromId} ${node.id}`)) return;
-        const { ip, port } = ips.get(node.id)!;
-        await (await ctx.conn(fromAddr)).call("cluster", "meet", ip, port);
-      };
       for (const s of steps) {
         for (const [id, v] of r.views) {
           if (id === s.node.id) continue;
@@ -96,6 +110,10 @@ export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
     },
     Math.max(ctx.options.waitTimeoutMs, 2 * BAN_MS + 30_000),
   );
+}
+
+/** Waits until every member knows every other with a healthy link (and, for a cluster that served every slot, cluster_state:ok). */
+async function waitLinked(ctx: ExecCtx, via: MeetStep["via"], covered: boolean): Promise<void> {
   await ctx.waitUntil(covered ? "every member knows every other and reports cluster_state:ok" : "every member knows every other", async () => {
     const r = await ctx.readCluster();
     const ids = r.members.map((m) => m.id).sort().join(",");
