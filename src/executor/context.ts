@@ -13,6 +13,7 @@ import type { NodeRef } from "../plan/types.js";
 import { mapLimit } from "../util/limit.js";
 import { withRenames } from "../safety/rules.js";
 import type { ProgressEvent } from "./progress.js";
+import { ConnectionPool, KeyPacer, Serializer } from "./pool.js";
 
 export interface ExecOptions {
   /** Keys per MIGRATE command. */
@@ -74,10 +75,10 @@ export class ExecCtx {
   readonly access: Access;
   readonly options: ExecOptions;
   readonly emit: (e: ProgressEvent) => void;
-  private readonly pool = new Map<NodeAddr, Promise<NodeClient>>();
+  private readonly pool: ConnectionPool;
+  private readonly serial = new Serializer();
+  private readonly pacer: KeyPacer;
   stop: StopState = "none";
-  /** Set by closeAll: the pool stays closed. */
-  private closed = false;
   /** Addresses of members, tried in order when a step needs "any member". */
   readonly knownAddrs: NodeAddr[] = [];
   /** In-process tests: called at each failpoint (see failpoints.ts), to act on the cluster there before apply goes on. */
@@ -96,13 +97,9 @@ export class ExecCtx {
   nodeTimeoutMs = 15_000;
   /** For each master of the plan, the nodes the cluster may promote in its place (safety rule 3: see planReplicas). */
   replicas: ReadonlyMap<string, ReadonlySet<string>> = new Map();
-  /** The tail of each oneAtATime queue. */
-  private readonly serial = new Map<string, Promise<void>>();
   /** Notes already emitted (noteOnce). */
   private readonly noted = new Set<string>();
   private lastRead: { at: number; read: ClusterRead } | null = null;
-  /** When the key budget (--max-keys-per-second) next allows a batch. */
-  private paceNext = 0;
   private reading: Promise<ClusterRead> | null = null;
   /** When a lag (see nudgeDue) was first found, or last acted on. */
   private readonly nudged = new Map<string, number>();
@@ -111,6 +108,8 @@ export class ExecCtx {
     this.access = access;
     this.options = options;
     this.emit = emit;
+    this.pool = new ConnectionPool(access);
+    this.pacer = new KeyPacer(options.maxKeysPerSecond);
   }
 
   /**
@@ -119,57 +118,24 @@ export class ExecCtx {
    */
   async conn(addr: NodeAddr, lane = 0): Promise<NodeClient> {
     // Once apply has closed its connections, nothing may open new ones (a unit still retrying would keep the process alive).
-    if (this.closed) throw new StopRequested();
-    const key = lane === 0 ? addr : `${addr}#${lane}`;
-    const cached = this.pool.get(key);
-    if (cached) {
-      const c = await cached.catch(() => null);
-      if (c && !c.broken) return c;
-      if (this.pool.get(key) === cached) this.pool.delete(key);
-    }
-    let p = this.pool.get(key);
-    if (!p) {
-      p = NodeClient.connect(addr, { access: this.access });
-      p.catch(() => {
-        if (this.pool.get(key) === p) this.pool.delete(key);
-      });
-      this.pool.set(key, p);
-    }
-    return p;
+    const c = await this.pool.conn(addr, lane);
+    if (!c) throw new StopRequested();
+    return c;
   }
 
   async closeAll(): Promise<void> {
-    this.closed = true;
     this.stop = "hard";
-    const all = [...this.pool.values()];
-    this.pool.clear();
-    await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => {})));
+    await this.pool.closeAll();
   }
 
   /** Runs `fn` when no other call with the same key runs (in call order): e.g. one MIGRATE batch per source at a time. */
-  async oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.serial.get(key) ?? Promise.resolve();
-    let done!: () => void;
-    const gate = new Promise<void>((r) => (done = r));
-    const mine = before.then(() => gate);
-    this.serial.set(key, mine);
-    await before;
-    try {
-      return await fn();
-    } finally {
-      done();
-      if (this.serial.get(key) === mine) this.serial.delete(key);
-    }
+  oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.serial.run(key, fn);
   }
 
   /** Waits until `keys` more keys may move under --max-keys-per-second (shared by every pair). */
-  async pace(keys: number): Promise<void> {
-    const limit = this.options.maxKeysPerSecond;
-    if (!(limit > 0)) return;
-    const now = Date.now();
-    const start = Math.max(now, this.paceNext);
-    this.paceNext = start + (keys * 1000) / limit;
-    if (start > now) await sleep(start - now);
+  pace(keys: number): Promise<void> {
+    return this.pacer.pace(keys);
   }
 
   /** This node's own CLUSTER NODES (within `ms`, default the connection's deadline). */
