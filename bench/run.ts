@@ -200,6 +200,9 @@ async function benchScaleOut(): Promise<void> {
 
 // ---- valkey9: the same scale-out on Valkey 9, atomic slot migration against key by key -----------
 
+/** Slots per server-side migration in the bench's second atomic row: smaller migrations, shorter pauses? */
+const ATOMIC_WINDOW = 512;
+
 async function benchValkey9(): Promise<void> {
   const server = join(ROOT, ".servers/valkey-9.1.2/valkey-server");
   if (!existsSync(server)) {
@@ -208,6 +211,7 @@ async function benchValkey9(): Promise<void> {
   }
   const movers: Mover[] = [
     { tool: "shardform apply (atomic: CLUSTER MIGRATESLOTS)", reference: false, run: shardformApply((a) => a) },
+    { tool: `shardform apply (atomic, --atomic-window ${ATOMIC_WINDOW})`, reference: true, run: shardformApply((a) => a, ["--atomic-window", String(ATOMIC_WINDOW)]) },
     { tool: "shardform apply --migration keys", reference: true, run: shardformApply((a) => a, ["--migration", "keys"]) },
     ...PIPELINES.map((p) => ({
       tool: `redis-cli rebalance pipeline ${p}`,
@@ -334,6 +338,7 @@ async function benchLatency(server?: string, label = ""): Promise<void> {
     ? [
         { mode: `${label}no move (baseline, 5 s)`, extra: null },
         { mode: `${label}scale-out, atomic (CLUSTER MIGRATESLOTS)`, extra: [] },
+        { mode: `${label}scale-out, atomic, --atomic-window ${ATOMIC_WINDOW}`, extra: ["--atomic-window", String(ATOMIC_WINDOW)] },
         { mode: `${label}scale-out, --migration keys`, extra: ["--migration", "keys"] },
       ]
     : [

@@ -83,6 +83,9 @@ export class ApplyCommand extends ClusterCommand {
   window = Option.String("--window", {
     description: `Slots of one source->target pair moved together: their SETSLOT, GETKEYSINSLOT and MIGRATE commands share pipelines (default ${DEFAULT_EXEC_OPTIONS.window}; 1 = one slot at a time, like redis-cli)`,
   });
+  atomicWindow = Option.String("--atomic-window", {
+    description: "Slots of one server-side migration (Valkey 9 CLUSTER MIGRATESLOTS) of a source->target pair (default: every slot of the pair that is ready)",
+  });
   parallelism = Option.String("--parallelism", {
     description: `Units of work at once: windows of different source->target pairs, or batches of other steps (default ${DEFAULT_EXEC_OPTIONS.parallelism}; 1 = one after another)`,
   });
@@ -106,6 +109,7 @@ export class ApplyCommand extends ClusterCommand {
       ...DEFAULT_EXEC_OPTIONS,
       pipeline: intOption(this.pipeline, "--pipeline", DEFAULT_EXEC_OPTIONS.pipeline, 1),
       window: intOption(this.window, "--window", DEFAULT_EXEC_OPTIONS.window, 1),
+      ...(this.atomicWindow !== undefined ? { atomicWindow: intOption(this.atomicWindow, "--atomic-window", 0, 1) } : {}),
       parallelism: intOption(this.parallelism, "--parallelism", DEFAULT_EXEC_OPTIONS.parallelism, 1),
       migrateTimeoutMs: intOption(this.migrateTimeout, "--migrate-timeout", DEFAULT_EXEC_OPTIONS.migrateTimeoutMs, 1),
       waitTimeoutMs: intOption(this.waitTimeout, "--wait-timeout", DEFAULT_EXEC_OPTIONS.waitTimeoutMs / 1000, 1) * 1000,
@@ -249,6 +253,7 @@ export class ApplyCommand extends ClusterCommand {
       ["--max-keys-per-second", this.maxKeysPerSecond],
       ["--parallelism", this.parallelism],
       ["--window", this.window],
+      ["--atomic-window", this.atomicWindow],
       ["--pipeline", this.pipeline],
       ["--migrate-timeout", this.migrateTimeout],
       ["--wait-timeout", this.waitTimeout],

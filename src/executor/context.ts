@@ -28,6 +28,8 @@ export interface ExecOptions {
   parallelism: number;
   /** Keys moved per second at most, over all pairs; 0 = no limit. */
   maxKeysPerSecond: number;
+  /** Slots of one server-side migration (CLUSTER MIGRATESLOTS); default: every ready slot of the pair. */
+  atomicWindow?: number;
 }
 
 export const DEFAULT_EXEC_OPTIONS: ExecOptions = {

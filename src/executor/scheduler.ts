@@ -33,11 +33,14 @@ export class Scheduler {
   private readonly running = new Set<number>();
   private readonly busyPairs = new Set<string>();
   private readonly window: number;
+  /** Slots of one server-side migration (default: every ready slot of the pair). */
+  private readonly atomicWindow: number;
   private left: number;
 
-  constructor(steps: readonly Step[], done: ReadonlySet<string>, window: number) {
+  constructor(steps: readonly Step[], done: ReadonlySet<string>, window: number, atomicWindow = Infinity) {
     this.steps = steps;
     this.window = Math.max(1, window);
+    this.atomicWindow = Math.max(1, atomicWindow);
     steps.forEach((s, i) => this.index.set(s.id, i));
     this.waitingOn = steps.map(() => 0);
     this.dependents = steps.map(() => []);
@@ -82,7 +85,7 @@ export class Scheduler {
         if (!list) {
           byPair.set(pair, [i]);
           firstOf.push({ key: `pair ${pair}`, at: i });
-        } else if (list.length < this.window || (atomic(s) && atomic(this.steps[list[0]!]!))) list.push(i);
+        } else if (atomic(s) && atomic(this.steps[list[0]!]!) ? list.length < this.atomicWindow : list.length < this.window) list.push(i);
       } else {
         const list = byKind.get(s.kind);
         if (!list) {

@@ -63,7 +63,7 @@ async function runWithRetry(unit: Unit, ctx: ExecCtx, run: RunUnit): Promise<voi
  * a unit still runs.
  */
 export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx, run: RunUnit = runUnit): Promise<void> {
-  const sched = new Scheduler(plan.steps, journal.done, ctx.options.window);
+  const sched = new Scheduler(plan.steps, journal.done, ctx.options.window, ctx.options.atomicWindow);
   const indexOf = new Map(plan.steps.map((s, i) => [s.id, i]));
   const running = new Set<Promise<void>>();
   let failure: unknown;

@@ -101,6 +101,9 @@ describe("scheduler", () => {
     const units = new Scheduler(p.steps, done, 100).take(10);
     expect(units).toHaveLength(3);
     expect(units.every((u) => u.kind === "migrate-slot" && u.steps.length > 1000)).toBe(true);
+    // ...or --atomic-window slots per migration
+    const capped = new Scheduler(p.steps, done, 100, 512).take(10);
+    expect(capped.map((u) => u.steps.length)).toEqual([512, 512, 512]);
   });
 
   it("limits units in flight to the parallelism it is given, and resumes from a done set", () => {
