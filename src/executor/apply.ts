@@ -217,6 +217,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     };
     const planned = current();
     ctx.replicas = planReplicas(planned.observed.snapshot, planned.steps);
+    ctx.planForgets = new Set(planned.steps.flatMap((s) => (s.kind === "forget-node" ? [s.node.id] : [])));
     ctx.knownAddrs.push(...live.nodes.filter((n) => n.reachable).map((n) => n.addr));
     for (const s of plan.steps) if (s.kind === "meet") ctx.knownAddrs.push(s.node.addr);
     const timeout = await readNodeTimeout(ctx, live);

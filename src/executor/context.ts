@@ -97,6 +97,8 @@ export class ExecCtx {
   onMigration?: (name: string, what: string) => void;
   /** The smallest cluster-node-timeout of the masters, in ms (read at the start). */
   nodeTimeoutMs = 15_000;
+  /** Node ids the plan's forget-node steps remove (a removed shard's nodes may be forgotten in the order the cluster's roles need). */
+  planForgets: ReadonlySet<string> = new Set();
   /** For each master of the plan, the nodes the cluster may promote in its place (safety rule 3: see planReplicas). */
   replicas: ReadonlyMap<string, ReadonlySet<string>> = new Map();
   /** Notes already emitted (noteOnce). */

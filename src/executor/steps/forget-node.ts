@@ -27,6 +27,12 @@ async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
     throw new ClusterChangedError(`refusing to forget ${s.node.addr}: it still owns slots (as ${via} sees it). The plan drains it first, so the cluster changed: check it and plan again`);
   }
   const orphans = remaining.filter((m) => m.masterId === s.node.id);
+  // The cluster may have swapped a removed shard's roles (a failover while it drained): its replica, the
+  // master now, comes first in the plan. Its own replicas that the plan removes too go first here.
+  if (orphans.length > 0 && orphans.every((o) => ctx.planForgets.has(o.id))) {
+    for (const o of orphans) await forgetOne({ ...s, node: { id: o.id, addr: o.addr } }, ctx);
+    return forgetOne(s, ctx);
+  }
   if (orphans.length > 0) {
     throw new ClusterChangedError(`refusing to forget ${s.node.addr}: ${orphans.map((o) => o.addr).join(", ")} still replicate it; the plan re-points them first, so the cluster changed: plan again`);
   }
