@@ -308,7 +308,7 @@ describe("a removed shard fails over while it drains", { timeout: 180_000 }, () 
     });
     expect(paused).toBe(true);
     // The replica took over and drained on; both nodes of the removed shard are gone, nothing to fail back.
-    expect(r.events.some((e) => e.type === "note" && e.message.includes(`the cluster failed the source ${a(6)} over to its replica ${a(7)}`))).toBe(true);
+    expect(r.events.some((e) => e.type === "note" && (e.message ?? "").includes(`the cluster failed the source ${a(6)} over to its replica ${a(7)}`))).toBe(true);
     expect(r.stderr).not.toMatch(/refusing to forget/);
     expect(r.code).toBe(0);
     await fullChecks(a(0), 6, KEYS, f);
