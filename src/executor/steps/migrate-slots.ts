@@ -186,6 +186,11 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
   // shard over, and then claims the slot for the old master with a new config epoch.
   await targetAnswers(ctx, dst);
   await pipelineOk(ctx, dst, steps, steps.filter((st) => !owns(d, st.slot) || d.importing.some((m) => m.slot === st.slot)).map((st) => ["cluster", "setslot", st.slot, "node", dst.id]), "SETSLOT NODE");
+  // SETSLOT NODE bumps the target's config epoch only for a slot it was importing. A target whose epoch
+  // is not above the source's (a replica promoted in the source's place has the newest epoch) would
+  // lose the slots again to a claim the source sent before its own SETSLOT NODE, and the members that
+  // heard that claim last would go on naming the source as owner while the source names none.
+  if (s && d.configEpoch <= s.configEpoch) await (await ctx.conn(dst.addr)).call("cluster", "bumpepoch").catch(() => undefined);
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "target" });
   await failpoint(ctx, "migrate:after-target-setslot");
   if (src && s) {
