@@ -7,6 +7,7 @@
  *  - CLUSTER FAILOVER TAKEOVER on the source's (the target's) replica between two drain passes of a
  *    window (in process, at the migrate:drain-pass failpoint, so it lands mid-window every time);
  *  - SIGSTOP of a source past cluster-node-timeout while apply runs as a child process;
+ *  - the same of a scale-in's drained master: its promoted replica drains on, and both are forgotten;
  *  - kill -9 of a source, or of a target, mid-window (then restarted: it rejoins as a replica);
  *  - SIGSTOP of a target that three sources move into: no source may be blocked long enough by its
  *    MIGRATEs to be failed over itself.
@@ -285,6 +286,31 @@ describe("kill -9 of a node that moves keys", { timeout: 180_000 }, () => {
     expect(r.code).toBe(1);
     // Back, it still lists the removed nodes: apply of the spec fails its shard back and makes it forget them.
     await applyFailsBack(f);
+    await fullChecks(a(0), 6, KEYS, f);
+  });
+});
+
+describe("a removed shard fails over while it drains", { timeout: 180_000 }, () => {
+  it("a scale-in whose drained master is stopped past cluster-node-timeout mid-drain: its promoted replica drains on, and the removed shard's two nodes are forgotten in the order their new roles need", async () => {
+    // Four shards again (the fourth was removed by the tests before), then a scale-in.
+    expect((await runCli(["apply", spec("four-before-drain", [0, 1, 2, 6]), "--auto-approve"])).code).toBe(0);
+    const f = spec("three-drained-stopped", [0, 1, 2]);
+    let paused = false;
+    let windowsDone = 0;
+    const r = await runChild(["apply", f, "--auto-approve", "--json-log", "--window", "64", "--parallelism", "1", "--max-keys-per-second", "2000"], async (e) => {
+      if (e.type === "step-done" && e.kind === "migrate-slot") windowsDone++;
+      if (paused || windowsDone === 0 || e.type !== "keys-moved") return;
+      paused = true;
+      await replicaCaughtUp(a(6), a(7));
+      sb.pause(BASE + 6);
+      await sleep(6000); // cluster-node-timeout is 2 s: a(7) takes over meanwhile
+      sb.resume(BASE + 6);
+    });
+    expect(paused).toBe(true);
+    // The replica took over and drained on; both nodes of the removed shard are gone, nothing to fail back.
+    expect(r.events.some((e) => e.type === "note" && (e.message ?? "").includes(`the cluster failed the source ${a(6)} over to its replica ${a(7)}`))).toBe(true);
+    expect(r.stderr).not.toMatch(/refusing to forget/);
+    expect(r.code).toBe(0);
     await fullChecks(a(0), 6, KEYS, f);
   });
 });

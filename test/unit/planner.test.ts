@@ -384,6 +384,13 @@ describe("availability while a plan runs", () => {
       { addr: A(7002), slots: ["8192-12287"], replicas: [A(7006)] },
       { addr: A(7003), slots: ["12288-16383"], replicas: [A(7007)] },
     ]);
+  it("a scale-in keeps the drained master's replica until every slot of the master has moved", () => {
+    const { steps } = planSteps(spec([{ master: A(7000), replicas: [A(7004)] }, { master: A(7001), replicas: [A(7005)] }, { master: A(7002), replicas: [A(7006)] }]), four());
+    const moves = steps.filter((s) => s.kind === "migrate-slot" && s.from.addr === A(7003)).map((s) => s.id);
+    const replica = steps.find((s) => s.kind === "forget-node" && s.node.addr === A(7007))!;
+    expect(moves.length).toBe(4096);
+    expect(replica.needs).toEqual(expect.arrayContaining(moves));
+  });
   it("warns when a master ends the plan without a replica", () => {
     const { warnings } = planSteps(spec([{ master: A(7000) }, { master: A(7001), replicas: [A(7005)] }, { master: A(7002), replicas: [A(7006)] }, { master: A(7003), replicas: [A(7007)] }]), four());
     expect(warnings).toContainEqual(expect.stringMatching(/^1 master\(s\) end this plan without a replica \(127\.0\.0\.1:7000\)/));
