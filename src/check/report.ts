@@ -3,7 +3,7 @@ import { equalShareImbalance, imbalancePercent, weightedCounts } from "../util/s
 import type { ObservedCluster, ObservedNode } from "../observe/types.js";
 import { formatBytes } from "../util/bytes.js";
 import { SLOT_COUNT, countSlots, formatRanges } from "../slots.js";
-import { hostWarnings } from "../plan/hosts.js";
+import { hostWarnings, shortList } from "../plan/hosts.js";
 
 export type Band = "excellent" | "good" | "acceptable" | "needs rebalancing";
 
@@ -166,7 +166,7 @@ export function renderHealth(r: HealthReport, color: boolean): string {
   if (r.openSlots.length) out.push("Open slots:", ...r.openSlots.map((s) => `  ${s}`), "");
   if (r.strayKeys.length) out.push("Keys in slots their node does not own:", ...r.strayKeys.map((s) => `  ${s}`), "");
   if (r.applies.length) out.push("Apply in progress:", ...r.applies.map((s) => `  ${s}`), "");
-  if (r.warnings.length) out.push(...r.warnings.map((w) => paint("33", `Warning: ${w}`)), "");
+  if (r.warnings.length) out.push(...r.warnings.map((w) => paint("33", `Warning: ${shortList(w)}`)), "");
   if (r.disagreements.length) out.push("Disagreements:", ...r.disagreements.map((s) => `  ${s}`), "");
   if (r.healthy) out.push(paint("32", "[OK] all slots covered, every node agrees, no open slot."));
   else out.push(paint("31", "[ERR] unhealthy:"), ...r.problems.map((p) => paint("31", `  - ${p}`)));

@@ -20,7 +20,19 @@ export function hostWarnings(nodes: readonly HostNode[]): string[] {
   }
   if (same.length === 1) out.unshift(`replica ${same[0]!.replace(" of ", " is on the same host as its master ")}: losing that host loses the shard`);
   else if (same.length > 1) {
-    out.unshift(`${same.length} replicas are on the same host as their master (${same.slice(0, 3).join(", ")}${same.length > 3 ? ", ..." : ""}): losing such a host loses the shard`);
+    // The whole list: plans and `check --json` carry it as data; the terminal and Markdown shorten it (shortList).
+    out.unshift(`${same.length} replicas are on the same host as their master (${same.join(", ")}): losing such a host loses the shard`);
   }
   return out;
+}
+
+/**
+ * A warning for a person: a parenthesized list of more than `keep` items is cut to its first ones and
+ * how many more (the JSON plan and `check --json` keep the whole list).
+ */
+export function shortList(text: string, keep = 3): string {
+  return text.replace(/\(([^()]*)\)/g, (whole, inner: string) => {
+    const items = inner.split(", ");
+    return items.length > keep + 1 ? `(${items.slice(0, keep).join(", ")}, and ${items.length - keep} more)` : whole;
+  });
 }

@@ -188,8 +188,7 @@ export function planSteps(spec: ClusterSpec, observed: ObservedCluster, opts: Pl
 function noReplicaWarnings(ctx: PlanContext): string[] {
   const bare = ctx.shards.filter((sh) => sh.replicaIds.length === 0 && ctx.b.model.owner.includes(sh.masterId)).map((sh) => ctx.b.ref(sh.masterId).addr);
   if (bare.length === 0) return [];
-  const names = bare.length > 3 ? `${bare.slice(0, 3).join(", ")} and ${bare.length - 3} more` : bare.join(", ");
-  return [`${bare.length} master(s) end this plan without a replica (${names}): if one fails, its slots are down and its keys are lost unless it comes back with its data; add replicas to their shards in the spec`];
+  return [`${bare.length} master(s) end this plan without a replica (${bare.join(", ")}): if one fails, its slots are down and its keys are lost unless it comes back with its data; add replicas to their shards in the spec`];
 }
 
 function verifyEndState(ctx: PlanContext, owner: (string | null)[]): void {

@@ -127,3 +127,22 @@ describe("graph renderer (DOT)", () => {
     expect(dot).toMatch(/forget-node 127\.0\.0\.1:7005 .* on all members[^"]*", color = red/);
   });
 });
+
+describe("warnings with long lists", () => {
+  it("the plan's data keeps the whole list; the terminal and Markdown show the first three and how many more", async () => {
+    const { shortList } = await import("../../src/plan/hosts.js");
+    const nodes = observed([
+      { addr: A(7000), slots: ["0-3000"], replicas: [A(7010)] },
+      { addr: A(7001), slots: ["3001-6000"], replicas: [A(7011)] },
+      { addr: A(7002), slots: ["6001-9000"], replicas: [A(7012)] },
+      { addr: A(7003), slots: ["9001-12000"], replicas: [A(7013)] },
+      { addr: A(7004), slots: ["12001-16383"], replicas: [A(7014)] },
+    ]);
+    const p = makePlan({ spec: same, specFile: "x.yaml", observed: nodes, steps: [], warnings: (await import("../../src/plan/hosts.js")).hostWarnings(nodes.nodes), toolVersion: "0.0.0-test" });
+    expect(p.warnings[0]).toContain(`${A(7014)} of ${A(7004)}`);
+    expect(p.warnings[0]).not.toContain("...");
+    expect(renderHuman(p, { color: false })).toContain(`(${A(7010)} of ${A(7000)}, ${A(7011)} of ${A(7001)}, ${A(7012)} of ${A(7002)}, and 2 more)`);
+    expect(renderMarkdown(p)).toContain("and 2 more)");
+    expect(shortList("a (x, y, z, w)")).toBe("a (x, y, z, w)");
+  });
+});

@@ -1,4 +1,5 @@
 /** Terminal rendering, Terraform-like. Pure: (plan, options) => string. */
+import { shortList } from "../hosts.js";
 import type { Plan } from "../types.js";
 import { accessLine, balanceTable, closingLine, destructiveWarning, permissionLine, planLines, type Mark } from "./lines.js";
 
@@ -19,7 +20,7 @@ export function renderHuman(plan: Plan, opts: HumanOptions): string {
   for (const n of plan.notes) out.push(`Note: ${n}`);
   const access = accessLine(plan);
   if (access) out.push(access);
-  for (const w of plan.warnings) out.push(paint("33", `Warning: ${w}`));
+  for (const w of plan.warnings) out.push(paint("33", `Warning: ${shortList(w)}`));
   out.push("");
   if (plan.steps.length > 0) {
     out.push("shardform will perform the following actions:");

@@ -1,4 +1,5 @@
 /** Markdown for a pull-request comment. Pure: (plan) => string. */
+import { shortList } from "../hosts.js";
 import type { Plan } from "../types.js";
 import { accessLine, balanceTable, closingLine, destructiveWarning, formatKeys, permissionLine, planLines } from "./lines.js";
 import { topologyDiff } from "./topology.js";
@@ -19,7 +20,7 @@ export function renderMarkdown(plan: Plan): string {
     if (perm) out.push(`> **Permission:** ${perm}`);
     out.push("");
   }
-  for (const w of plan.warnings) out.push(`> [!WARNING]`, `> ${w}`, "");
+  for (const w of plan.warnings) out.push(`> [!WARNING]`, `> ${shortList(w)}`, "");
   if (s.changes) {
     out.push("| change | count |");
     out.push("| --- | ---: |");
