@@ -3,7 +3,8 @@ import { ShardformError, errorCode } from "../errors.js";
 import { disableDebugLog, enableDebugLog } from "../redis/debug-log.js";
 import { normalizeAddr } from "../redis/node-key.js";
 import type { AccessSource } from "../plan/types.js";
-import type { AuthSpec, TlsSpec } from "../spec/types.js";
+import type { AuthSpec, ClusterSpec, TlsSpec } from "../spec/types.js";
+import { loadSpec } from "../spec/load.js";
 import { accessOptions, resolveAccess, specAccess, type ResolvedAccess } from "./access.js";
 
 /** Options and helpers every command shares. Subclasses implement run(). */
@@ -96,6 +97,12 @@ export abstract class ClusterCommand extends BaseCommand {
       else this.status(`Using the ${n}.`);
     }
     return r;
+  }
+
+  /** `--spec SPEC`, when given, read and checked, and the connection settings from it and the flags. */
+  specAndAccess(specFile: string | undefined, clientName: string): ResolvedAccess & { spec: ClusterSpec | undefined } {
+    const spec = specFile ? loadSpec(specFile).spec : undefined;
+    return { spec, ...this.access(spec ? { spec, specFile: specFile! } : null, clientName) };
   }
 }
 

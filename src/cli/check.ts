@@ -3,7 +3,6 @@ import { ClusterCommand, seedsOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { healthReport, renderHealth } from "../check/report.js";
 import { ShardformError, errorCode } from "../errors.js";
-import { loadSpec } from "../spec/load.js";
 
 export class CheckCommand extends ClusterCommand {
   static override paths = [["check"]];
@@ -37,8 +36,7 @@ export class CheckCommand extends ClusterCommand {
 
   async run(): Promise<number> {
     try {
-      const spec = this.spec ? loadSpec(this.spec).spec : undefined;
-      const { access } = this.access(spec ? { spec, specFile: this.spec! } : null, "shardform-check");
+      const { spec, access } = this.specAndAccess(this.spec, "shardform-check");
       const observed = await observeCluster({ seeds: seedsOption(this.seed, spec), access });
       const report = healthReport(observed);
       this.out(this.json ? JSON.stringify(report, null, 2) + "\n" : renderHealth(report, this.useColor()));

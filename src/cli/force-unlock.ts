@@ -2,7 +2,6 @@ import { existsSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "clipanion";
 import { ClusterCommand, seedsOption } from "./base.js";
-import { loadSpec } from "../spec/load.js";
 import { observeCluster } from "../observe/observe.js";
 import { defaultLockDir, listLocks, nodeLockFile, removeLock } from "../executor/lock.js";
 import { journalPath } from "../executor/journal.js";
@@ -38,8 +37,7 @@ export class ForceUnlockCommand extends ClusterCommand {
 
   async run(): Promise<number> {
     if (this.plan && !existsSync(this.plan)) throw new InputError(`--plan ${this.plan} does not exist: give the plan file the apply ran (its checkpoint lock sits beside it, or in --state-dir)`);
-    const spec = this.spec ? loadSpec(this.spec).spec : undefined;
-    const { access } = this.access(spec ? { spec, specFile: this.spec! } : null, "shardform-force-unlock");
+    const { spec, access } = this.specAndAccess(this.spec, "shardform-force-unlock");
     const observed = await observeCluster({ seeds: seedsOption(this.seed, spec), access });
     const dir = this.lockDir ?? defaultLockDir();
     const ids = new Set([...observed.nodes.map((n) => n.id), ...observed.outsiders.flatMap((o) => (o.id ? [o.id] : []))]);

@@ -2,7 +2,6 @@ import { Command, Option } from "clipanion";
 import { ClusterCommand, intOption, seedsOption } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { writeSnapshot, serializeSnapshot } from "../observe/snapshot.js";
-import { loadSpec } from "../spec/load.js";
 import { specNodes } from "../spec/nodes.js";
 import { addLoad } from "./observe-input.js";
 import { DEFAULT_LOAD_WINDOW_S } from "../observe/load.js";
@@ -24,8 +23,7 @@ export class SnapshotCommand extends ClusterCommand {
   loadWindow = Option.String("--load-window", { description: `With a spec balancing by cpu: seconds between the two CPU readings per slot (default ${DEFAULT_LOAD_WINDOW_S})` });
 
   async run(): Promise<number> {
-    const spec = this.spec ? loadSpec(this.spec).spec : undefined;
-    const { access } = this.access(spec ? { spec, specFile: this.spec! } : null, "shardform-snapshot");
+    const { spec, access } = this.specAndAccess(this.spec, "shardform-snapshot");
     const observed = await observeCluster({
       seeds: seedsOption(this.seed, spec),
       probe: spec ? specNodes(spec) : [],

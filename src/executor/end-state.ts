@@ -10,7 +10,7 @@ import type { ObservedCluster } from "../observe/types.js";
 import { nodesActedOn, simulate } from "../plan/simulate.js";
 import type { Plan } from "../plan/types.js";
 import { SLOT_COUNT, expandRanges, formatRanges, toRanges } from "../slots.js";
-import { forgetBlindSpots, planReplicas, shardSwaps, withSwaps } from "../safety/rules.js";
+import { forgetBlindSpots, planReplicas, promotedFrom, shardSwaps, withSwaps } from "../safety/rules.js";
 
 export interface EndStateReport {
   differences: string[];
@@ -103,8 +103,8 @@ export function endStateDifferences(plan: Plan, live: ObservedCluster): EndState
 function splitShards(expected: ReadonlyMap<string, { role: string; masterId: string | null }>, live: ObservedCluster): Map<string, string> {
   const out = new Map<string, string>();
   for (const r of live.nodes) {
-    if (r.role !== "master" || !r.replId2) continue;
-    const t = live.nodes.find((n) => n !== r && n.role === "master" && n.replId === r.replId2 && n.slots.length > 0);
+    if (r.role !== "master") continue;
+    const t = live.nodes.find((n) => n !== r && n.role === "master" && n.slots.length > 0 && promotedFrom(r, n));
     if (!t) continue;
     const er = expected.get(r.id);
     const et = expected.get(t.id);

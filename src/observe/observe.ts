@@ -6,7 +6,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { NodeClient, describe, type Access } from "../redis/connect.js";
-import { parseClusterNodes, parseInfo, type NodeEntry } from "../redis/cluster-nodes.js";
+import { parseClusterNodes, parseInfo, replicationIds, type NodeEntry } from "../redis/cluster-nodes.js";
 import { parseClientList, parseLeaseName } from "../redis/client-list.js";
 import { compareAddr, formatNodeAddr, normalizeAddr, parseNodeAddr, type NodeAddr } from "../redis/node-key.js";
 import { AuthFailedError, ClusterStateError, GENERIC_UNREACHABLE_HINT, NodeTimeoutError, NodeUnreachableError, PermissionError, ShardformError } from "../errors.js";
@@ -271,8 +271,7 @@ function memberNode(id: string, addr: NodeAddr, r: NodeReading, seen: NodeEntry 
   const server = serverName(info);
   if (server) node.server = server;
   if (r.strayKeys.length) node.strayKeys = r.strayKeys;
-  if (info["master_replid"]) node.replId = info["master_replid"];
-  if (info["master_replid2"] && !/^0+$/.test(info["master_replid2"])) node.replId2 = info["master_replid2"];
+  Object.assign(node, replicationIds(info));
   if (me.role === "replica") node.masterLinkUp = info["master_link_status"] === "up";
   if (me.role === "replica" && info["master_sync_in_progress"] === "1") {
     node.syncing = { readBytes: Number(info["master_sync_read_bytes"] ?? 0), totalBytes: Number(info["master_sync_total_bytes"] ?? -1) };

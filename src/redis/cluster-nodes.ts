@@ -91,6 +91,16 @@ export function parseClusterNodes(text: string): NodeEntry[] {
   return out;
 }
 
+/**
+ * INFO replication's master_replid, and master_replid2 when set (the id a node replicated before its
+ * last promotion; all zeros when there is none).
+ */
+export function replicationIds(info: Record<string, string>): { replId?: string; replId2?: string } {
+  const id = info["master_replid"];
+  const id2 = info["master_replid2"];
+  return { ...(id ? { replId: id } : {}), ...(id2 && !/^0+$/.test(id2) ? { replId2: id2 } : {}) };
+}
+
 /** CLUSTER INFO / INFO sections: "key:value" lines into a map. */
 export function parseInfo(text: string): Record<string, string> {
   const out: Record<string, string> = {};

@@ -297,6 +297,11 @@ export function strayOrigin(holder: string, owner: string, slot: number, moves: 
   return moves.find((m) => m.slot === slot && m.from.includes(holder) && m.to.includes(owner)) ?? null;
 }
 
+/** Whether `node` was promoted from a replica of `from`: its previous replication id is `from`'s current one (rule 9). */
+export function promotedFrom(node: { replId2?: string }, from: { replId?: string }): boolean {
+  return node.replId2 !== undefined && node.replId2 === from.replId;
+}
+
 /**
  * Rule 9, a split shard: the stray keys of `slot` on `holder` are stale copies of `owner`'s when a
  * known move took the slot into the shard of both, and the holder was since promoted from a replica
@@ -308,6 +313,6 @@ export function staleCopies(
   slot: number,
   moves: readonly PastMove[],
 ): PastMove | null {
-  if (!holder.replId2 || holder.replId2 !== owner.replId) return null;
+  if (!promotedFrom(holder, owner)) return null;
   return moves.find((m) => m.slot === slot && m.to.includes(holder.id) && m.to.includes(owner.id)) ?? null;
 }

@@ -16,9 +16,9 @@ import { ClusterChangedError, StepFailedError } from "../../errors.js";
 import { describe, type NodeClient } from "../../redis/connect.js";
 import { transientCause } from "../../redis/errors.js";
 import { parseNodeAddr } from "../../redis/node-key.js";
-import { parseInfo } from "../../redis/cluster-nodes.js";
+import { parseInfo, replicationIds } from "../../redis/cluster-nodes.js";
 import type { StepOf } from "../../plan/types.js";
-import { ownsSlot } from "../../safety/rules.js";
+import { ownsSlot, promotedFrom } from "../../safety/rules.js";
 import type { ExecCtx } from "../context.js";
 import { failpoint } from "../failpoints.js";
 import { migrateAuth, pipelinedMigrateTimeoutMs } from "./migrate-slots.js";
@@ -44,8 +44,7 @@ async function moveOne(s: StrayStep, ctx: ExecCtx): Promise<void> {
   if (s.drop) {
     // Deleting is right only while the holder's copies are still the owner's past (rule 9, staleCopies).
     const [mine, theirs] = await Promise.all([c.call("info", "replication"), dst.call("info", "replication")]);
-    const id2 = parseInfo(String(mine))["master_replid2"];
-    if (!id2 || id2 !== parseInfo(String(theirs))["master_replid"]) throw changed(`${s.from.addr} is no longer a replica promoted from ${s.to.addr}'s data`);
+    if (!promotedFrom(replicationIds(parseInfo(String(mine))), replicationIds(parseInfo(String(theirs))))) throw changed(`${s.from.addr} is no longer a replica promoted from ${s.to.addr}'s data`);
   }
   if (!me.importing.some((m) => m.slot === s.slot)) await c.call("cluster", "setslot", s.slot, "importing", s.to.id);
   if (s.drop) return dropStale(s, c, ctx);
