@@ -3,7 +3,7 @@ import { planSteps } from "../../src/planner/plan.js";
 import { simulate } from "../../src/plan/simulate.js";
 import { PlanningError } from "../../src/errors.js";
 import type { Step } from "../../src/plan/types.js";
-import { A, idOf, observed, spec } from "../helpers/build.js";
+import { A, idOf, observed, spec, splitShard } from "../helpers/build.js";
 
 const kinds = (steps: Step[]): Record<string, number> =>
   steps.reduce<Record<string, number>>((acc, s) => ((acc[s.kind] = (acc[s.kind] ?? 0) + 1), acc), {});
@@ -398,21 +398,8 @@ describe("availability while a plan runs", () => {
 });
 
 describe("a shard split by a failover: stale copies on the promoted replica (safety rule 9)", () => {
-  // Slot 100 moved from 7000 to 7001; 7001's replica 7004 was promoted knowing only 5461-10922, so 7001
-  // kept slot 100 alone, and 7004 holds the copies of its keys it replicated before.
-  const split = (replId2 = "r7001") => {
-    const o = observed([
-      { addr: A(7000), slots: ["0-99", "101-5460"], replicas: [A(7003)] },
-      { addr: A(7001), slots: ["100-100"] },
-      { addr: A(7004), slots: ["5461-10922"] },
-      { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005)] },
-    ]);
-    const n = (a: string) => o.nodes.find((x) => x.addr === a)!;
-    n(A(7004)).strayKeys = [{ slot: 100, keys: 12 }];
-    n(A(7004)).replId2 = replId2;
-    n(A(7001)).replId = "r7001";
-    return o;
-  };
+  // test/helpers/build.ts splitShard: 7004, promoted from 7001, holds 12 stale copies of slot 100's keys.
+  const split = (replId2?: string) => splitShard(12, replId2);
   const want = () =>
     spec([
       { master: A(7000), replicas: [A(7003)] },

@@ -7,7 +7,7 @@ import { renderJson } from "../../src/plan/render/json.js";
 import { renderGraph } from "../../src/plan/render/graph.js";
 import { serializePlan } from "../../src/plan/file.js";
 import type { ClusterSpec } from "../../src/spec/types.js";
-import { A, observed, spec } from "../helpers/build.js";
+import { A, observed, spec, splitShard } from "../helpers/build.js";
 
 const o = observed(
   [
@@ -60,15 +60,8 @@ describe("terminal renderer", () => {
   });
 
   it("shows the deletion of a split shard's stale copies as destructive, with the count and the warning", () => {
-    const split = observed([
-      { addr: A(7000), slots: ["0-99", "101-5460"], replicas: [A(7003)] },
-      { addr: A(7001), slots: ["100-100"] },
-      { addr: A(7004), slots: ["5461-10922"] },
-      { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005)] },
-    ]);
+    const split = splitShard(9);
     const n = (a: string) => split.nodes.find((x) => x.addr === a)!;
-    Object.assign(n(A(7004)), { strayKeys: [{ slot: 100, keys: 9 }], replId2: "r1" });
-    n(A(7001)).replId = "r1";
     const history = [{ slot: 100, from: [n(A(7000)).id], to: [n(A(7001)).id, n(A(7004)).id] }];
     const { steps } = planSteps(same, split, { history });
     const text = renderHuman(makePlan({ spec: same, specFile: "x.yaml", observed: split, steps, toolVersion: "0.0.0-test" }), { color: false });
