@@ -65,6 +65,7 @@ async function moveAndTakeOver(slot: number): Promise<boolean> {
   // a(1)'s links to a(4) are cut, so that no heartbeat tells a(4) of the slot until they are made
   // again (within 100 ms); the import is closed first, so that taking the slot bumps no epoch.
   const r4 = await myId(a(4));
+  await bothLinksUp(a(1), r4);
   await withNode(a(4), async (r) => {
     await withNode(a(1), async (c) => {
       const res = await c.pipeline([["debug", "clusterlink", "kill", "all", r4], ["cluster", "setslot", slot, "stable"], ["cluster", "setslot", slot, "node", t]]);
@@ -83,6 +84,26 @@ async function moveAndTakeOver(slot: number): Promise<boolean> {
     await sleep(100);
   }
   throw new Error("the cluster did not settle after the takeover");
+}
+
+/**
+ * Waits until `addr` has both cluster-bus links with `peer` (to and from). Redis 7.0 crashes (signal
+ * 11) on DEBUG CLUSTERLINK KILL when a link it would free is not there (redis/redis#12930, fixed in
+ * later releases), as it is for a moment after an earlier kill.
+ */
+async function bothLinksUp(addr: string, peer: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const links = (await withNode(addr, (c) => c.call("cluster", "links"))) as unknown[][];
+    const dirs = new Set<string>();
+    for (const l of links) {
+      const f = new Map<string, unknown>();
+      for (let k = 0; k + 1 < l.length; k += 2) f.set(String(l[k]), l[k + 1]);
+      if (f.get("node") === peer) dirs.add(String(f.get("direction")));
+    }
+    if (dirs.has("to") && dirs.has("from")) return;
+    await sleep(100);
+  }
+  throw new Error(`${addr} did not get both cluster-bus links with ${peer} within 10 s`);
 }
 
 let oldPlan: string;
