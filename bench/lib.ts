@@ -14,7 +14,8 @@ import { countSlots } from "../src/slots.js";
 import { NodeClient } from "../src/redis/connect.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
-export const CLI = join(ROOT, "bin", "shardform.js");
+/** The CLI the bench times; SHARDFORM_BENCH_CLI names another build (e.g. an older commit's, to compare). */
+export const CLI = process.env.SHARDFORM_BENCH_CLI ?? join(ROOT, "bin", "shardform.js");
 
 export interface BenchCluster {
   dir: string;

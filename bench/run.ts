@@ -345,8 +345,17 @@ async function benchLatency(server?: string, label = ""): Promise<void> {
         { mode: "no move (baseline, 5 s)", extra: null },
         { mode: "scale-out at full speed", extra: [] },
         { mode: `scale-out at --max-keys-per-second ${limit}`, extra: ["--max-keys-per-second", String(limit)] },
+        // Budgets of 2x and 10x the baseline's p99, as measured in this run (filled in below).
+        { mode: "budget 2", extra: ["--max-latency-ms"] },
+        { mode: "budget 10", extra: ["--max-latency-ms"] },
       ];
   for (const m of modes) {
+    if (m.extra?.[0] === "--max-latency-ms") {
+      const times = Number(m.mode.split(" ")[1]);
+      const budget = Math.max(0.1, times * (latency.filter((l) => l.applySecs === null).at(-1)?.report.p99 ?? 1)).toFixed(2);
+      m.extra = ["--max-latency-ms", budget];
+      m.mode = `scale-out at --max-latency-ms ${budget} (${times}x the baseline's p99)`;
+    }
     const c = await startNodes(PORT, 4, server);
     try {
       await threeMastersAndAnEmptyOne(c.addrs);
@@ -357,7 +366,10 @@ async function benchLatency(server?: string, label = ""): Promise<void> {
         else {
           const spec = join(work, "latency.yaml");
           writeFileSync(spec, specYaml(c.addrs));
-          applySecs = (await shardform(["apply", spec, "--auto-approve", "--state-dir", work, ...m.extra])).secs;
+          const t = await shardform(["apply", spec, "--auto-approve", "--state-dir", work, ...m.extra]);
+          applySecs = t.secs;
+          const governed = /^Latency: (.*)$/m.exec(t.stderr)?.[1];
+          if (governed) log(`latency ${m.mode}: apply says ${governed}`);
         }
       } finally {
         latency.push({ mode: m.mode, applySecs, report: await client.stop() });

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, Option } from "clipanion";
-import { ClusterCommand, intOption, migrationOption } from "./base.js";
+import { ClusterCommand, intOption, migrationOption, numberOption } from "./base.js";
 import { DEFAULT_SETTLE_S, loadTopology, planFrom, readHistory } from "./observe-input.js";
 import { progressPrinter } from "./progress.js";
 import { DEFAULT_LOAD_WINDOW_S } from "../observe/load.js";
@@ -68,6 +68,7 @@ export class ApplyCommand extends ClusterCommand {
       ["Resume after an interruption", "$0 apply plan.json --auto-approve"],
       ["Machine-readable progress", "$0 apply plan.json --json-log > apply.log"],
       ["Gentle on a busy cluster", "$0 apply plan.json --max-keys-per-second 20000 --parallelism 2"],
+      ["Keep what clients wait for under 2 ms (99th percentile) while keys move", "$0 apply plan.json --max-latency-ms 2"],
       ["Move one slot at a time, as redis-cli does", "$0 apply plan.json --window 1 --parallelism 1"],
       ["Wait up to 5 minutes for another apply to finish", "$0 apply plan.json --lock-timeout 300"],
     ],
@@ -96,6 +97,10 @@ export class ApplyCommand extends ClusterCommand {
     description: `Seconds any wait may take: retries of a step through CLUSTERDOWN/LOADING/a node not answering, new nodes being known, replicas syncing, failovers, the final agreement (default ${DEFAULT_EXEC_OPTIONS.waitTimeoutMs / 1000})`,
   });
   maxKeysPerSecond = Option.String("--max-keys-per-second", { description: "Move at most this many keys per second, over all pairs (default: no limit)" });
+  maxLatencyMs = Option.String("--max-latency-ms", {
+    description:
+      "A latency budget for clients while keys move: apply PINGs every source and target from a thread of its own every 2 ms and slows the key moves (fewer MIGRATEs at a time, fewer keys per second, smaller batches) whenever the 99th percentile of that wait over the last two seconds is above this many ms, and speeds them up again below it (default: no budget). The server's own migration (Valkey 9) is not paced",
+  });
   allowMassRemoval = Option.Boolean("--allow-mass-removal", false, { description: "With a SPEC: permit removing half or more of the masters that own slots" });
   migration = Option.String("--migration", { description: "With a SPEC: how slots move: auto (default; the server's own migration where both ends have it, Valkey 9+), atomic, keys" });
   history = Option.Array("--history", {
@@ -114,6 +119,7 @@ export class ApplyCommand extends ClusterCommand {
       migrateTimeoutMs: intOption(this.migrateTimeout, "--migrate-timeout", DEFAULT_EXEC_OPTIONS.migrateTimeoutMs, 1),
       waitTimeoutMs: intOption(this.waitTimeout, "--wait-timeout", DEFAULT_EXEC_OPTIONS.waitTimeoutMs / 1000, 1) * 1000,
       maxKeysPerSecond: intOption(this.maxKeysPerSecond, "--max-keys-per-second", 0, 1),
+      maxLatencyMs: numberOption(this.maxLatencyMs, "--max-latency-ms", 0, 0.1),
     };
     this.lockTimeoutMs(); // checked with the other options, before anything is made or read
     // A state directory that does not exist yet is made (its parent must exist: a typo stays visible).
@@ -251,6 +257,7 @@ export class ApplyCommand extends ClusterCommand {
       ["--lock-dir", this.lockDir],
       ["--lock-timeout", this.lockTimeout],
       ["--max-keys-per-second", this.maxKeysPerSecond],
+      ["--max-latency-ms", this.maxLatencyMs],
       ["--parallelism", this.parallelism],
       ["--window", this.window],
       ["--atomic-window", this.atomicWindow],

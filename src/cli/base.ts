@@ -136,6 +136,14 @@ export function intOption(value: string | undefined, flag: string, fallback: num
   return n;
 }
 
+/** A positive number that may have decimals (e.g. --max-latency-ms 1.5), from `min` up. */
+export function numberOption(value: string | undefined, flag: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < min) throw new UsageError(`${flag} must be a number >= ${min}, got "${value}"`);
+  return n;
+}
+
 /** `--migration auto|atomic|keys`: which protocol slot moves use. */
 export function migrationOption(value: string | undefined): "auto" | "atomic" | "keys" {
   const v = value ?? "auto";

@@ -1,5 +1,6 @@
 /** Shows executor progress: a live line on a terminal, plain lines otherwise, JSON lines with --json-log. */
 import type { ProgressEvent } from "../executor/progress.js";
+import type { LatencySummary } from "../executor/latency.js";
 
 export type ProgressMode = "tty" | "plain" | "json";
 
@@ -59,6 +60,16 @@ class RunCounters {
   }
 }
 
+/** What the --max-latency-ms governor saw and did, for apply's last lines. */
+export function latencyLine(l: LatencySummary): string {
+  if (l.probes === 0) return `budget ${l.budgetMs} ms; no PING was answered while keys moved, so the pace stayed at ${l.lastRate} keys/s`;
+  const over = l.overTicks > 0 ? `, over the budget in ${l.overTicks} of ${l.ticks} quarter second(s)` : "";
+  return (
+    `budget ${l.budgetMs} ms; a PING on the moving nodes waited ${l.p99Ms.toFixed(2)} ms at the 99th percentile ` +
+    `(max ${l.maxMs.toFixed(1)} ms, ${l.probes} PINGs${over}); the pace went up to ${l.topRate} keys/s`
+  );
+}
+
 /** The lines an event prints (none for most: they update the progress line), given the run so far. */
 function eventLines(e: ProgressEvent, c: RunCounters, mode: "tty" | "plain"): string[] {
   switch (e.type) {
@@ -81,6 +92,7 @@ function eventLines(e: ProgressEvent, c: RunCounters, mode: "tty" | "plain"): st
     case "done":
       return [
         `Apply complete: ${e.steps} step(s), ${c.keys} keys moved in ${(e.ms / 1000).toFixed(1)} s; the cluster is in the plan's end state.`,
+        ...(e.latency ? [`Latency: ${latencyLine(e.latency)}.`] : []),
         ...(e.timings ? [`Time: ${timeLine(e.timings)}.`] : []),
       ];
     default:

@@ -16,11 +16,12 @@ import { describeChanges, fingerprint } from "../observe/fingerprint.js";
 import { observeCluster } from "../observe/observe.js";
 import { loadDrift } from "../observe/load.js";
 import type { ObservedCluster } from "../observe/types.js";
-import type { Plan } from "../plan/types.js";
+import type { Plan, StepOf } from "../plan/types.js";
 import type { Access } from "../redis/connect.js";
 import { mapLimit } from "../util/limit.js";
 import { ExecCtx, StopRequested, type ExecOptions } from "./context.js";
 import { endStateDifferences } from "./end-state.js";
+import type { LatencyGovernor } from "./latency.js";
 import { JournalFile, journalPath, newJournal, numbersToRanges, readJournal, stepNumber } from "./journal.js";
 import { ClusterLease } from "./lease.js";
 import { LockSet, defaultLockDir, nodeLockFile, waitForLock } from "./lock.js";
@@ -225,11 +226,13 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       opts.emit({ type: "note", message: `could not read cluster-node-timeout (CONFIG GET refused); assuming 15000 ms for MIGRATE's time budget` });
     } else ctx.nodeTimeoutMs = timeout;
 
-    const limit = opts.exec.maxKeysPerSecond > 0 ? `at most ${opts.exec.maxKeysPerSecond} keys/s` : undefined;
+    const limit = paceText(opts.exec);
     opts.emit({ type: "plan-start", steps: plan.steps.length, resumed: journal.done.size, ...(limit ? { limit } : {}) });
+    if (ctx.governor) startGovernor(ctx, ctx.governor, plan, journal.done, opts.emit);
     const started = performance.now();
     await walk(plan, journal, ctx);
     const walked = performance.now();
+    const latency = await ctx.governor?.stop();
 
     // Replicas learn new slot owners by gossip: "complete" means every member agrees, and the cluster is the plan's end state.
     opts.emit({ type: "wait", what: "every member to agree on the new configuration" });
@@ -271,6 +274,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       // Where the time went: before apply (process start, observe and plan, for apply SPEC), prepare (locks,
       // observe again, permission probes, lease), steps, verify (agreement and end state).
       timings: { sinceStartMs: Math.round(process.uptime() * 1000), prepareMs: Math.round(started - entered), stepsMs: Math.round(walked - started), verifyMs: Math.round(end - walked) },
+      ...(latency ? { latency } : {}),
     });
     return result("done", warnings);
   } catch (err) {
@@ -297,4 +301,24 @@ export function hasResumableCheckpoint(plan: Plan, planFile: string, stateDir?: 
   } catch {
     return false;
   }
+}
+
+/** How apply paces key moves, for its first line (undefined: as fast as it can). */
+function paceText(exec: ExecOptions): string | undefined {
+  const parts = [
+    ...(exec.maxKeysPerSecond > 0 ? [`at most ${exec.maxKeysPerSecond} keys/s`] : []),
+    ...(exec.maxLatencyMs ? [`paced so that a command on a moving node waits at most ${exec.maxLatencyMs} ms (99th percentile)`] : []),
+  ];
+  return parts.length ? parts.join(", ") : undefined;
+}
+
+/** Starts the --max-latency-ms PINGs on the nodes that keys move from and to by the steps still to do. */
+function startGovernor(ctx: ExecCtx, governor: LatencyGovernor, plan: Plan, done: ReadonlySet<string>, emit: (e: ProgressEvent) => void): void {
+  const todo = plan.steps.filter((s): s is StepOf<"migrate-slot"> => s.kind === "migrate-slot" && !done.has(s.id));
+  const atomic = todo.filter((s) => s.atomic).length;
+  if (atomic > 0) {
+    emit({ type: "note", message: `--max-latency-ms paces key-by-key moves only: ${atomic} slot(s) move by the server's own migration, which it cannot pace (plan with --migration keys to pace them too)` });
+  }
+  const addrs = todo.filter((s) => !s.atomic).flatMap((s) => [s.from.addr, s.to.addr]);
+  if (addrs.length > 0) governor.start(addrs, ctx.access);
 }

@@ -14,6 +14,7 @@ import { mapLimit } from "../util/limit.js";
 import { withRenames } from "../safety/rules.js";
 import type { ProgressEvent } from "./progress.js";
 import { ConnectionPool, KeyPacer, Serializer } from "./pool.js";
+import { LatencyGovernor, MIGRATES_IN_FLIGHT, type Pace } from "./latency.js";
 
 export interface ExecOptions {
   /** Keys per MIGRATE command. */
@@ -28,6 +29,8 @@ export interface ExecOptions {
   parallelism: number;
   /** Keys moved per second at most, over all pairs; 0 = no limit. */
   maxKeysPerSecond: number;
+  /** --max-latency-ms: the wait a PING may see on a source or target (99th percentile), steering the pace; 0 = none. */
+  maxLatencyMs?: number;
   /** Slots of one server-side migration (CLUSTER MIGRATESLOTS); default: every ready slot of the pair. */
   atomicWindow?: number;
 }
@@ -80,6 +83,8 @@ export class ExecCtx {
   private readonly pool: ConnectionPool;
   private readonly serial = new Serializer();
   private readonly pacer: KeyPacer;
+  /** Under --max-latency-ms: sets the pace of key moves from what a PING waits on their nodes. */
+  readonly governor: LatencyGovernor | null;
   stop: StopState = "none";
   /** Addresses of members, tried in order when a step needs "any member". */
   readonly knownAddrs: NodeAddr[] = [];
@@ -114,6 +119,9 @@ export class ExecCtx {
     this.emit = emit;
     this.pool = new ConnectionPool(access);
     this.pacer = new KeyPacer(options.maxKeysPerSecond);
+    this.governor = options.maxLatencyMs
+      ? new LatencyGovernor(options.maxLatencyMs, { keys: options.pipeline, inFlight: MIGRATES_IN_FLIGHT, rate: options.maxKeysPerSecond }, this.pacer)
+      : null;
   }
 
   /**
@@ -129,6 +137,7 @@ export class ExecCtx {
 
   async closeAll(): Promise<void> {
     this.stop = "hard";
+    await this.governor?.stop();
     await this.pool.closeAll();
   }
 
@@ -140,6 +149,11 @@ export class ExecCtx {
   /** Waits until `keys` more keys may move under --max-keys-per-second (shared by every pair). */
   pace(keys: number): Promise<void> {
     return this.pacer.pace(keys);
+  }
+
+  /** Under --max-latency-ms, how many keys per MIGRATE and MIGRATEs at a time the governor allows now; null: no budget. */
+  burst(): Pace | null {
+    return this.governor?.pace() ?? null;
   }
 
   /** This node's own CLUSTER NODES (within `ms`, default the connection's deadline). */

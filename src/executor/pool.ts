@@ -71,9 +71,14 @@ export class Serializer {
 /** The key budget of --max-keys-per-second, shared by every pair: each batch waits for its turn. */
 export class KeyPacer {
   private next = 0;
-  private readonly limit: number;
+  private limit: number;
 
   constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  /** A new limit (keys per second; 0: none) from now on (the --max-latency-ms governor sets it). */
+  setLimit(limit: number): void {
     this.limit = limit;
   }
 

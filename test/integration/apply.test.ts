@@ -1,6 +1,6 @@
 /**
  * apply, end to end on a real cluster holding 100,000 keys: create from bare nodes, scale out with a
- * live client, move a replica, fail over, scale in; each followed by the full checks. Then the
+ * live client (under --max-latency-ms), move a replica, fail over, scale in; each followed by the full checks. Then the
  * refusals: a stale plan, an edited plan, and no confirmation without a terminal.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -35,12 +35,12 @@ function specFile(name: string, shards: { master: number; replicas?: number[] }[
   return f;
 }
 
-async function planAndApply(spec: string): Promise<{ plan: { steps: { kind: string }[] }; out: string }> {
+async function planAndApply(spec: string, applyArgs: string[] = []): Promise<{ plan: { steps: { kind: string }[] }; out: string }> {
   const planFile = spec.replace(/\.yaml$/, ".plan.json");
   const p = await runCli(["plan", spec, "--out", planFile, "--detailed-exitcode"]);
   expect(p.stderr).toBe("");
   expect(p.code).toBe(2);
-  const r = await runCli(["apply", planFile]);
+  const r = await runCli(["apply", planFile, ...applyArgs]);
   expect(r.stderr).toContain("Apply complete");
   // where the time went, on the last line
   expect(r.stderr.trimEnd().split("\n").at(-1)).toMatch(/^Time: before apply [\d.]+ s \(start, observe, plan\), prepare [\d.]+ s .*, steps [\d.]+ s, verify [\d.]+ s .*; [\d.]+ s since the process started\.$/);
@@ -101,8 +101,11 @@ describe("apply on a real cluster", () => {
         { master: 2, replicas: [5] },
         { master: 6, replicas: [7] },
       ]);
-      const { plan } = await planAndApply(spec);
+      // Under a latency budget: apply PINGs the moving nodes and paces the moves by what they wait.
+      const { plan, out } = await planAndApply(spec, ["--max-latency-ms", "5"]);
       expect(plan.steps.filter((s) => s.kind === "migrate-slot")).toHaveLength(4096);
+      expect(out).toContain("paced so that a command on a moving node waits at most 5 ms (99th percentile)");
+      expect(out).toMatch(/^Latency: budget 5 ms; a PING on the moving nodes waited [\d.]+ ms at the 99th percentile \(max [\d.]+ ms, \d+ PINGs.*\); the pace went up to \d+ keys\/s\.$/m);
     } finally {
       running = false;
       await traffic;

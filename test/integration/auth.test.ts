@@ -45,9 +45,14 @@ describe("a password-protected cluster", () => {
     await populate(await observeCluster({ seeds: [a(0)], access }), { keys: KEYS, access });
     const planFile = join(work, "out.json");
     expect((await runCli(["plan", spec("out", [0, 1, 2, 3]), "--out", planFile], env)).code).toBe(0);
-    const r = await runCli(["apply", planFile, "--json-log", "--password-env", "SF_TEST_PASSWORD"], env);
+    const r = await runCli(["apply", planFile, "--json-log", "--password-env", "SF_TEST_PASSWORD", "--max-latency-ms", "10"], env);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
+    // the latency probes log in too: their PINGs were answered
+    const done = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { type: string; latency?: { budgetMs: number; probes: number } };
+    expect(done.type).toBe("done");
+    expect(done.latency?.budgetMs).toBe(10);
+    expect(done.latency?.probes).toBeGreaterThan(0);
     const v = await verifyTestKeys(await observeCluster({ seeds: [a(0)], access }), { keys: KEYS, access });
     expect([v.missing.length, v.wrong.length]).toEqual([0, 0]);
     // check, snapshot and force-unlock take seeds and auth from the spec, with no flag

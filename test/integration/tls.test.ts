@@ -62,8 +62,10 @@ describe("a TLS-only cluster", { timeout: 120_000 }, () => {
     const planFile = join(work, "out.json");
     expect((await runCli(["plan", f, "--out", planFile])).code).toBe(0);
     expect(JSON.parse(readFileSync(planFile, "utf8")).access).toEqual({ tls: { ca } });
-    const r = await runCli(["apply", planFile]);
+    const r = await runCli(["apply", planFile, "--max-latency-ms", "10"]);
     expect(r.stderr).toContain("Apply complete");
+    // the latency probes speak TLS too: their PINGs were answered
+    expect(r.stderr).toMatch(/^Latency: budget 10 ms; a PING on the moving nodes waited /m);
     expect(r.code).toBe(0);
     await fullChecks(a(0), 8, KEYS, f, checks());
   });

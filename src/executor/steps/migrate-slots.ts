@@ -30,6 +30,7 @@ import type { NodeRef, StepOf } from "../../plan/types.js";
 import { busyKeyWinner, keyCount, ownsSlot as owns, shardServer, slotClaimants, type ShardServer } from "../../safety/rules.js";
 import type { ExecCtx } from "../context.js";
 import { failpoint } from "../failpoints.js";
+import { MIGRATES_IN_FLIGHT } from "../latency.js";
 import { migrateSlotsAtomic } from "./migrate-atomic.js";
 
 type MigrateStep = StepOf<"migrate-slot">;
@@ -358,7 +359,6 @@ async function targetAnswers(ctx: ExecCtx, dst: NodeRef): Promise<void> {
  * in flight blocks the source for its whole timeout, one after the other. In-flight count x timeout is
  * kept within half of cluster-node-timeout, lest the cluster fail over a source nobody touched.
  */
-const MIGRATES_IN_FLIGHT = 16;
 
 /** The timeout of pipelined MIGRATEs: MIGRATES_IN_FLIGHT of them block a source for at most half of cluster-node-timeout. */
 export function pipelinedMigrateTimeoutMs(ctx: ExecCtx): number {
@@ -368,7 +368,7 @@ export function pipelinedMigrateTimeoutMs(ctx: ExecCtx): number {
 /**
  * Empties every slot, all of them in flight: each pass sends one GETKEYSINSLOT per slot not yet empty
  * in one pipeline, then one MIGRATE ... KEYS per slot that had keys, MIGRATES_IN_FLIGHT at a time per
- * source. A slot is done when GETKEYSINSLOT finds it empty (new keys of a MIGRATING slot go to the
+ * source (under --max-latency-ms, the governor's pace: fewer slots, keys and MIGRATEs at a time). A slot is done when GETKEYSINSLOT finds it empty (new keys of a MIGRATING slot go to the
  * target, so it stays empty). Before each pass the target must answer a PING: a target that stopped
  * answering gets no more MIGRATEs (the window waits and is retried).
  */
@@ -381,31 +381,42 @@ async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: Node
   while (pending.length > 0) {
     if (ctx.stop === "hard") return;
     await targetAnswers(ctx, dst);
-    const found = await c.pipelineBuffer(pending.map((s) => ["cluster", "getkeysinslot", s.slot, ctx.options.pipeline]));
-    const withKeys: { s: MigrateStep; keys: Buffer[] }[] = [];
-    found.forEach(([err, keys], k) => {
-      if (err) throw err;
-      if ((keys as Buffer[]).length > 0) withKeys.push({ s: pending[k]!, keys: keys as Buffer[] });
-    });
-    if (withKeys.length === 0) return;
-    await ctx.pace(withKeys.reduce((n, w) => n + w.keys.length, 0));
+    // Ungoverned: every slot's GETKEYSINSLOT in one pipeline, MIGRATES_IN_FLIGHT at a time. Under
+    // --max-latency-ms: as many slots at a time as MIGRATEs may run back to back, at its keys per MIGRATE.
+    const burst = ctx.burst();
+    const inFlight = burst?.inFlight ?? MIGRATES_IN_FLIGHT;
+    const count = burst?.keys ?? ctx.options.pipeline;
+    const group = burst ? inFlight : pending.length;
     const retry: MigrateStep[] = [];
-    for (let i = 0; i < withKeys.length; i += MIGRATES_IN_FLIGHT) {
-      const chunk = withKeys.slice(i, i + MIGRATES_IN_FLIGHT);
-      const moved = await ctx.oneAtATime(`migrate ${src.id}`, () =>
-        c.pipelineBuffer(
-          chunk.map(({ keys }) => ["migrate", host, port, "", 0, timeout, ...auth, "keys", ...keys]),
-          10_000 + 2 * timeout * chunk.length,
-        ),
-      );
-      moved.forEach(([err], k) => {
-        const { s, keys } = chunk[k]!;
-        if (err) retry.push(s);
-        else ctx.emit({ type: "keys-moved", slot: s.slot, keys: keys.length });
+    const next: MigrateStep[] = [];
+    for (let g = 0; g < pending.length; g += group) {
+      const part = pending.slice(g, g + group);
+      const found = await c.pipelineBuffer(part.map((s) => ["cluster", "getkeysinslot", s.slot, count]));
+      const withKeys: { s: MigrateStep; keys: Buffer[] }[] = [];
+      found.forEach(([err, keys], k) => {
+        if (err) throw err;
+        if ((keys as Buffer[]).length > 0) withKeys.push({ s: part[k]!, keys: keys as Buffer[] });
       });
+      for (let i = 0; i < withKeys.length; i += inFlight) {
+        const chunk = withKeys.slice(i, i + inFlight);
+        await ctx.pace(chunk.reduce((n, w) => n + w.keys.length, 0));
+        const moved = await ctx.oneAtATime(`migrate ${src.id}`, () =>
+          c.pipelineBuffer(
+            chunk.map(({ keys }) => ["migrate", host, port, "", 0, timeout, ...auth, "keys", ...keys]),
+            10_000 + 2 * timeout * chunk.length,
+          ),
+        );
+        moved.forEach(([err], k) => {
+          const { s, keys } = chunk[k]!;
+          if (err) retry.push(s);
+          else ctx.emit({ type: "keys-moved", slot: s.slot, keys: keys.length });
+        });
+      }
+      next.push(...withKeys.map((w) => w.s));
     }
+    if (next.length === 0) return;
     for (const s of retry) await moveKeysOneByOne(s, ctx, src, dst, at, timeout);
-    pending = withKeys.map((w) => w.s);
+    pending = next;
     await failpoint(ctx, "migrate:drain-pass");
   }
 }
