@@ -7,11 +7,16 @@
  *   scale-in   4 balanced masters with N keys -> drain the 4th and remove it
  *              shardform apply SPEC  vs  redis-cli --cluster rebalance --cluster-weight <4th>=0 + del-node
  *   populate   N keys into 3 masters: shardform populate  vs  redis-cli --pipe (one per master, in parallel)
- *   planner    shardform plan --observed on synthetic snapshots of 100, 500 and 1000 nodes
+ *   planner    shardform plan --observed on synthetic snapshots of 200, 1000 and 2000 masters (a replica each)
  *   create     3 shards x 1 replica, and 30 x 1 (60 nodes), from bare nodes: shardform apply SPEC  vs
  *              redis-cli --cluster create --cluster-replicas 1 + the wait until every member agrees
  *   latency    a live client (ioredis Cluster, a fixed rate of GET/SET) during the 3->4 scale-out: its
- *              p50/p99/max latency and errors with no move, at full speed, and at --max-keys-per-second
+ *              p50/p99/max latency and errors with no move, at full speed, at --max-keys-per-second,
+ *              and at --max-latency-ms of 2x and 10x the no-move p99
+ *   growth     (only with --only growth: about 15 minutes) for 3, 30 and 100 shards with a replica each
+ *              (6, 60, 200 nodes, and 2 spare): create from bare nodes, write --keys, plan the unchanged
+ *              spec, scale out by one shard with its replica; shardform  vs  redis-cli create / add-node
+ *              + rebalance (pipeline 100)
  *   valkey9    the scale-out on Valkey 9.1.2 (.servers/, from scripts/servers.sh): shardform with the server's
  *              own slot migration  vs  shardform --migration keys  vs  redis-cli rebalance
  *   skewed     4 masters with equal slot counts and skewed data (bench/skewed.ts): shardform apply of a
@@ -47,6 +52,7 @@ const { values: args } = parseArgs({
     only: { type: "string", default: "populate,scale-out,scale-in,planner,create,latency,skewed,valkey9" },
     "skewed-keys": { type: "string", default: "200000" },
     "latency-rate": { type: "string", default: "2000" },
+    "growth-shards": { type: "string", default: "3,30,100" },
     "latency-limit": { type: "string", default: "50000" },
     "redis-cli-pipelines": { type: "string", default: "10,100,1000" },
     "shardform-args": { type: "string", default: "" },
@@ -56,7 +62,8 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(
     "npm run bench -- [--runs 3] [--keys 1000000] [--base-port 19000] [--only populate,scale-out,scale-in,planner,create,latency,skewed,valkey9] [--skewed-keys 200000]\n" +
-      "                 [--redis-cli-pipelines 10,100,1000] [--shardform-args '--parallelism 4'] [--latency-rate 2000] [--latency-limit 50000]\n",
+      "                 [--redis-cli-pipelines 10,100,1000] [--shardform-args '--parallelism 4'] [--latency-rate 2000] [--latency-limit 50000]\n" +
+      "                 [--only growth --growth-shards 3,30,100 --keys 200000]\n",
   );
   process.exit(0);
 }
@@ -265,8 +272,8 @@ async function benchScaleIn(): Promise<void> {
 
 async function benchPlanner(): Promise<void> {
   const perNode: { nodes: number; ms: number }[] = [];
-  for (const nodes of [100, 500, 1000]) {
-    const masters = nodes / 2;
+  for (const masters of [200, 1000, 2000]) {
+    const nodes = 2 * masters;
     const { observed, specYaml: yaml } = syntheticCluster(masters, Math.max(1, Math.round(masters / 10)));
     const snap = join(work, `snapshot-${nodes}.json`);
     const specFile = join(work, `spec-${nodes}.yaml`);
@@ -275,14 +282,14 @@ async function benchPlanner(): Promise<void> {
     const inProcess: number[] = [];
     for (let r = 1; r <= RUNS; r++) {
       const t = await shardform(["plan", specFile, "--observed", snap, "--out", join(work, `plan-${nodes}.json`)]);
-      record(`planner ${nodes} nodes`, "shardform plan --observed (CLI)", nodes, "nodes", t);
+      record(`planner ${masters} masters (${nodes} nodes)`, "shardform plan --observed (CLI)", nodes, "nodes", t);
       const t0 = performance.now();
       const spec = parseSpec(yaml, specFile);
       const { steps, notes } = planSteps(spec, observed);
       makePlan({ spec, specFile, observed, steps, notes, toolVersion: "bench" });
       inProcess.push(performance.now() - t0);
     }
-    record(`planner ${nodes} nodes`, "planSteps + makePlan (in process)", nodes, "nodes", { secs: median(inProcess) / 1000, peakMb: null });
+    record(`planner ${masters} masters (${nodes} nodes)`, "planSteps + makePlan (in process)", nodes, "nodes", { secs: median(inProcess) / 1000, peakMb: null });
     perNode.push({ nodes, ms: median(inProcess) });
     log(`planner ${nodes} nodes: in process ${median(inProcess).toFixed(0)} ms`);
   }
@@ -325,6 +332,77 @@ async function benchCreate(): Promise<void> {
     for (const tool of ["shardform", "redis-cli"] as const) await createOnce(3, "create 3x1 (6 nodes)", tool);
     for (const tool of ["shardform", "redis-cli"] as const) await createOnce(30, "create 30x1 (60 nodes)", tool);
   }
+}
+
+// ---- growth: how each cost grows with the number of nodes -------------------------------------
+
+const growth: { shards: number; tool: string; create: number; plan: number | null; scaleOut: number; check: string }[] = [];
+
+/** One size, one tool: create `shards` shards with a replica each from bare nodes, write the keys, time a plan of the unchanged spec (shardform), then scale out by one shard with its replica. */
+async function growthOnce(shards: number, tool: "shardform" | "redis-cli", keys: number): Promise<void> {
+  const c = await startNodes(PORT, 2 * shards + 2);
+  try {
+    const pair = (i: number): [string, string] => [c.addrs[2 * i]!, c.addrs[2 * i + 1]!];
+    const spec = (k: number): string => {
+      const f = join(work, `growth-${shards}-${k}.yaml`);
+      const lines = ["cluster:", `  seeds: ["${c.addrs[0]}"]`, "shards:"];
+      for (let i = 0; i < k; i++) lines.push(`  - master: ${pair(i)[0]}`, `    replicas: [${pair(i)[1]}]`);
+      writeFileSync(f, lines.join("\n") + "\n");
+      return f;
+    };
+    const initial = c.addrs.slice(0, 2 * shards);
+    let create: number;
+    let plan: number | null = null;
+    let scaleOut: number;
+    if (tool === "shardform") {
+      create = (await shardform(["apply", spec(shards), "--auto-approve", "--state-dir", work, ...EXTRA])).secs;
+      await waitConsistent(initial, 120_000);
+      await loadKeys(c.addrs[0]!);
+      plan = (await shardform(["plan", spec(shards)])).secs;
+      scaleOut = (await shardform(["apply", spec(shards + 1), "--auto-approve", "--state-dir", work, ...EXTRA])).secs;
+    } else {
+      // redis-cli pairs masters and replicas itself: the first half of the addresses become masters.
+      const ordered = [...Array.from({ length: shards }, (_, i) => pair(i)[0]), ...Array.from({ length: shards }, (_, i) => pair(i)[1])];
+      const t0 = performance.now();
+      await timed("redis-cli", ["--cluster", "create", ...ordered, "--cluster-replicas", "1", "--cluster-yes"]);
+      await waitConsistent(initial, 300_000);
+      create = (performance.now() - t0) / 1000;
+      await loadKeys(c.addrs[0]!);
+      const [m, r] = pair(shards);
+      const t1 = performance.now();
+      redisCli(["--cluster", "add-node", m, c.addrs[0]!]);
+      await waitConsistent([...initial, m], 300_000);
+      redisCli(["--cluster", "add-node", r, c.addrs[0]!, "--cluster-slave", "--cluster-master-id", await nodeId(m)]);
+      await timed("redis-cli", ["--cluster", "rebalance", c.addrs[0]!, "--cluster-use-empty-masters", "--cluster-pipeline", "100", "--cluster-yes"]);
+      await waitConsistent(c.addrs, 300_000);
+      scaleOut = (performance.now() - t1) / 1000;
+    }
+    const check = await endChecks(c.addrs[0]!, 2 * shards + 2, keys);
+    growth.push({ shards, tool, create, plan, scaleOut, check });
+    log(`growth ${2 * shards} nodes ${tool}: create ${create.toFixed(2)} s, ${plan === null ? "" : `plan ${plan.toFixed(2)} s, `}scale-out by one shard ${scaleOut.toFixed(2)} s; ${check}`);
+  } finally {
+    await c.stop();
+  }
+}
+
+async function benchGrowth(): Promise<void> {
+  for (const shards of args["growth-shards"].split(",").map(Number)) {
+    for (const tool of ["shardform", "redis-cli"] as const) await growthOnce(shards, tool, KEYS);
+  }
+}
+
+function growthTable(): string {
+  const out = [
+    `| nodes | shardform create s | redis-cli create + agree s | shardform plan (no changes) s | shardform scale-out +1 shard s | redis-cli add-node x2 + rebalance (pipeline 100) s |`,
+    "|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const shards of [...new Set(growth.map((g) => g.shards))]) {
+    const sf = growth.find((g) => g.shards === shards && g.tool === "shardform");
+    const rc = growth.find((g) => g.shards === shards && g.tool === "redis-cli");
+    const f = (x: number | null | undefined): string => (x === null || x === undefined ? "" : x.toFixed(2));
+    out.push(`| ${2 * shards} | ${f(sf?.create)} | ${f(rc?.create)} | ${f(sf?.plan)} | ${f(sf?.scaleOut)} | ${f(rc?.scaleOut)} |`);
+  }
+  return out.join("\n");
 }
 
 // ---- latency --------------------------------------------------------------------------------
@@ -487,7 +565,9 @@ if (ONLY.has("create")) await benchCreate();
 if (ONLY.has("latency")) await benchLatency();
 if (ONLY.has("skewed")) await benchSkewed();
 if (ONLY.has("valkey9")) await benchValkey9();
+if (ONLY.has("growth")) await benchGrowth();
 if (rows.length) process.stdout.write(`\n${table()}\n\nredis-cli / shardform: how many times longer redis-cli took than shardform (above 1: shardform is faster).\n`);
 for (const n of notes) process.stdout.write(`${n}\n`);
 if (latency.length) process.stdout.write(`\n${latencyTable()}\n`);
+if (growth.length) process.stdout.write(`\n${growthTable()}\n`);
 if (balanceRows.length) process.stdout.write(`\n${balanceTable()}\n`);

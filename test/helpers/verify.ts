@@ -1,11 +1,12 @@
 /** The checks every apply test ends with. */
 import { spawnSync } from "node:child_process";
+import calculateSlot from "cluster-key-slot";
 import { expect } from "vitest";
 import { observeCluster } from "../../src/observe/observe.js";
 import { verifyTestKeys } from "../../src/testdata/populate.js";
 import { countSlots } from "../../src/slots.js";
 import type { ObservedCluster } from "../../src/observe/types.js";
-import type { Access } from "../../src/redis/connect.js";
+import { NodeClient, type Access } from "../../src/redis/connect.js";
 import { runCli } from "./cli.js";
 
 export interface CheckOptions {
@@ -39,7 +40,30 @@ export async function expectHealthy(seed: string, members: number, opts: CheckOp
 export async function expectAllKeys(seed: string, keys: number, opts: CheckOptions = {}): Promise<void> {
   const o = await observeCluster({ seeds: [seed], ...(opts.access ? { access: opts.access } : {}) });
   const r = await verifyTestKeys(o, { keys, ...(opts.access ? { access: opts.access } : {}) });
-  expect({ checked: r.checked, missing: r.missing.length, wrong: r.wrong.length }).toEqual({ checked: keys, missing: 0, wrong: 0 });
+  const got = { checked: r.checked, missing: r.missing.length, wrong: r.wrong.length };
+  if (got.missing > 0) Object.assign(got, { where: await whereAreKeys(o, r.missing.slice(0, 5), opts.access) });
+  expect(got).toEqual({ checked: keys, missing: 0, wrong: 0 });
+}
+
+/** For a failing check: each key's slot, the slot's owner, and every node whose GETKEYSINSLOT lists the key. */
+async function whereAreKeys(o: ObservedCluster, keys: string[], access?: Access): Promise<string[]> {
+  const out: string[] = [];
+  for (const k of keys) {
+    const slot = calculateSlot(k);
+    const owner = o.nodes.find((n) => n.role === "master" && n.slots.some(([p, q]) => p <= slot && slot <= q));
+    const holders: string[] = [];
+    for (const n of o.nodes) {
+      const c = await NodeClient.connect(n.addr, access ? { access } : {});
+      try {
+        const inSlot = (await c.call("cluster", "getkeysinslot", slot, 100_000)) as string[];
+        if (inSlot.includes(k)) holders.push(`${n.addr} (${n.role})`);
+      } finally {
+        await c.close();
+      }
+    }
+    out.push(`${k}: slot ${slot}, owner ${owner?.addr ?? "none"}, on ${holders.join(", ") || "no node"}`);
+  }
+  return out;
 }
 
 /** The full checks: healthy, every key back with its value, and `plan` of the spec reports no changes. */

@@ -11,6 +11,7 @@ import { runUnit } from "../../src/executor/handlers.js";
 import type { Step } from "../../src/plan/types.js";
 import { ClusterChangedError } from "../../src/errors.js";
 import { spawnSync } from "node:child_process";
+import calculateSlot from "cluster-key-slot";
 import { createCluster, startNodes, waitConsistent, type TestSandbox } from "../helpers/cluster.js";
 
 // Ports 21800-21804 (bus 31800-31804): this file's own range.
@@ -140,5 +141,60 @@ describe("migrate-slot hands a slot over until the target owns it", () => {
     const check = spawnSync("redis-cli", ["--cluster", "check", a(0)], { encoding: "utf8" });
     expect(check.stdout).toContain("[OK] All 16384 slots covered.");
     expect(check.stdout).not.toMatch(/\[ERR\]|\[WARNING\]/);
+  });
+});
+
+describe("migrate-slot hands a slot over only once a replica of the target has its keys", () => {
+  it("a replica of the target stopped right before the handover is waited for (WAIT 1): the target's SETSLOT NODE comes after it acknowledged", async () => {
+    // a(3) becomes a(1)'s replica.
+    const r = await NodeClient.connect(a(3));
+    await r.call("cluster", "meet", "127.0.0.1", BASE);
+    await waitConsistent([a(0), a(1), a(2), a(3)]);
+    await r.call("cluster", "replicate", ids.get(a(1))!);
+    for (let i = 0; i < 100 && !String(await r.call("info", "replication")).includes("master_link_status:up"); i++) await new Promise((res) => setTimeout(res, 100));
+    await r.close();
+    // 300 keys of one slot of a(0).
+    const o = await observeCluster({ seeds: [a(0)] });
+    const owned = o.nodes.find((n) => n.addr === a(0))!.slots.at(-1)!;
+    let tag = 0;
+    while (!(calculateSlot(`{w${tag}}`) >= owned[0] && calculateSlot(`{w${tag}}`) <= owned[1])) tag++;
+    const slot = calculateSlot(`{w${tag}}`);
+    const targetSlots = o.nodes.find((n) => n.addr === a(1))!.slots;
+    let tt = 0;
+    while (!targetSlots.some(([p, q]) => calculateSlot(`{t${tt}}`) >= p && calculateSlot(`{t${tt}}`) <= q)) tt++;
+    const src = await NodeClient.connect(a(0));
+    await src.pipeline(Array.from({ length: 300 }, (_, i) => ["set", `{w${tag}}:${i}`, "v"]));
+    await src.close();
+    let resumed = false;
+    let resumedBeforeHandover: boolean | null = null;
+    const c = new ExecCtx({}, { ...DEFAULT_EXEC_OPTIONS, waitTimeoutMs: 10_000 }, () => {});
+    c.knownAddrs.push(a(0), a(1), a(2));
+    c.failpointHook = async (name) => {
+      // Once the keys are on the target, one more write reaches it and its replica stops at once, going
+      // on 1.5 s later: the replica has not acknowledged that write when the handover could start.
+      if (name === "migrate:before-replica-wait") {
+        const t = await NodeClient.connect(a(1));
+        await t.call("set", `{t${tt}}`, "1");
+        await t.close();
+        sb.pause(BASE + 3);
+        setTimeout(() => {
+          sb.resume(BASE + 3);
+          resumed = true;
+        }, 1500);
+      }
+      if (name === "migrate:after-target-setslot") resumedBeforeHandover = resumed;
+    };
+    try {
+      await runUnit({ kind: "migrate-slot", steps: [{ id: "1-migrate-slot", needs: [], kind: "migrate-slot", slot, from: ref(0), to: ref(1), estKeys: 300 }] }, c);
+    } finally {
+      await c.closeAll();
+      await new Promise((res) => setTimeout(res, 1600));
+    }
+    expect(resumedBeforeHandover).toBe(true);
+    const rr = await NodeClient.connect(a(3));
+    const onReplica = Number(await rr.call("cluster", "countkeysinslot", slot));
+    await rr.close();
+    expect(onReplica).toBe(300);
+    await waitConsistent([a(0), a(1), a(2), a(3)]);
   });
 });

@@ -22,7 +22,7 @@
  * pipelined SETSLOT) is expected; the end checks that the target owns every slot of the window.
  */
 import { ClusterChangedError, FailoverPendingError, NodeTimeoutError, PermissionError, StepFailedError } from "../../errors.js";
-import type { NodeEntry } from "../../redis/cluster-nodes.js";
+import { parseInfo, type NodeEntry } from "../../redis/cluster-nodes.js";
 import { describe, type NodeClient } from "../../redis/connect.js";
 import { transientCause } from "../../redis/errors.js";
 import { parseNodeAddr } from "../../redis/node-key.js";
@@ -182,6 +182,11 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
     await keysElsewhere(steps, ctx, null, dst, first);
   }
 
+  // 3b. a replica of the target has every key it received, before anything depends on the target alone
+  // (a target that stops answering meanwhile is for targetAnswers to deal with)
+  await failpoint(ctx, "migrate:before-replica-wait");
+  await replicasHaveKeys(ctx, dst).catch(() => undefined);
+
   // 4. hand the slots over: target, source, every other master. The target must answer just before:
   // a SETSLOT NODE sent to a paused target runs when it resumes, possibly after its replica took the
   // shard over, and then claims the slot for the old master with a new config epoch.
@@ -204,6 +209,29 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "others" });
 
   await confirmHandover(steps, ctx, src, dst, others);
+}
+
+/** How long the handover waits for a replica of the target to acknowledge the keys it received (WAIT). */
+const REPLICA_ACK_MS = 5000;
+
+/**
+ * Before the handover: a replica of the target acknowledges every write the target has had (WAIT 1),
+ * so that a failover of the target from then on promotes a replica that holds the window's keys (the
+ * source deleted its copies as MIGRATE moved them; Redis promotes the replica with the most data). A
+ * target without a replica online waits for nothing; when none acknowledges within REPLICA_ACK_MS
+ * (a replica still syncing, or stopped), a note names the target and the move goes on.
+ */
+async function replicasHaveKeys(ctx: ExecCtx, dst: NodeRef): Promise<void> {
+  const c = await ctx.conn(dst.addr);
+  const info = parseInfo(String(await c.callWithin(2000, "info", "replication")));
+  // A replica counts when it is online and acknowledged within the last 2 s (replicas acknowledge every
+  // second): one that stopped stays "online" on its master until repl-timeout, and WAIT would only time out.
+  const live = Object.entries(info).filter(([k, v]) => /^slave\d+$/.test(k) && v.includes("state=online") && Number(/lag=(\d+)/.exec(v)?.[1] ?? 0) <= 2);
+  if (live.length === 0) return;
+  const acked = Number(await c.callWithin(REPLICA_ACK_MS + 2000, "wait", 1, REPLICA_ACK_MS));
+  if (acked < 1) {
+    ctx.noteOnce(`no replica of ${dst.addr} acknowledged the keys moved into it within ${REPLICA_ACK_MS / 1000} s; the move goes on, and until one catches up a failover of ${dst.addr} would lose them`);
+  }
 }
 
 /**
