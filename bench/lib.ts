@@ -23,9 +23,9 @@ export interface BenchCluster {
   stop(): Promise<void>;
 }
 
-export async function startNodes(basePort: number, count: number, server?: string): Promise<BenchCluster> {
+export async function startNodes(basePort: number, count: number, server?: string, nodeTimeoutMs?: number): Promise<BenchCluster> {
   const dir = mkdtempSync(join(tmpdir(), `shardform-bench-${basePort}-`));
-  const sb = await sandboxUp({ nodes: count, basePort, dir, ...(server ? { server } : {}) });
+  const sb = await sandboxUp({ nodes: count, basePort, dir, ...(server ? { server } : {}), ...(nodeTimeoutMs ? { nodeTimeoutMs } : {}) });
   return {
     dir,
     addrs: sb.nodes.map((n) => `127.0.0.1:${n.port}`),

@@ -340,7 +340,8 @@ const growth: { shards: number; tool: string; create: number; plan: number | nul
 
 /** One size, one tool: create `shards` shards with a replica each from bare nodes, write the keys, time a plan of the unchanged spec (shardform), then scale out by one shard with its replica. */
 async function growthOnce(shards: number, tool: "shardform" | "redis-cli", keys: number): Promise<void> {
-  const c = await startNodes(PORT, 2 * shards + 2);
+  // Redis's default cluster-node-timeout: at the sandbox's 5 s, 200 nodes' gossip saturates this 2-core machine.
+  const c = await startNodes(PORT, 2 * shards + 2, undefined, 15_000);
   try {
     const pair = (i: number): [string, string] => [c.addrs[2 * i]!, c.addrs[2 * i + 1]!];
     const spec = (k: number): string => {
