@@ -236,7 +236,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
 
     // Replicas learn new slot owners by gossip: "complete" means every member agrees, and the cluster is the plan's end state.
     opts.emit({ type: "wait", what: "every member to agree on the new configuration" });
-    await ctx.waitAgreement();
+    await ctx.waits.waitAgreement();
     let final = await observe();
     let verdict = endStateDifferences(current(), final);
     // The cluster settles after the last step on its own: replicas learn the last owners by gossip, and a
@@ -254,7 +254,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
         opts.emit({ type: "wait", what: `the cluster to settle (up to ${Math.round((settleBy - Date.now()) / 1000)} s) before the end state counts: ${verdict.differences[0]}` });
       }
       await sleep(300);
-      await ctx.waitAgreement();
+      await ctx.waits.waitAgreement();
       final = await observe();
       verdict = endStateDifferences(current(), final);
     }

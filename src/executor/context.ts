@@ -1,20 +1,20 @@
 /**
  * What every step handler gets: a connection to each node (never a cluster client; a connection that
- * broke or missed a deadline is replaced), a shared read of every member's view (steps that wait at
- * the same time share the reads), waits with a deadline, progress events and the stop state.
+ * broke or missed a deadline is replaced: pool.ts), reads of the cluster (reads.ts: steps that wait at
+ * the same time share them), waits with a deadline (waits.ts), the pace of key moves (pool.ts,
+ * latency.ts), progress events and the stop state.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import { NodeClient, type Access } from "../redis/connect.js";
-import { parseClusterNodes, parseInfo, type NodeEntry } from "../redis/cluster-nodes.js";
-import { ClusterChangedError, ClusterStateError, NodeTimeoutError, NodeUnreachableError } from "../errors.js";
 import type { NodeAddr } from "../redis/node-key.js";
-import { ipPort } from "../redis/resolve.js";
-import type { NodeRef } from "../plan/types.js";
-import { mapLimit } from "../util/limit.js";
 import { withRenames } from "../safety/rules.js";
 import type { ProgressEvent } from "./progress.js";
 import { ConnectionPool, KeyPacer, Serializer } from "./pool.js";
 import { LatencyGovernor, MIGRATES_IN_FLIGHT, type Pace } from "./latency.js";
+import { ClusterReads } from "./reads.js";
+import { StopRequested, Waits } from "./waits.js";
+
+export { StopRequested } from "./waits.js";
+export type { ClusterRead } from "./reads.js";
 
 export interface ExecOptions {
   /** Keys per MIGRATE command. */
@@ -50,31 +50,6 @@ export const DEFAULT_EXEC_OPTIONS: ExecOptions = {
  */
 export type StopState = "none" | "soft" | "hard";
 
-export class StopRequested extends Error {
-  constructor() {
-    super("stop requested");
-  }
-}
-
-/** Every member's own CLUSTER NODES and CLUSTER INFO, read at one moment. */
-export interface ClusterRead {
-  /** Members as the anchor lists them (no handshake or noaddr entries). */
-  members: NodeEntry[];
-  views: Map<string, NodeEntry[]>;
-  /** Each member's own line (the "myself" entry of its view), by id. */
-  selves: Map<string, NodeEntry>;
-  info: Map<string, Record<string, string>>;
-  /** Members that could not be read, and why. */
-  down: Map<string, string>;
-}
-
-const READ_TTL_MS = 40;
-/** How long one member's CLUSTER NODES + INFO may take in readCluster before it counts as down. */
-const MEMBER_READ_MS = 4000;
-
-/** How long a member may lag behind a change before it is told directly (see ExecCtx.nudge), and how often after. */
-const NUDGE_GRACE_MS = 500;
-const NUDGE_EVERY_MS = 2000;
 
 export class ExecCtx {
   readonly access: Access;
@@ -108,10 +83,10 @@ export class ExecCtx {
   replicas: ReadonlyMap<string, ReadonlySet<string>> = new Map();
   /** Notes already emitted (noteOnce). */
   private readonly noted = new Set<string>();
-  private lastRead: { at: number; read: ClusterRead } | null = null;
-  private reading: Promise<ClusterRead> | null = null;
-  /** When a lag (see nudgeDue) was first found, or last acted on. */
-  private readonly nudged = new Map<string, number>();
+  /** Reads of one node's view, of a member that answers, of every member's view at once. */
+  readonly reads: ClusterReads;
+  /** Polled waits with the --wait-timeout deadline, and the wait until every member agrees. */
+  readonly waits: Waits;
 
   constructor(access: Access, options: ExecOptions, emit: (e: ProgressEvent) => void) {
     this.access = access;
@@ -119,6 +94,8 @@ export class ExecCtx {
     this.emit = emit;
     this.pool = new ConnectionPool(access);
     this.pacer = new KeyPacer(options.maxKeysPerSecond);
+    this.reads = new ClusterReads((addr) => this.conn(addr), this.knownAddrs);
+    this.waits = new Waits(this.reads, (addr) => this.conn(addr), () => this.stop === "hard", options.waitTimeoutMs);
     this.governor = options.maxLatencyMs
       ? new LatencyGovernor(options.maxLatencyMs, { keys: options.pipeline, inFlight: MIGRATES_IN_FLIGHT, rate: options.maxKeysPerSecond }, this.pacer)
       : null;
@@ -156,45 +133,6 @@ export class ExecCtx {
     return this.governor?.pace() ?? null;
   }
 
-  /** This node's own CLUSTER NODES (within `ms`, default the connection's deadline). */
-  async view(addr: NodeAddr, ms?: number): Promise<NodeEntry[]> {
-    const c = await this.conn(addr);
-    return parseClusterNodes(String(ms === undefined ? await c.callString("cluster", "nodes") : await c.callWithin(ms, "cluster", "nodes")));
-  }
-
-  async self(addr: NodeAddr, ms?: number): Promise<NodeEntry> {
-    const me = (await this.view(addr, ms)).find((e) => e.flags.includes("myself"));
-    if (!me) throw new ClusterStateError(`${addr} did not list itself in CLUSTER NODES`);
-    return me;
-  }
-
-  /**
-   * The node at ref.addr, checked to still be the node the plan names: a node restarted with a new
-   * id, or another node now at that address, is a changed cluster.
-   */
-  async selfOf(ref: NodeRef, ms?: number): Promise<NodeEntry> {
-    const me = await this.self(ref.addr, ms);
-    if (me.id !== ref.id) {
-      throw new ClusterChangedError(
-        `${ref.addr} now answers with node id ${me.id.slice(0, 8)}, not ${ref.id.slice(0, 8)} as in the plan: the node was replaced or reset. Check the cluster with \`shardform check\`, then plan again.`,
-      );
-    }
-    return me;
-  }
-
-  /**
-   * Like selfOf, but null when the node does not answer within `ms` (down, paused): the caller then
-   * asks the other members who serves its data now.
-   */
-  async selfOrNull(ref: NodeRef, ms = 2000): Promise<NodeEntry | null> {
-    try {
-      return await this.selfOf(ref, ms);
-    } catch (err) {
-      if (err instanceof NodeTimeoutError || err instanceof NodeUnreachableError) return null;
-      throw err;
-    }
-  }
-
   /**
    * The node `from` has the id `to` now (reset-node's CLUSTER RESET HARD): recorded in the checkpoint
    * first, then every step that runs from now on names it by `to` (see renamed).
@@ -215,194 +153,5 @@ export class ExecCtx {
     if (this.noted.has(message)) return;
     this.noted.add(message);
     this.emit({ type: "note", message });
-  }
-
-  async info(addr: NodeAddr, section: string): Promise<Record<string, string>> {
-    return parseInfo(await (await this.conn(addr)).callString("info", section));
-  }
-
-  /** A reachable member's address. */
-  async anchor(excludeId?: string): Promise<NodeAddr> {
-    return (await this.anchorView(excludeId)).addr;
-  }
-
-  /** A reachable member's address, with the CLUSTER NODES that showed it answers. */
-  private async anchorView(excludeId?: string): Promise<{ addr: NodeAddr; view: NodeEntry[] }> {
-    for (const addr of this.knownAddrs) {
-      try {
-        const view = await this.view(addr);
-        const me = view.find((e) => e.flags.includes("myself"));
-        if (me && me.id !== excludeId && !me.flags.includes("handshake")) return { addr, view };
-      } catch {
-        // try the next one
-      }
-    }
-    throw new ClusterStateError(`no member answers (tried ${this.knownAddrs.join(", ")})`);
-  }
-
-  /**
-   * A member whose word on who the members are counts, with its CLUSTER NODES: a master that owns slots
-   * in its own view. A replica may lag, a node being removed (reset: it knows only itself) knows nobody,
-   * and a member just back with an old nodes.conf still lists nodes the others forgot. Falls back to
-   * the anchor when no master owns slots (a cluster being created).
-   */
-  async authority(excludeId?: string): Promise<{ addr: NodeAddr; view: NodeEntry[] }> {
-    const ownsSlots = (v: NodeEntry[]): boolean => {
-      const me = v.find((e) => e.flags.includes("myself"));
-      return me?.role === "master" && me.slots.length > 0 && me.id !== excludeId;
-    };
-    const { addr, view } = await this.anchorView(excludeId);
-    if (ownsSlots(view)) return { addr, view };
-    const masters = view.filter((e) => e.role === "master" && e.slots.length > 0 && e.id !== excludeId && !e.flags.includes("fail") && !e.flags.includes("handshake") && !e.flags.includes("myself"));
-    for (const m of masters) {
-      const v = await this.view(m.addr).catch(() => null);
-      if (v && ownsSlots(v)) return { addr: m.addr, view: v };
-    }
-    return { addr, view };
-  }
-
-  /**
-   * Every member's CLUSTER NODES and CLUSTER INFO, read in parallel. Callers that ask within a few
-   * milliseconds of each other share one read, so steps that wait together cost one read per poll.
-   */
-  async readCluster(): Promise<ClusterRead> {
-    if (this.lastRead && Date.now() - this.lastRead.at < READ_TTL_MS) return this.lastRead.read;
-    if (this.reading) return this.reading;
-    this.reading = (async () => {
-      const { addr: anchor, view } = await this.authority();
-      const members = view
-        .filter((e) => !e.flags.includes("handshake") && !e.flags.includes("noaddr"))
-        .map((e) => (e.flags.includes("myself") ? { ...e, addr: anchor } : e));
-      const views = new Map<string, NodeEntry[]>();
-      const info = new Map<string, Record<string, string>>();
-      const down = new Map<string, string>();
-      await mapLimit(members, 32, async (m) => {
-        try {
-          const c = await this.conn(m.addr);
-          // A paused node must not hold every reader up for the default deadline.
-          const res = await c.pipeline([["cluster", "nodes"], ["cluster", "info"]], MEMBER_READ_MS);
-          const err = res[0]![0] ?? res[1]![0];
-          if (err) throw err;
-          views.set(m.id, parseClusterNodes(res[0]![1] as string));
-          info.set(m.id, parseInfo(res[1]![1] as string));
-        } catch (err) {
-          down.set(m.id, (err as Error).message);
-        }
-      });
-      const selves = new Map<string, NodeEntry>();
-      for (const v of views.values()) {
-        const me = v.find((e) => e.flags.includes("myself"));
-        if (me) selves.set(me.id, me);
-      }
-      const read = { members, views, selves, info, down };
-      this.lastRead = { at: Date.now(), read };
-      return read;
-    })().finally(() => (this.reading = null));
-    return this.reading;
-  }
-
-  /** Polls `check` until it returns null (done) or the deadline passes; the last reason is in the error. */
-  async waitUntil(what: string, check: () => Promise<string | null>, timeoutMs = this.options.waitTimeoutMs): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let reason: string | null = "not checked";
-    let delay = 20;
-    for (;;) {
-      if (this.stop === "hard") throw new StopRequested();
-      try {
-        reason = await check();
-      } catch (err) {
-        if (err instanceof ClusterChangedError) throw err;
-        reason = (err as Error).message;
-      }
-      if (reason === null) return;
-      if (Date.now() >= deadline) break;
-      await sleep(delay);
-      delay = Math.min(delay * 2, 250);
-    }
-    throw new ClusterStateError(
-      `timed out after ${Math.round(timeoutMs / 1000)} s waiting until ${what}: ${reason}. ` +
-        `The checkpoint is consistent: fix the cause and run the same apply again (--wait-timeout sets how long apply waits).`,
-    );
-  }
-
-  /**
-   * Whether a lag (named by `key`) has lasted long enough to act on directly: false the first time it
-   * is seen and for NUDGE_GRACE_MS after (gossip usually wins), then true at most every NUDGE_EVERY_MS.
-   */
-  nudgeDue(key: string): boolean {
-    const now = Date.now();
-    const since = this.nudged.get(key);
-    if (since === undefined) {
-      this.nudged.set(key, now - NUDGE_EVERY_MS + NUDGE_GRACE_MS);
-      return false;
-    }
-    if (now - since < NUDGE_EVERY_MS) return false;
-    this.nudged.set(key, now);
-    return true;
-  }
-
-  /**
-   * Makes `viewer` learn `node`'s own configuration (its slots, its role, its master) now rather than
-   * at the next ping between the two, which can be half a cluster-node-timeout away: `node` greets
-   * `viewer` with CLUSTER MEET, and a node processes the header of a MEET from a node it knows like
-   * that of a ping (the greeting's temporary handshake entry is dropped as soon as `viewer` answers).
-   * Gossip is given NUDGE_GRACE_MS first; then a pair is nudged at most every NUDGE_EVERY_MS. Best
-   * effort: errors are left to the wait that called it.
-   */
-  async nudge(node: NodeEntry | NodeRef, viewer: NodeEntry): Promise<void> {
-    if (!this.nudgeDue(`${node.id} ${viewer.id}`)) return;
-    try {
-      const { ip, port } = await ipPort(viewer.addr);
-      await (await this.conn(node.addr)).call("cluster", "meet", ip, port, viewer.busPort);
-    } catch {
-      // the wait goes on and reports what it waits for
-    }
-  }
-
-  /**
-   * Every reachable member agrees on every node's role and on masters' slots, and, when all slots are
-   * assigned, reports cluster_state:ok. Returns the members that could not be read (they are not waited for).
-   */
-  async waitAgreement(): Promise<Map<string, string>> {
-    let down = new Map<string, string>();
-    await this.waitUntil(
-      "every member agrees on roles and slot owners and serves them",
-      async () => {
-        const r = await this.readCluster();
-        down = r.down;
-        // A member that answers LOADING (a demoted master resyncing) is alive: its view must agree too.
-        for (const [id, why] of r.down) if (/LOADING/.test(why)) return `${r.members.find((m) => m.id === id)?.addr ?? id.slice(0, 8)} is loading its data`;
-        const selves = r.selves;
-        const ranges = (e: NodeEntry): string => e.slots.map(([a, b]) => `${a}-${b}`).join(",");
-        const member = new Map(r.members.map((m) => [m.id, m]));
-        const lags: string[] = [];
-        const pairs: [NodeEntry, NodeEntry][] = [];
-        for (const [id, v] of r.views) {
-          const viewer = selves.get(id)?.addr ?? id.slice(0, 8);
-          for (const e of v) {
-            const own = selves.get(e.id);
-            if (!own || e.flags.includes("myself")) continue;
-            const lag =
-              e.role !== own.role || e.masterId !== own.masterId
-                ? `${viewer} still sees ${own.addr} as ${e.role}`
-                : own.role === "master" && ranges(e) !== ranges(own)
-                  ? `${viewer} has not yet learnt the slots of ${own.addr}`
-                  : null;
-            if (!lag) continue;
-            lags.push(lag);
-            const [n, w] = [member.get(e.id), member.get(id)];
-            if (n && w) pairs.push([n, w]);
-          }
-        }
-        await mapLimit(pairs, 32, ([n, w]) => this.nudge(n, w));
-        if (lags.length > 0) return lags[0]!;
-        for (const [id, info] of r.info) {
-          if (info["cluster_slots_assigned"] === "16384" && info["cluster_state"] !== "ok") return `${selves.get(id)?.addr ?? id} reports cluster_state:${info["cluster_state"]}`;
-        }
-        return null;
-      },
-      this.options.waitTimeoutMs,
-    );
-    return down;
   }
 }

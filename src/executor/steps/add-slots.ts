@@ -1,6 +1,6 @@
 /**
  * add-slots: ADDSLOTSRANGE for slots nobody owns (ADDSLOTS on servers without it, e.g. Redis 6.2), a
- * fresh config epoch, then one shared wait until every member sees every node of the batch owning them
+ * config epoch of its own for each master (one after the other: see uniqueEpochs), then one shared wait until every member sees every node of the batch owning them
  * (members that lag are nudged: ExecCtx.nudge).
  */
 import { ClusterChangedError } from "../../errors.js";
@@ -9,6 +9,8 @@ import type { StepOf } from "../../plan/types.js";
 import type { NodeClient } from "../../redis/connect.js";
 import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import { mapLimit } from "../../util/limit.js";
+import { parseInfo } from "../../redis/cluster-nodes.js";
+import { ipPort } from "../../redis/resolve.js";
 import type { ExecCtx } from "../context.js";
 
 type AddSlotsStep = StepOf<"add-slots">;
@@ -24,22 +26,24 @@ export async function addSlotRanges(c: NodeClient, ranges: SlotRange[]): Promise
 }
 
 export async function addSlots(steps: AddSlotsStep[], ctx: ExecCtx): Promise<void> {
-  await Promise.all(
+  const claimed = await Promise.all(
     steps.map(async (s) => {
-      const me = await ctx.selfOf(s.node);
+      const me = await ctx.reads.selfOf(s.node);
       if (me.role !== "master") throw new ClusterChangedError(`${s.node.addr} should be a master to take slots, but is a replica: the cluster changed; plan again`);
       const owned = new Set(expandRanges(me.slots));
       const missing = toRanges(expandRanges(s.ranges).filter((x) => !owned.has(x)));
-      if (missing.length === 0) return;
-      const c = await ctx.conn(s.node.addr);
-      await addSlotRanges(c, missing);
-      // A unique config epoch lets this claim win over stale ones; collisions are resolved by Redis.
-      await c.call("cluster", "bumpepoch");
+      if (missing.length === 0) return null;
+      await addSlotRanges(await ctx.conn(s.node.addr), missing);
+      return s;
     }),
   );
+  await uniqueEpochs(
+    claimed.filter((s): s is AddSlotsStep => s !== null),
+    ctx,
+  );
   ctx.emit({ type: "wait", what: `every member to see the new slot owners` });
-  await ctx.waitUntil(`every member sees ${steps.map((s) => s.node.addr).join(", ")} owning their new slots`, async () => {
-    const r = await ctx.readCluster();
+  await ctx.waits.waitUntil(`every member sees ${steps.map((s) => s.node.addr).join(", ")} owning their new slots`, async () => {
+    const r = await ctx.reads.readCluster();
     const lags: { s: AddSlotsStep; viewer: NodeEntry; gap: number }[] = [];
     const members = new Map(r.members.map((m) => [m.id, m]));
     for (const s of steps) {
@@ -51,8 +55,44 @@ export async function addSlots(steps: AddSlotsStep[], ctx: ExecCtx): Promise<voi
         if (gap !== undefined && viewer) lags.push({ s, viewer, gap });
       }
     }
-    await mapLimit(lags, 32, (l) => ctx.nudge(l.s.node, l.viewer));
+    await mapLimit(lags, 32, (l) => ctx.waits.nudge(l.s.node, l.viewer));
     const l = lags[0];
     return l ? `${l.viewer.addr} does not see slot ${l.gap} on ${l.s.node.addr} yet` : null;
   });
+}
+
+/**
+ * Gives each master that just took slots a config epoch no other node has, one master after the other.
+ * CLUSTER BUMPEPOCH takes the node's own current epoch plus one, so masters bumped at the same moment
+ * all get the same epoch. Redis resolves such collisions by gossip, one pair at a time: with 100
+ * masters that goes on for minutes, and meanwhile a master's epoch can jump above that of a node given
+ * a slot later, whose slots (and, once it no longer imports them, their keys) it then takes back. So
+ * each master first learns the highest epoch so far (the master bumped last greets it with CLUSTER MEET,
+ * whose header carries it), and only then bumps.
+ */
+async function uniqueEpochs(steps: AddSlotsStep[], ctx: ExecCtx): Promise<void> {
+  let top = 0;
+  let last: AddSlotsStep | null = null;
+  for (const s of steps) {
+    if (last) {
+      const from: AddSlotsStep = last;
+      const { ip, port } = await ipPort(s.node.addr);
+      const bus = (await ctx.reads.self(s.node.addr)).busPort;
+      await ctx.waits.waitUntil(`${s.node.addr} learns the current epoch ${top}`, async () => {
+        const now = await clusterEpoch(ctx, s.node.addr, "cluster_current_epoch");
+        if (now >= top) return null;
+        await (await ctx.conn(from.node.addr)).call("cluster", "meet", ip, port, bus).catch(() => undefined);
+        return `its current epoch is ${now}`;
+      });
+    }
+    await (await ctx.conn(s.node.addr)).call("cluster", "bumpepoch");
+    top = Math.max(top, await clusterEpoch(ctx, s.node.addr, "cluster_my_epoch"));
+    last = s;
+  }
+}
+
+/** A field of the node's CLUSTER INFO. */
+async function clusterEpoch(ctx: ExecCtx, addr: string, field: "cluster_current_epoch" | "cluster_my_epoch"): Promise<number> {
+  const info = parseInfo(String(await (await ctx.conn(addr)).call("cluster", "info")));
+  return Number(info[field] ?? 0);
 }

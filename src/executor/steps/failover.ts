@@ -28,22 +28,22 @@ export function reaskAfterMs(nodeTimeoutMs: number): number {
 export async function failover(steps: FailoverStep[], ctx: ExecCtx): Promise<void> {
   await Promise.all(
     steps.map(async (s) => {
-      const [me, old] = await Promise.all([ctx.selfOf(s.replica), ctx.selfOf(s.master)]);
+      const [me, old] = await Promise.all([ctx.reads.selfOf(s.replica), ctx.reads.selfOf(s.master)]);
       if (me.role === "master" && old.role === "replica" && old.masterId === s.replica.id) return; // done
       if (me.role !== "replica" || me.masterId !== s.master.id) {
         throw new ClusterChangedError(`${s.replica.addr} should be a replica of ${s.master.addr} to take over from it, but it is ${me.role === "master" ? "a master" : `a replica of ${me.masterId?.slice(0, 8)}`}: plan again`);
       }
-      await ctx.waitUntil(`${s.replica.addr} is in sync with ${s.master.addr}`, async () => {
-        const info = await ctx.info(s.replica.addr, "replication");
+      await ctx.waits.waitUntil(`${s.replica.addr} is in sync with ${s.master.addr}`, async () => {
+        const info = await ctx.reads.info(s.replica.addr, "replication");
         return info["master_link_status"] === "up" && info["master_sync_in_progress"] === "0" ? null : `master_link_status:${info["master_link_status"]}`;
       });
       const args = old.slots.length === 0 ? ["takeover"] : [];
       const every = reaskAfterMs(ctx.nodeTimeoutMs);
       let asked = 0;
-      await ctx.waitUntil(
+      await ctx.waits.waitUntil(
         `${s.replica.addr} takes over from ${s.master.addr}`,
         async () => {
-          const [now, was] = await Promise.all([ctx.selfOf(s.replica), ctx.selfOrNull(s.master)]);
+          const [now, was] = await Promise.all([ctx.reads.selfOf(s.replica), ctx.reads.selfOrNull(s.master)]);
           // Done once the old master follows it (or is gone): a replica that only says "master" may step back.
           if (now.role === "master" && (was === null || (was.role === "replica" && was.masterId === s.replica.id))) return null;
           if (now.role === "replica" && now.masterId !== s.master.id) {
@@ -66,8 +66,8 @@ export async function failover(steps: FailoverStep[], ctx: ExecCtx): Promise<voi
     }),
   );
   ctx.emit({ type: "wait", what: `${steps.map((s) => s.replica.addr).join(", ")} to take over` });
-  await ctx.waitUntil(`every member sees the new masters and their replicas`, async () => {
-    const r = await ctx.readCluster();
+  await ctx.waits.waitUntil(`every member sees the new masters and their replicas`, async () => {
+    const r = await ctx.reads.readCluster();
     for (const s of steps) {
       for (const [viewer, v] of r.views) {
         const who = r.members.find((m) => m.id === viewer)?.addr ?? viewer;

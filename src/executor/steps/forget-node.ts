@@ -20,7 +20,7 @@ export async function forgetNode(steps: ForgetStep[], ctx: ExecCtx): Promise<voi
 async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
   // Who the members are, and whether the node still owns slots, is read on a master that owns slots: every
   // master was told each handover (SETSLOT NODE), while a replica learns the last ones by gossip.
-  const { addr: via, view } = await ctx.authority(s.node.id);
+  const { addr: via, view } = await ctx.reads.authority(s.node.id);
   const entry = view.find((e) => e.id === s.node.id);
   const remaining = view.filter((e) => e.id !== s.node.id && !e.flags.includes("handshake") && !e.flags.includes("noaddr")).map((e) => (e.flags.includes("myself") ? { ...e, addr: via } : e));
   if (entry && entry.slots.length > 0) {
@@ -39,7 +39,7 @@ async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
   // The node itself, if it answers: it must be the plan's node, and not a master holding keys.
   let self: { id: string; role: string; keys: number; known: number } | null = null;
   try {
-    const v = await ctx.view(s.node.addr);
+    const v = await ctx.reads.view(s.node.addr);
     const me = v.find((e) => e.flags.includes("myself"))!;
     self = { id: me.id, role: me.role, keys: Number(await (await ctx.conn(s.node.addr)).call("dbsize")), known: v.length };
   } catch {
@@ -51,13 +51,13 @@ async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
     );
   }
   let sent = false;
-  await ctx.waitUntil(`no member lists ${s.node.addr}`, async () => {
+  await ctx.waits.waitUntil(`no member lists ${s.node.addr}`, async () => {
     const holders: string[] = [];
     await Promise.all(
       remaining.map(async (m) => {
         let listed: NodeEntry[];
         try {
-          listed = entriesOf(await ctx.view(m.addr), s.node);
+          listed = entriesOf(await ctx.reads.view(m.addr), s.node);
         } catch (err) {
           // A member that cannot be reached cannot be told: the plan named it and the end state reports it.
           // One that answers with an error (LOADING, just restarted and resyncing) still lists the node: wait for it.

@@ -18,7 +18,7 @@ type MeetStep = StepOf<"meet">;
 
 export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
   const via = steps[0]!.via;
-  await ctx.selfOf(via);
+  await ctx.reads.selfOf(via);
   const covered = Number(/cluster_slots_assigned:(\d+)/.exec(await (await ctx.conn(via.addr)).callString("cluster", "info"))?.[1] ?? 0) === SLOT_COUNT;
   await introduce(steps, ctx, via);
   ctx.emit({ type: "wait", what: `${steps.length === 1 ? steps[0]!.node.addr : `${steps.length} new nodes`} to be known by every member` });
@@ -28,7 +28,7 @@ export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
 
 /** Checks each new node again (its id; safety rule 6, also on resume) and sends it CLUSTER MEET toward `via`. */
 async function introduce(steps: MeetStep[], ctx: ExecCtx, via: MeetStep["via"]): Promise<void> {
-  const viaView = await ctx.view(via.addr);
+  const viaView = await ctx.reads.view(via.addr);
   const members = new Set(viaView.filter((e) => !e.flags.includes("handshake")).map((e) => e.id));
   const viaIp = await ipPort(via.addr);
   await Promise.all(
@@ -39,7 +39,7 @@ async function introduce(steps: MeetStep[], ctx: ExecCtx, via: MeetStep["via"]):
         throw new ClusterChangedError(`${s.node.addr} now answers with node id ${id.slice(0, 8)}, not ${s.node.id.slice(0, 8)} as in the plan: the node was replaced or reset. Plan again.`);
       }
       // Safety rule 6, checked every time (also on resume): nothing on it may merge into this cluster.
-      const [own, keys] = await Promise.all([ctx.view(s.node.addr), c.call("dbsize")]);
+      const [own, keys] = await Promise.all([ctx.reads.view(s.node.addr), c.call("dbsize")]);
       const why = meetRefusal(own, Number(keys), members);
       if (why) {
         throw new ClusterChangedError(`refusing to meet ${s.node.addr}: ${why}. The plan found it empty, so something changed it; check it, then plan again (a node to be wiped goes under cluster.allowReset).`);
@@ -80,14 +80,14 @@ async function waitKnown(steps: MeetStep[], ctx: ExecCtx, via: MeetStep["via"]):
    * MEET at most every 2 s.
    */
   const remeet = async (fromId: string, fromAddr: string, node: MeetStep["node"]): Promise<void> => {
-    if (!ctx.nudgeDue(`meet ${fromId} ${node.id}`)) return;
+    if (!ctx.waits.nudgeDue(`meet ${fromId} ${node.id}`)) return;
     const { ip, port } = ips.get(node.id)!;
     await (await ctx.conn(fromAddr)).call("cluster", "meet", ip, port);
   };
-  await ctx.waitUntil(
+  await ctx.waits.waitUntil(
     `every member knows ${steps.map((s) => s.node.addr).join(", ")}`,
     async () => {
-      const r = await ctx.readCluster();
+      const r = await ctx.reads.readCluster();
       const missing: string[] = [];
       for (const s of steps) {
         for (const [id, v] of r.views) {
@@ -114,8 +114,8 @@ async function waitKnown(steps: MeetStep[], ctx: ExecCtx, via: MeetStep["via"]):
 
 /** Waits until every member knows every other with a healthy link (and, for a cluster that served every slot, cluster_state:ok). */
 async function waitLinked(ctx: ExecCtx, via: MeetStep["via"], covered: boolean): Promise<void> {
-  await ctx.waitUntil(covered ? "every member knows every other and reports cluster_state:ok" : "every member knows every other", async () => {
-    const r = await ctx.readCluster();
+  await ctx.waits.waitUntil(covered ? "every member knows every other and reports cluster_state:ok" : "every member knows every other", async () => {
+    const r = await ctx.reads.readCluster();
     const ids = r.members.map((m) => m.id).sort().join(",");
     for (const m of r.members) {
       const v = r.views.get(m.id);

@@ -103,8 +103,8 @@ export async function migrateSlotsAtomic(steps: MigrateStep[], { src, s, dst }: 
     await follow(c, name, src, dst, slots, ctx, first);
   }
   // Every slot of the window must be the target's now (moved by this migration or an earlier one).
-  await ctx.waitUntil(`${dst.addr} to own the slots the server migrated to it`, async () => {
-    const d = await ctx.selfOf(dst);
+  await ctx.waits.waitUntil(`${dst.addr} to own the slots the server migrated to it`, async () => {
+    const d = await ctx.reads.selfOf(dst);
     const missing = steps.filter((st) => !owns(d, st.slot));
     return missing.length === 0 ? null : `${dst.addr} does not own slot(s) ${missing.map((m) => m.slot).join(", ")} yet`;
   });

@@ -98,9 +98,9 @@ async function failoverAware(steps: MigrateStep[], ends: Ends, ctx: ExecCtx, run
 
 /** Who serves the shards of the window's source and target now (safety rule 3), with a note for each failover. */
 export async function resolveEnds(first: MigrateStep, ctx: ExecCtx): Promise<Ends> {
-  const [s0, d0] = await Promise.all([ctx.selfOrNull(first.from), ctx.selfOrNull(first.to)]);
+  const [s0, d0] = await Promise.all([ctx.reads.selfOrNull(first.from), ctx.reads.selfOrNull(first.to)]);
   if (s0?.role === "master" && d0?.role === "master") return { src: first.from, s: s0, dst: first.to, d: d0 };
-  const views = [...(await ctx.readCluster()).views.values()];
+  const views = [...(await ctx.reads.readCluster()).views.values()];
   const who = (ref: NodeRef, own: NodeEntry | null): ShardServer => shardServer(ref, ctx.replicas.get(ref.id) ?? new Set(), own, views);
   const [srcWho, dstWho] = [who(first.from, s0), who(first.to, d0)];
 
@@ -112,7 +112,7 @@ export async function resolveEnds(first: MigrateStep, ctx: ExecCtx): Promise<End
   }
   let [dst, d] = [first.to, d0];
   if (dstWho.kind === "failed-over") {
-    [dst, d] = [dstWho.to, await ctx.selfOf(dstWho.to)];
+    [dst, d] = [dstWho.to, await ctx.reads.selfOf(dstWho.to)];
     ctx.noteOnce(`the cluster failed the target ${first.to.addr} over to its replica ${dst.addr}: slot moves into that shard go on into ${dst.addr}`);
   }
   if (d?.role !== "master") throw new FailoverPendingError(`${dst.addr}, which serves the target's shard, is not a master yet`);
@@ -120,7 +120,7 @@ export async function resolveEnds(first: MigrateStep, ctx: ExecCtx): Promise<End
   if (srcWho.kind === "waiting") throw new FailoverPendingError(`the source of slot moves: ${srcWho.reason}`);
   if (srcWho.kind === "merged") return { src: null, s: null, dst, d };
   if (srcWho.kind === "self") return { src: first.from, s: s0, dst, d };
-  const s = await ctx.selfOf(srcWho.to);
+  const s = await ctx.reads.selfOf(srcWho.to);
   if (s.role !== "master") throw new FailoverPendingError(`${srcWho.to.addr}, which serves the source's shard, is not a master yet`);
   ctx.noteOnce(`the cluster failed the source ${first.from.addr} over to its replica ${srcWho.to.addr}: slot moves out of that shard go on from ${srcWho.to.addr}`);
   return { src: srcWho.to, s, dst, d };
@@ -133,7 +133,8 @@ function nameIn(views: readonly NodeEntry[][], id: string | null): string {
 
 async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: ExecCtx): Promise<void> {
   const first = steps[0]!;
-  const dstView = await ctx.view(dst.addr);
+  if (src && s) await epochsApart(ctx, src, dst);
+  const dstView = await ctx.reads.view(dst.addr);
   const fromSrc = s ? steps.filter((st) => owns(s, st.slot)) : [];
   const elsewhere = steps.filter((st) => !fromSrc.includes(st));
   for (const st of elsewhere) {
@@ -165,7 +166,7 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
       toDrain = [...fromSrc, ...elsewhere.filter((_, k) => Number(counts[k]![1] ?? 0) > 0)];
     }
     // MIGRATE is run by the source: the target's address as the source knows it.
-    const at = (await ctx.view(src.addr)).find((e) => e.id === dst.id)?.addr ?? dst.addr;
+    const at = (await ctx.reads.view(src.addr)).find((e) => e.id === dst.id)?.addr ?? dst.addr;
     for (let round = 0; toDrain.length > 0; round++) {
       if (round > 0) ctx.emit({ type: "note", message: `slot(s) ${toDrain.map((st) => st.slot).join(", ")} still had keys on ${src.addr} when checked before the handover; moving them too` });
       await drain(toDrain, ctx, src, dst, at);
@@ -196,7 +197,10 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
   // is not above the source's (a replica promoted in the source's place has the newest epoch) would
   // lose the slots again to a claim the source sent before its own SETSLOT NODE, and the members that
   // heard that claim last would go on naming the source as owner while the source names none.
-  if (s && d.configEpoch <= s.configEpoch) await (await ctx.conn(dst.addr)).call("cluster", "bumpepoch").catch(() => undefined);
+  if (src && s) {
+    const [mine, theirs] = await Promise.all([myEpoch(ctx, dst.addr), myEpoch(ctx, src.addr)]);
+    if (mine <= theirs) await (await ctx.conn(dst.addr)).call("cluster", "bumpepoch").catch(() => undefined);
+  }
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "target" });
   await failpoint(ctx, "migrate:after-target-setslot");
   if (src && s) {
@@ -209,6 +213,37 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "others" });
 
   await confirmHandover(steps, ctx, src, dst, others);
+}
+
+/** The node's own config epoch, from its CLUSTER INFO (fresher than any view read earlier). */
+async function myEpoch(ctx: ExecCtx, addr: string): Promise<number> {
+  return Number(parseInfo(String(await (await ctx.conn(addr)).call("cluster", "info")))["cluster_my_epoch"] ?? 0);
+}
+
+/**
+ * Before a window opens: no other master shares the source's or the target's config epoch. Redis
+ * settles such a collision by gossip, by bumping one of the two, and a source bumped above the target
+ * after the target took a slot would take it back, and the target would delete that slot's keys (a
+ * master that loses a slot it holds keys of to a claim with a higher epoch deletes them), while the
+ * source has already given them away. A cluster whose masters were all bumped at once (made by a tool
+ * that does so) can take minutes to settle: the window waits, saying why.
+ */
+async function epochsApart(ctx: ExecCtx, src: NodeRef, dst: NodeRef): Promise<void> {
+  const clash = async (): Promise<string | null> => {
+    const view = await ctx.reads.view(dst.addr);
+    // Masters without slots claim nothing; a target without slots yet is given a fresh epoch by its first SETSLOT NODE.
+    const masters = view.filter((e) => e.role === "master" && e.slots.length > 0 && !e.flags.includes("fail") && !e.flags.includes("handshake"));
+    for (const end of [src, dst]) {
+      const me = masters.find((e) => e.id === end.id);
+      const twin = me && masters.find((e) => e.id !== me.id && e.configEpoch === me.configEpoch);
+      if (me && twin) return `${end.addr} and ${twin.addr} have the same config epoch ${me.configEpoch}`;
+    }
+    return null;
+  };
+  const first = await clash();
+  if (first === null) return;
+  ctx.noteOnce(`config epochs collide (${first}); slot moves wait until the cluster has settled them`);
+  await ctx.waits.waitUntil("no master shares its config epoch with the source or the target of a slot move", clash);
 }
 
 /** How long the handover waits for a replica of the target to acknowledge the keys it received (WAIT). */
@@ -241,7 +276,7 @@ async function replicasHaveKeys(ctx: ExecCtx, dst: NodeRef): Promise<void> {
  * waited for (the window runs again from it); any other node stops apply, naming it.
  */
 async function keysElsewhere(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef | null, dst: NodeRef, first: MigrateStep): Promise<MigrateStep[]> {
-  const read = await ctx.readCluster();
+  const read = await ctx.reads.readCluster();
   const views = [...read.views.values()];
   const selves = read.selves;
   const bySlot = new Map<number, string[]>();
@@ -312,7 +347,7 @@ async function keysElsewhere(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef | 
 async function confirmHandover(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef | null, dst: NodeRef, others: NodeEntry[]): Promise<void> {
   let missing: MigrateStep[] = [];
   for (let attempt = 0; ; attempt++) {
-    const after = await ctx.selfOf(dst);
+    const after = await ctx.reads.selfOf(dst);
     missing = steps.filter((st) => !owns(after, st.slot));
     if (missing.length === 0) return;
     if (attempt >= 2 || !src) break;
@@ -326,7 +361,7 @@ async function confirmHandover(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef 
     await pipelineOk(ctx, src, missing, again, "SETSLOT NODE", true);
     await Promise.all(others.map((m) => pipelineOk(ctx, { id: m.id, addr: m.addr }, missing, again, "SETSLOT NODE", true)));
   }
-  const view = await ctx.view(dst.addr);
+  const view = await ctx.reads.view(dst.addr);
   const me = view.find((e) => e.flags.includes("myself"));
   const slot = missing[0]!.slot;
   const owner = view.find((e) => e.role === "master" && owns(e, slot));
@@ -511,7 +546,7 @@ async function moveKeysOneByOne(s: MigrateStep, ctx: ExecCtx, from: NodeRef, to:
         // A small key is no reason for a timeout: the target stalled (a manual failover pauses its
         // writes until its replica takes over). If the roles changed, the window runs again with the
         // shards' new masters; otherwise the unit is retried later, with no MIGRATE piled onto it.
-        const t = await ctx.selfOf(to).catch(() => null);
+        const t = await ctx.reads.selfOf(to).catch(() => null);
         if (t && t.role !== "master") throw new FailoverPendingError(`MIGRATE from ${from.addr} to ${to.addr}: ${to.addr} is a replica now`);
         throw new NodeTimeoutError(to.addr, `the RESTORE of a ${String(size)}-byte key of slot ${s.slot} (MIGRATE from ${from.addr})`, timeout);
       }
@@ -575,7 +610,7 @@ async function replaceableKeys(s: MigrateStep, ctx: ExecCtx, from: NodeRef, to: 
     const [, [dumpErr, there]] = (await dst.pipelineBuffer([["asking"], ["dump", key]])) as [[Error | null, unknown], [Error | null, Buffer | null]];
     if (dumpErr) throw dumpErr;
     if (there !== null && Buffer.compare(here, there) !== 0) {
-      open ??= migratingTo(await ctx.self(from.addr), s.slot, to.id);
+      open ??= migratingTo(await ctx.reads.self(from.addr), s.slot, to.id);
       if (busyKeyWinner(open) === "source") {
         replaced++;
         same.push(key);

@@ -30,7 +30,7 @@ export async function moveStrayKeys(steps: StrayStep[], ctx: ExecCtx): Promise<v
 }
 
 async function moveOne(s: StrayStep, ctx: ExecCtx): Promise<void> {
-  const [me, owner] = await Promise.all([ctx.selfOf(s.from), ctx.selfOf(s.to)]);
+  const [me, owner] = await Promise.all([ctx.reads.selfOf(s.from), ctx.reads.selfOf(s.to)]);
   const changed = (why: string): ClusterChangedError =>
     new ClusterChangedError(`the stray keys of slot ${s.slot} on ${s.from.addr} were not moved: ${why}. The cluster changed since the plan: check it with \`shardform check\`, then plan again`);
   if (owner.role !== "master" || !ownsSlot(owner, s.slot)) throw changed(`${s.to.addr} no longer owns the slot`);
@@ -48,7 +48,7 @@ async function moveOne(s: StrayStep, ctx: ExecCtx): Promise<void> {
   }
   if (!me.importing.some((m) => m.slot === s.slot)) await c.call("cluster", "setslot", s.slot, "importing", s.to.id);
   if (s.drop) return dropStale(s, c, ctx);
-  const at = (await ctx.view(s.from.addr)).find((e) => e.id === s.to.id)?.addr ?? s.to.addr;
+  const at = (await ctx.reads.view(s.from.addr)).find((e) => e.id === s.to.id)?.addr ?? s.to.addr;
   const { host, port } = parseNodeAddr(at);
   const timeout = pipelinedMigrateTimeoutMs(ctx);
   let moved = 0;

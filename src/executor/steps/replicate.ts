@@ -16,7 +16,7 @@ type ReplicateStep = StepOf<"replicate">;
 export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<void> {
   await Promise.all(
     steps.map(async (s) => {
-      const [me, master] = await Promise.all([ctx.selfOf(s.replica), ctx.selfOf(s.master)]);
+      const [me, master] = await Promise.all([ctx.reads.selfOf(s.replica), ctx.reads.selfOf(s.master)]);
       if (master.role === "replica" && master.masterId === s.replica.id && me.role === "master") {
         // Already swapped by a failover (safety rule 4): the pair serves the shard the other way round.
         swapNote(s, ctx);
@@ -29,8 +29,8 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
       if (me.role === "master" && me.slots.length > 0) {
         throw new ClusterChangedError(`${s.replica.addr} still owns slots; the plan drains them first, so the cluster changed: plan again`);
       }
-      await ctx.waitUntil(`${s.replica.addr} knows its new master ${s.master.addr}`, async () => {
-        const e = (await ctx.view(s.replica.addr)).find((x) => x.id === s.master.id);
+      await ctx.waits.waitUntil(`${s.replica.addr} knows its new master ${s.master.addr}`, async () => {
+        const e = (await ctx.reads.view(s.replica.addr)).find((x) => x.id === s.master.id);
         return e && !e.flags.includes("handshake") ? null : `${s.master.addr} is not in its view yet`;
       });
       try {
@@ -55,10 +55,10 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
   const keys = await mapLimit(steps, 32, async (s) => Number(await (await ctx.conn(s.master.addr)).call("dbsize").catch(() => 0)));
   const syncing = steps.filter((_, i) => keys[i]! > 0);
   if (syncing.length > 0) ctx.emit({ type: "wait", what: `${syncing.length === 1 ? syncing[0]!.replica.addr : `${syncing.length} replicas`} to sync` });
-  await ctx.waitUntil(`${syncing.map((s) => s.replica.addr).join(", ")} connected to their masters and in sync`, async () => {
+  await ctx.waits.waitUntil(`${syncing.map((s) => s.replica.addr).join(", ")} connected to their masters and in sync`, async () => {
     const states = await mapLimit(syncing, 32, async (s) => {
-      if (swapped(s, await ctx.selfOrNull(s.replica).catch(() => null) ?? undefined)) return null;
-      const info = await ctx.info(s.replica.addr, "replication");
+      if (swapped(s, await ctx.reads.selfOrNull(s.replica).catch(() => null) ?? undefined)) return null;
+      const info = await ctx.reads.info(s.replica.addr, "replication");
       if (info["role"] !== "slave") return `${s.replica.addr}: role is ${info["role"]}`;
       if (info["master_link_status"] !== "up") return `${s.replica.addr}: master_link_status:${info["master_link_status"]}`;
       if (info["master_sync_in_progress"] !== "0") return `${s.replica.addr}: sync in progress`;
@@ -66,8 +66,8 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
     });
     return states.find((x) => x !== null) ?? null;
   });
-  await ctx.waitUntil(`every member sees the new replicas`, async () => {
-    const r = await ctx.readCluster();
+  await ctx.waits.waitUntil(`every member sees the new replicas`, async () => {
+    const r = await ctx.reads.readCluster();
     const lags: { s: ReplicateStep; viewer: NodeEntry }[] = [];
     const members = new Map(r.members.map((m) => [m.id, m]));
     for (const s of steps) {
@@ -78,7 +78,7 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
         if ((!e || e.role !== "replica" || e.masterId !== s.master.id) && viewer) lags.push({ s, viewer });
       }
     }
-    await mapLimit(lags, 32, (l) => ctx.nudge(l.s.replica, l.viewer));
+    await mapLimit(lags, 32, (l) => ctx.waits.nudge(l.s.replica, l.viewer));
     const l = lags[0];
     return l ? `${l.viewer.addr} does not see ${l.s.replica.addr} as a replica of ${l.s.master.addr} yet` : null;
   });

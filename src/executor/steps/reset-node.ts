@@ -19,7 +19,7 @@ export async function resetNode(steps: ResetStep[], ctx: ExecCtx): Promise<void>
 }
 
 async function resetOne(s: ResetStep, ctx: ExecCtx): Promise<void> {
-  const view = await ctx.view(s.node.addr);
+  const view = await ctx.reads.view(s.node.addr);
   const me = view.find((e) => e.flags.includes("myself"))!;
   const c = await ctx.conn(s.node.addr);
   const keys = Number(await c.call("dbsize"));
@@ -32,8 +32,8 @@ async function resetOne(s: ResetStep, ctx: ExecCtx): Promise<void> {
     }
     throw new ClusterChangedError(`refusing to reset ${s.node.addr}: it answers with node id ${me.id.slice(0, 8)}, but the plan resets ${s.node.id.slice(0, 8)}. Plan again`);
   }
-  const anchor = await ctx.anchor(s.node.id).catch(() => null);
-  if (anchor && (await ctx.view(anchor)).some((e) => e.id === s.node.id && !e.flags.includes("handshake"))) {
+  const anchor = await ctx.reads.anchor(s.node.id).catch(() => null);
+  if (anchor && (await ctx.reads.view(anchor)).some((e) => e.id === s.node.id && !e.flags.includes("handshake"))) {
     throw new ClusterChangedError(`refusing to reset ${s.node.addr}: ${anchor} lists it as a member of this cluster now. Plan again`);
   }
   // Resumed after the reset was recorded: the step names the new id, and the node is still fresh.
