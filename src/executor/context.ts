@@ -148,6 +148,15 @@ export class ExecCtx {
     return withRenames(value, this.renames);
   }
 
+  /** The last config epoch nextConfigEpoch gave out. */
+  private lastEpoch = 0;
+
+  /** A config epoch for a node about to join (see meet's ownEpoch): above `above`, and above every one given out before. */
+  async nextConfigEpoch(above: number): Promise<number> {
+    this.lastEpoch = Math.max(this.lastEpoch, above) + 1;
+    return this.lastEpoch;
+  }
+
   /** Emits a note once per apply (the same change seen by many windows is told once). */
   noteOnce(message: string): void {
     if (this.noted.has(message)) return;

@@ -5,7 +5,7 @@
  */
 import { ClusterChangedError } from "../../errors.js";
 import { expandRanges, toRanges, type SlotRange } from "../../slots.js";
-import type { StepOf } from "../../plan/types.js";
+import type { NodeRef, StepOf } from "../../plan/types.js";
 import type { NodeClient } from "../../redis/connect.js";
 import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import { mapLimit } from "../../util/limit.js";
@@ -62,7 +62,8 @@ export async function addSlots(steps: AddSlotsStep[], ctx: ExecCtx): Promise<voi
 }
 
 /**
- * Gives each master that just took slots a config epoch no other node has, one master after the other.
+ * Gives each master that just took slots and has no config epoch of its own yet (0, or one another
+ * master shares; meet gives joining nodes theirs) one, one master after the other.
  * CLUSTER BUMPEPOCH takes the node's own current epoch plus one, so masters bumped at the same moment
  * all get the same epoch. Redis resolves such collisions by gossip, one pair at a time: with 100
  * masters that goes on for minutes, and meanwhile a master's epoch can jump above that of a node given
@@ -71,24 +72,37 @@ export async function addSlots(steps: AddSlotsStep[], ctx: ExecCtx): Promise<voi
  * whose header carries it), and only then bumps.
  */
 async function uniqueEpochs(steps: AddSlotsStep[], ctx: ExecCtx): Promise<void> {
-  let top = 0;
-  let last: AddSlotsStep | null = null;
-  for (const s of steps) {
-    if (last) {
-      const from: AddSlotsStep = last;
-      const { ip, port } = await ipPort(s.node.addr);
-      const bus = (await ctx.reads.self(s.node.addr)).busPort;
-      await ctx.waits.waitUntil(`${s.node.addr} learns the current epoch ${top}`, async () => {
-        const now = await clusterEpoch(ctx, s.node.addr, "cluster_current_epoch");
-        if (now >= top) return null;
-        await (await ctx.conn(from.node.addr)).call("cluster", "meet", ip, port, bus).catch(() => undefined);
-        return `its current epoch is ${now}`;
-      });
+  if (steps.length === 0) return;
+  // Batches of add-slots run side by side: their bumps take turns.
+  await ctx.oneAtATime("config epochs", async () => {
+    // The highest epoch so far, and a node that knows it (its current epoch is at least its own epoch).
+    const r = await ctx.reads.readCluster();
+    let from: NodeRef | null = null;
+    let top = 0;
+    for (const me of r.selves.values()) {
+      if (me.configEpoch > top) [top, from] = [me.configEpoch, { id: me.id, addr: me.addr }];
     }
-    await (await ctx.conn(s.node.addr)).call("cluster", "bumpepoch");
-    top = Math.max(top, await clusterEpoch(ctx, s.node.addr, "cluster_my_epoch"));
-    last = s;
-  }
+    const masters = [...r.selves.values()].filter((e) => e.role === "master");
+    for (const s of steps) {
+      // A master that met the cluster with an epoch of its own (see meet) keeps it.
+      const mine = r.selves.get(s.node.id)?.configEpoch ?? 0;
+      if (mine > 0 && !masters.some((m) => m.id !== s.node.id && m.configEpoch === mine)) continue;
+      const teacher = from;
+      if (teacher && teacher.id !== s.node.id) {
+        const { ip, port } = await ipPort(s.node.addr);
+        const bus = (await ctx.reads.self(s.node.addr)).busPort;
+        await ctx.waits.waitUntil(`${s.node.addr} learns the current epoch ${top}`, async () => {
+          const now = await clusterEpoch(ctx, s.node.addr, "cluster_current_epoch");
+          if (now >= top) return null;
+          await (await ctx.conn(teacher.addr)).call("cluster", "meet", ip, port, bus).catch(() => undefined);
+          return `its current epoch is ${now}`;
+        });
+      }
+      await (await ctx.conn(s.node.addr)).call("cluster", "bumpepoch");
+      top = Math.max(top, await clusterEpoch(ctx, s.node.addr, "cluster_my_epoch"));
+      from = s.node;
+    }
+  });
 }
 
 /** A field of the node's CLUSTER INFO. */

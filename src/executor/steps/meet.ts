@@ -13,6 +13,7 @@ import { SLOT_COUNT } from "../../slots.js";
 import type { StepOf } from "../../plan/types.js";
 import type { ExecCtx } from "../context.js";
 import { meetRefusal } from "../../safety/rules.js";
+import type { NodeEntry } from "../../redis/cluster-nodes.js";
 
 type MeetStep = StepOf<"meet">;
 
@@ -29,6 +30,8 @@ export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
 /** Checks each new node again (its id; safety rule 6, also on resume) and sends it CLUSTER MEET toward `via`. */
 async function introduce(steps: MeetStep[], ctx: ExecCtx, via: MeetStep["via"]): Promise<void> {
   const viaView = await ctx.reads.view(via.addr);
+  // A cluster made from bare nodes: the first node knows nobody yet either.
+  if (viaView.length === 1) await ownEpoch(ctx, via.addr, viaView, viaView);
   const members = new Set(viaView.filter((e) => !e.flags.includes("handshake")).map((e) => e.id));
   const viaIp = await ipPort(via.addr);
   await Promise.all(
@@ -45,10 +48,26 @@ async function introduce(steps: MeetStep[], ctx: ExecCtx, via: MeetStep["via"]):
         throw new ClusterChangedError(`refusing to meet ${s.node.addr}: ${why}. The plan found it empty, so something changed it; check it, then plan again (a node to be wiped goes under cluster.allowReset).`);
       }
       if (!viaView.some((e) => e.id === s.node.id && !e.flags.includes("handshake"))) {
+        await ownEpoch(ctx, s.node.addr, own, viaView);
         await (await ctx.conn(s.node.addr)).call("cluster", "meet", viaIp.ip, viaIp.port);
       }
     }),
   );
+}
+
+/**
+ * Gives a node that knows nobody yet, with config epoch 0, an epoch of its own before it meets the
+ * cluster (CLUSTER SET-CONFIG-EPOCH, as redis-cli does when it creates a cluster; the server takes it
+ * only then): above every epoch `clusterView` shows, and apart from every other node this apply gave
+ * one. Masters that join with the same epoch (0) collide; Redis settles that by gossip, bumping one of
+ * each pair at a time, for minutes with 100 masters, and a master bumped above a slot's new owner
+ * takes the slot back, whose keys the new owner then deletes.
+ */
+async function ownEpoch(ctx: ExecCtx, addr: string, own: NodeEntry[], clusterView: NodeEntry[]): Promise<void> {
+  const me = own.find((e) => e.flags.includes("myself"));
+  if (own.length !== 1 || !me || me.configEpoch !== 0) return;
+  const epoch = await ctx.nextConfigEpoch(Math.max(0, ...clusterView.map((e) => e.configEpoch)));
+  await (await ctx.conn(addr)).call("cluster", "set-config-epoch", epoch).catch(() => undefined); // best effort: add-slots bumps a master left at 0
 }
 
 /** A new node forgotten less than 60 s ago is banned by the members that forgot it (see the module comment). */
