@@ -73,7 +73,7 @@ describe("200 nodes", { timeout: 1_800_000 }, () => {
     // Until every node knows all 200 (gossip) and the cluster is up.
     for (let t = 0; ; t++) {
       const o = await observeCluster({ seeds: [a(0)] });
-      if (o.nodes.length === 200 && o.disagreements.length === 0) break;
+      if (o.nodes.length === 200 && o.disagreements.length === 0 && o.nodes.every((n) => n.clusterState === "ok")) break;
       if (t > 600) throw new Error(`the hand-made cluster did not settle: ${o.nodes.length} members, ${o.disagreements.slice(0, 3).join("; ")}`);
       await sleep(200);
     }
