@@ -391,6 +391,16 @@ describe("availability while a plan runs", () => {
     expect(moves.length).toBe(4096);
     expect(replica.needs).toEqual(expect.arrayContaining(moves));
   });
+  it("a scale-in gives each remaining master one contiguous range of the drained master's slots, not a scattering", () => {
+    const { steps } = planSteps(spec([{ master: A(7000), replicas: [A(7004)] }, { master: A(7001), replicas: [A(7005)] }, { master: A(7002), replicas: [A(7006)] }]), four());
+    const byTarget = new Map<string, number[]>();
+    for (const s of steps) if (s.kind === "migrate-slot") byTarget.set(s.to.addr, [...(byTarget.get(s.to.addr) ?? []), s.slot]);
+    expect(byTarget.size).toBe(3);
+    for (const slots of byTarget.values()) {
+      const sorted = [...slots].sort((x, y) => x - y);
+      expect(sorted.at(-1)! - sorted[0]! + 1).toBe(sorted.length);
+    }
+  });
   it("warns when a master ends the plan without a replica", () => {
     const { warnings } = planSteps(spec([{ master: A(7000) }, { master: A(7001), replicas: [A(7005)] }, { master: A(7002), replicas: [A(7006)] }, { master: A(7003), replicas: [A(7007)] }]), four());
     expect(warnings).toContainEqual(expect.stringMatching(/^1 master\(s\) end this plan without a replica \(127\.0\.0\.1:7000\)/));
