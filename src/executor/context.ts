@@ -152,7 +152,7 @@ export class ExecCtx {
   private lastEpoch = 0;
 
   /** A config epoch for a node about to join (see meet's ownEpoch): above `above`, and above every one given out before. */
-  async nextConfigEpoch(above: number): Promise<number> {
+  nextConfigEpoch(above: number): number {
     this.lastEpoch = Math.max(this.lastEpoch, above) + 1;
     return this.lastEpoch;
   }

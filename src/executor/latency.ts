@@ -14,7 +14,7 @@
  * The server's own migration (Valkey 9 CLUSTER MIGRATESLOTS) is not paced this way.
  */
 import { Worker } from "node:worker_threads";
-import type { Access } from "../redis/connect.js";
+import { tlsConnectOptions, type Access } from "../redis/connect.js";
 import { parseNodeAddr, type NodeAddr } from "../redis/node-key.js";
 import type { KeyPacer } from "./pool.js";
 
@@ -205,12 +205,11 @@ export class LatencyGovernor {
   /** Starts the PINGs on these nodes. */
   start(addrs: readonly NodeAddr[], access: Access): void {
     const nodes = [...new Set(addrs)].map((addr) => ({ addr, ...parseNodeAddr(addr) }));
-    const t = access.tls;
-    const tlsOptions = t
-      ? { ...(t.ca ? { ca: t.ca } : {}), ...(t.cert ? { cert: t.cert } : {}), ...(t.key ? { key: t.key } : {}), ...(t.servername ? { servername: t.servername } : {}), rejectUnauthorized: !t.insecure }
-      : null;
+    // The options apply's own connections use; a function cannot reach the worker: it puts back
+    // checkServerIdentity itself when verification is off.
+    const { checkServerIdentity: _, ...tlsOptions } = access.tls ? tlsConnectOptions(access.tls) : {};
     const credentials = access.credentials?.password !== undefined ? { user: access.credentials.user, password: access.credentials.password } : null;
-    this.worker = new Worker(PROBE_WORKER, { eval: true, workerData: { nodes, credentials, tlsOptions, everyMs: PROBE_EVERY_MS } });
+    this.worker = new Worker(PROBE_WORKER, { eval: true, workerData: { nodes, credentials, tlsOptions: access.tls ? tlsOptions : null, everyMs: PROBE_EVERY_MS } });
     this.worker.unref();
     this.worker.on("message", (m: Record<string, number[]>) => this.tick(m));
     this.worker.on("error", () => {}); // a probe that fails leaves the pace where it is

@@ -77,8 +77,15 @@ export class ClusterReads {
     }
   }
 
-  async info(addr: NodeAddr, section: string): Promise<Record<string, string>> {
-    return parseInfo(await (await this.conn(addr)).callString("info", section));
+  /** An INFO section of the node (within `ms`, default the connection's deadline). */
+  async info(addr: NodeAddr, section: string, ms?: number): Promise<Record<string, string>> {
+    const c = await this.conn(addr);
+    return parseInfo(String(ms === undefined ? await c.callString("info", section) : await c.callWithin(ms, "info", section)));
+  }
+
+  /** The node's own CLUSTER INFO (its current epoch, its config epoch, ...), read now. */
+  async clusterInfo(addr: NodeAddr): Promise<Record<string, string>> {
+    return parseInfo(await (await this.conn(addr)).callString("cluster", "info"));
   }
 
   /** A reachable member's address. */

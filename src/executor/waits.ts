@@ -89,6 +89,14 @@ export class Waits {
    */
   async nudge(node: NodeEntry | NodeRef, viewer: NodeEntry): Promise<void> {
     if (!this.nudgeDue(`${node.id} ${viewer.id}`)) return;
+    await this.greet(node, viewer);
+  }
+
+  /**
+   * `node` greets `viewer` with CLUSTER MEET at once (no grace, unlike nudge): `viewer` processes the
+   * header, with `node`'s configuration and current epoch. Best effort: errors are left to the caller's wait.
+   */
+  async greet(node: NodeEntry | NodeRef, viewer: Pick<NodeEntry, "addr" | "busPort">): Promise<void> {
     try {
       const { ip, port } = await ipPort(viewer.addr);
       await (await this.conn(node.addr)).call("cluster", "meet", ip, port, viewer.busPort);

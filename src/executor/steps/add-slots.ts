@@ -9,8 +9,6 @@ import type { NodeRef, StepOf } from "../../plan/types.js";
 import type { NodeClient } from "../../redis/connect.js";
 import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import { mapLimit } from "../../util/limit.js";
-import { parseInfo } from "../../redis/cluster-nodes.js";
-import { ipPort } from "../../redis/resolve.js";
 import type { ExecCtx } from "../context.js";
 
 type AddSlotsStep = StepOf<"add-slots">;
@@ -89,24 +87,17 @@ async function uniqueEpochs(steps: AddSlotsStep[], ctx: ExecCtx): Promise<void> 
       if (mine > 0 && !masters.some((m) => m.id !== s.node.id && m.configEpoch === mine)) continue;
       const teacher = from;
       if (teacher && teacher.id !== s.node.id) {
-        const { ip, port } = await ipPort(s.node.addr);
-        const bus = (await ctx.reads.self(s.node.addr)).busPort;
+        const learner = await ctx.reads.self(s.node.addr);
         await ctx.waits.waitUntil(`${s.node.addr} learns the current epoch ${top}`, async () => {
-          const now = await clusterEpoch(ctx, s.node.addr, "cluster_current_epoch");
+          const now = Number((await ctx.reads.clusterInfo(s.node.addr))["cluster_current_epoch"] ?? 0);
           if (now >= top) return null;
-          await (await ctx.conn(teacher.addr)).call("cluster", "meet", ip, port, bus).catch(() => undefined);
+          await ctx.waits.greet(teacher, learner);
           return `its current epoch is ${now}`;
         });
       }
       await (await ctx.conn(s.node.addr)).call("cluster", "bumpepoch");
-      top = Math.max(top, await clusterEpoch(ctx, s.node.addr, "cluster_my_epoch"));
+      top = Math.max(top, Number((await ctx.reads.clusterInfo(s.node.addr))["cluster_my_epoch"] ?? 0));
       from = s.node;
     }
   });
-}
-
-/** A field of the node's CLUSTER INFO. */
-async function clusterEpoch(ctx: ExecCtx, addr: string, field: "cluster_current_epoch" | "cluster_my_epoch"): Promise<number> {
-  const info = parseInfo(String(await (await ctx.conn(addr)).call("cluster", "info")));
-  return Number(info[field] ?? 0);
 }

@@ -20,7 +20,7 @@ type MeetStep = StepOf<"meet">;
 export async function meet(steps: MeetStep[], ctx: ExecCtx): Promise<void> {
   const via = steps[0]!.via;
   await ctx.reads.selfOf(via);
-  const covered = Number(/cluster_slots_assigned:(\d+)/.exec(await (await ctx.conn(via.addr)).callString("cluster", "info"))?.[1] ?? 0) === SLOT_COUNT;
+  const covered = Number((await ctx.reads.clusterInfo(via.addr))["cluster_slots_assigned"] ?? 0) === SLOT_COUNT;
   await introduce(steps, ctx, via);
   ctx.emit({ type: "wait", what: `${steps.length === 1 ? steps[0]!.node.addr : `${steps.length} new nodes`} to be known by every member` });
   await waitKnown(steps, ctx, via);
@@ -66,7 +66,7 @@ async function introduce(steps: MeetStep[], ctx: ExecCtx, via: MeetStep["via"]):
 async function ownEpoch(ctx: ExecCtx, addr: string, own: NodeEntry[], clusterView: NodeEntry[]): Promise<void> {
   const me = own.find((e) => e.flags.includes("myself"));
   if (own.length !== 1 || !me || me.configEpoch !== 0) return;
-  const epoch = await ctx.nextConfigEpoch(Math.max(0, ...clusterView.map((e) => e.configEpoch)));
+  const epoch = ctx.nextConfigEpoch(Math.max(0, ...clusterView.map((e) => e.configEpoch)));
   await (await ctx.conn(addr)).call("cluster", "set-config-epoch", epoch).catch(() => undefined); // best effort: add-slots bumps a master left at 0
 }
 

@@ -22,7 +22,7 @@
  * pipelined SETSLOT) is expected; the end checks that the target owns every slot of the window.
  */
 import { ClusterChangedError, FailoverPendingError, NodeTimeoutError, PermissionError, StepFailedError } from "../../errors.js";
-import { parseInfo, type NodeEntry } from "../../redis/cluster-nodes.js";
+import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import { describe, type NodeClient } from "../../redis/connect.js";
 import { transientCause } from "../../redis/errors.js";
 import { parseNodeAddr } from "../../redis/node-key.js";
@@ -133,8 +133,8 @@ function nameIn(views: readonly NodeEntry[][], id: string | null): string {
 
 async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: ExecCtx): Promise<void> {
   const first = steps[0]!;
-  if (src && s) await epochsApart(ctx, src, dst);
-  const dstView = await ctx.reads.view(dst.addr);
+  let dstView = await ctx.reads.view(dst.addr);
+  if (src && s && (await epochsApart(ctx, src, dst, dstView))) dstView = await ctx.reads.view(dst.addr);
   const fromSrc = s ? steps.filter((st) => owns(s, st.slot)) : [];
   const elsewhere = steps.filter((st) => !fromSrc.includes(st));
   for (const st of elsewhere) {
@@ -198,8 +198,8 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
   // lose the slots again to a claim the source sent before its own SETSLOT NODE, and the members that
   // heard that claim last would go on naming the source as owner while the source names none.
   if (src && s) {
-    const [mine, theirs] = await Promise.all([myEpoch(ctx, dst.addr), myEpoch(ctx, src.addr)]);
-    if (mine <= theirs) await (await ctx.conn(dst.addr)).call("cluster", "bumpepoch").catch(() => undefined);
+    const [mine, theirs] = await Promise.all([ctx.reads.clusterInfo(dst.addr), ctx.reads.clusterInfo(src.addr)]);
+    if (Number(mine["cluster_my_epoch"] ?? 0) <= Number(theirs["cluster_my_epoch"] ?? 0)) await (await ctx.conn(dst.addr)).call("cluster", "bumpepoch").catch(() => undefined);
   }
   for (const st of steps) ctx.emit({ type: "setslot-node", slot: st.slot, phase: "target" });
   await failpoint(ctx, "migrate:after-target-setslot");
@@ -215,22 +215,17 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
   await confirmHandover(steps, ctx, src, dst, others);
 }
 
-/** The node's own config epoch, from its CLUSTER INFO (fresher than any view read earlier). */
-async function myEpoch(ctx: ExecCtx, addr: string): Promise<number> {
-  return Number(parseInfo(String(await (await ctx.conn(addr)).call("cluster", "info")))["cluster_my_epoch"] ?? 0);
-}
-
 /**
  * Before a window opens: no other master shares the source's or the target's config epoch. Redis
  * settles such a collision by gossip, by bumping one of the two, and a source bumped above the target
  * after the target took a slot would take it back, and the target would delete that slot's keys (a
  * master that loses a slot it holds keys of to a claim with a higher epoch deletes them), while the
  * source has already given them away. A cluster whose masters were all bumped at once (made by a tool
- * that does so) can take minutes to settle: the window waits, saying why.
+ * that does so) can take minutes to settle: the window waits, saying why. `view` is the target's,
+ * just read; true when the window waited (the caller reads it again).
  */
-async function epochsApart(ctx: ExecCtx, src: NodeRef, dst: NodeRef): Promise<void> {
-  const clash = async (): Promise<string | null> => {
-    const view = await ctx.reads.view(dst.addr);
+async function epochsApart(ctx: ExecCtx, src: NodeRef, dst: NodeRef, view: NodeEntry[]): Promise<boolean> {
+  const clashIn = (view: NodeEntry[]): string | null => {
     // Masters without slots claim nothing; a target without slots yet is given a fresh epoch by its first SETSLOT NODE.
     const masters = view.filter((e) => e.role === "master" && e.slots.length > 0 && !e.flags.includes("fail") && !e.flags.includes("handshake"));
     for (const end of [src, dst]) {
@@ -240,10 +235,11 @@ async function epochsApart(ctx: ExecCtx, src: NodeRef, dst: NodeRef): Promise<vo
     }
     return null;
   };
-  const first = await clash();
-  if (first === null) return;
+  const first = clashIn(view);
+  if (first === null) return false;
   ctx.noteOnce(`config epochs collide (${first}); slot moves wait until the cluster has settled them`);
-  await ctx.waits.waitUntil("no master shares its config epoch with the source or the target of a slot move", clash);
+  await ctx.waits.waitUntil("no master shares its config epoch with the source or the target of a slot move", async () => clashIn(await ctx.reads.view(dst.addr)));
+  return true;
 }
 
 /** How long the handover waits for a replica of the target to acknowledge the keys it received (WAIT). */
@@ -257,13 +253,12 @@ const REPLICA_ACK_MS = 5000;
  * (a replica still syncing, or stopped), a note names the target and the move goes on.
  */
 async function replicasHaveKeys(ctx: ExecCtx, dst: NodeRef): Promise<void> {
-  const c = await ctx.conn(dst.addr);
-  const info = parseInfo(String(await c.callWithin(2000, "info", "replication")));
+  const info = await ctx.reads.info(dst.addr, "replication", 2000);
   // A replica counts when it is online and acknowledged within the last 2 s (replicas acknowledge every
   // second): one that stopped stays "online" on its master until repl-timeout, and WAIT would only time out.
   const live = Object.entries(info).filter(([k, v]) => /^slave\d+$/.test(k) && v.includes("state=online") && Number(/lag=(\d+)/.exec(v)?.[1] ?? 0) <= 2);
   if (live.length === 0) return;
-  const acked = Number(await c.callWithin(REPLICA_ACK_MS + 2000, "wait", 1, REPLICA_ACK_MS));
+  const acked = Number(await (await ctx.conn(dst.addr)).callWithin(REPLICA_ACK_MS + 2000, "wait", 1, REPLICA_ACK_MS));
   if (acked < 1) {
     ctx.noteOnce(`no replica of ${dst.addr} acknowledged the keys moved into it within ${REPLICA_ACK_MS / 1000} s; the move goes on, and until one catches up a failover of ${dst.addr} would lose them`);
   }
