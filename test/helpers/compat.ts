@@ -15,6 +15,7 @@ import { startNodes, type TestSandbox } from "./cluster.js";
 import { runCli } from "./cli.js";
 import { runChild } from "./child.js";
 import { fullChecks } from "./verify.js";
+import { withNode } from "./node.js";
 
 export interface ServerBuild {
   name: string;
@@ -134,6 +135,21 @@ export function compatSuite(build: ServerBuild, base: number): void {
       expect(r.stderr).toContain("Apply complete");
       expect(r.code).toBe(0);
       await fullChecks(a(0), 7, KEYS, f, checks);
+    });
+
+    it("removes a replica: every member forgets it, and it is reset to an empty node that knows only itself", async () => {
+      const f = spec("drop-replica", [[3, [0]], [1, [4]], [2, [5]]]);
+      const r = await runCli(["apply", f, "--auto-approve"]);
+      expect(r.stdout + r.stderr).not.toMatch(/refused CLUSTER RESET SOFT/);
+      expect(r.stderr).toContain("Apply complete");
+      expect(r.code).toBe(0);
+      await withNode(a(7), async (gone) => {
+        const nodes = String(await gone.call("cluster", "nodes")).trim().split("\n");
+        expect(nodes).toHaveLength(1);
+        expect(nodes[0]).toMatch(/myself,master/);
+        expect(Number(await gone.call("dbsize"))).toBe(0);
+      });
+      await fullChecks(a(0), 6, KEYS, f, checks);
     });
   });
 }
