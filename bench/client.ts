@@ -3,7 +3,7 @@
  * GET of test keys and SET of its own keys at a fixed rate, open loop (requests are sent on schedule
  * whether or not the earlier ones have answered), measuring each request from when it was sent.
  */
-import { Cluster } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { testKey } from "../src/testdata/populate.js";
 
 export interface LatencyReport {
@@ -50,6 +50,39 @@ export async function liveClient(seed: string, ratePerSecond: number, keys: numb
       const s = [...latencies].sort((a, b) => a - b);
       const q = (f: number): number => s[Math.min(s.length - 1, Math.floor(f * s.length))] ?? 0;
       return { requests: sent, errors, p50: q(0.5), p99: q(0.99), max: s.at(-1) ?? 0, firstErrors };
+    },
+  };
+}
+
+/**
+ * The longest single write a client waits for on one node, in a closed loop (one SET at a time, at
+ * most one per millisecond so that it adds little load) to a
+ * key of slot 0, which the bench's scale-out does not move (the first master keeps the low end of its
+ * range). Valkey 9's server-side migration pauses every write on the source at each migration's end:
+ * this shows how long, apart from what the live client's percentiles make of it.
+ */
+export async function writeStallProbe(addr: string): Promise<{ stop: () => Promise<number> }> {
+  const [host, port] = addr.split(":");
+  const c = new Redis({ host: host!, port: Number(port), protocol: 2, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+  await c.connect();
+  const key = "probe2964"; // slot 0
+  let max = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const at = performance.now();
+      await c.set(key, "x").catch(() => undefined);
+      const took = performance.now() - at;
+      max = Math.max(max, took);
+      if (took < 1) await new Promise((r) => setTimeout(r, 1));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      c.disconnect();
+      return max;
     },
   };
 }

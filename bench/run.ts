@@ -36,7 +36,7 @@ import { parseSpec } from "../src/spec/load.js";
 import { planSteps } from "../src/planner/plan.js";
 import { makePlan } from "../src/plan/make.js";
 import { NodeClient } from "../src/redis/connect.js";
-import { liveClient, type LatencyReport } from "./client.js";
+import { liveClient, writeStallProbe, type LatencyReport } from "./client.js";
 import { ROOT, endChecks, median, nodeId, redisCli, shardform, startNodes, timed, waitConsistent, type Timed } from "./lib.js";
 import { syntheticCluster } from "./synthetic.js";
 import { writeSkewed } from "./skewed.js";
@@ -408,7 +408,7 @@ function growthTable(): string {
 
 // ---- latency --------------------------------------------------------------------------------
 
-const latency: { mode: string; applySecs: number | null; report: LatencyReport }[] = [];
+const latency: { mode: string; applySecs: number | null; report: LatencyReport; stallMs: number }[] = [];
 
 async function benchLatency(server?: string, label = ""): Promise<void> {
   const rate = Number(args["latency-rate"]);
@@ -439,6 +439,7 @@ async function benchLatency(server?: string, label = ""): Promise<void> {
     try {
       await threeMastersAndAnEmptyOne(c.addrs);
       const client = await liveClient(c.addrs[0]!, rate, KEYS);
+      const probe = await writeStallProbe(c.addrs[0]!);
       let applySecs: number | null = null;
       try {
         if (m.extra === null) await new Promise((r) => setTimeout(r, 5000));
@@ -451,11 +452,12 @@ async function benchLatency(server?: string, label = ""): Promise<void> {
           if (governed) log(`latency ${m.mode}: apply says ${governed}`);
         }
       } finally {
-        latency.push({ mode: m.mode, applySecs, report: await client.stop() });
+        const report = await client.stop();
+        latency.push({ mode: m.mode, applySecs, report, stallMs: await probe.stop() });
       }
       if (m.extra !== null) log(`latency ${m.mode}: ${await endChecks(c.addrs[0]!, 4, KEYS)}`);
       const last = latency.at(-1)!.report;
-      log(`latency ${m.mode}: ${last.requests} requests, p50 ${last.p50.toFixed(2)} ms, p99 ${last.p99.toFixed(2)} ms, max ${last.max.toFixed(1)} ms, ${last.errors} errors`);
+      log(`latency ${m.mode}: ${last.requests} requests, p50 ${last.p50.toFixed(2)} ms, p99 ${last.p99.toFixed(2)} ms, max ${last.max.toFixed(1)} ms, ${last.errors} errors; longest write to an unmoved slot of a source ${latency.at(-1)!.stallMs.toFixed(1)} ms`);
     } finally {
       await c.stop();
     }
@@ -463,10 +465,10 @@ async function benchLatency(server?: string, label = ""): Promise<void> {
 }
 
 function latencyTable(): string {
-  const out = ["| live client during | apply s | requests | p50 ms | p99 ms | max ms | errors |", "|---|---:|---:|---:|---:|---:|---:|"];
+  const out = ["| live client during | apply s | requests | p50 ms | p99 ms | max ms | errors | longest write, unmoved slot of a source ms |", "|---|---:|---:|---:|---:|---:|---:|---:|"];
   for (const l of latency) {
     const r = l.report;
-    out.push(`| ${l.mode} | ${l.applySecs === null ? "" : l.applySecs.toFixed(2)} | ${r.requests} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.errors} |`);
+    out.push(`| ${l.mode} | ${l.applySecs === null ? "" : l.applySecs.toFixed(2)} | ${r.requests} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.errors} | ${l.stallMs.toFixed(1)} |`);
   }
   return out.join("\n");
 }
