@@ -37,7 +37,7 @@ export class PlanCommand extends ClusterCommand {
       ["Post as a PR comment; fail CI on drift", "$0 plan cluster.yaml --markdown --detailed-exitcode > plan.md"],
       ["Plan from a saved snapshot, no cluster needed", "$0 plan cluster.yaml --observed snapshot.json"],
       ["Remove two of four masters on purpose", "$0 plan scale-in.yaml --allow-mass-removal --out plan.json"],
-      ["Move every slot key by key, even on Valkey 9", "$0 plan cluster.yaml --migration keys --out plan.json"],
+      ["Move every slot key by key, even on Valkey 9 (no write pause on the source at each hand-off)", "$0 plan cluster.yaml --migration keys --out plan.json"],
       ["Repair keys an earlier plan's moves left behind", "$0 plan cluster.yaml --history old-plan.json --out plan.json"],
     ],
   });
