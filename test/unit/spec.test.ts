@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { Ajv } from "ajv";
 import { readFileSync, readdirSync } from "node:fs";
 import { loadSpec, parseSpec } from "../../src/spec/load.js";
 import { InputError, SpecValidationError } from "../../src/errors.js";
@@ -19,6 +20,17 @@ function problems(text: string): string[] {
   }
   return [];
 }
+
+describe("the schemas themselves", () => {
+  it("are valid JSON Schema, in ajv's strict mode (the loader skips this check at run time)", () => {
+    for (const f of ["schemas/cluster.schema.json", "schemas/plan.schema.json"]) {
+      const ajv = new Ajv({ allErrors: true, strict: true });
+      const schema = JSON.parse(readFileSync(f, "utf8")) as object;
+      expect(ajv.validateSchema(schema), `${f}: ${ajv.errorsText()}`).toBe(true);
+      expect(() => ajv.compile(schema)).not.toThrow();
+    }
+  });
+});
 
 describe("valid specs", () => {
   it("parses the issue's example shape, with defaults", () => {
