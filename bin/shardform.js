@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 import { fileURLToPath } from "node:url";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 
-const entry = fileURLToPath(new URL("../dist/cli/index.js", import.meta.url));
+// The CLI bundled into one file (scripts/bundle.mjs) starts faster; tsc's output runs it as well, and
+// does whenever it is newer than the bundle (tsc run alone after a change).
+const compiled = fileURLToPath(new URL("../dist/cli/index.js", import.meta.url));
+const bundle = fileURLToPath(new URL("../dist/cli.bundle.mjs", import.meta.url));
+const fresh = existsSync(bundle) && (!existsSync(compiled) || statSync(bundle).mtimeMs >= statSync(compiled).mtimeMs);
+const entry = fresh ? bundle : compiled;
 if (!existsSync(entry)) {
   process.stderr.write("shardform is not built yet: run `npm run build` first.\n");
   process.exit(1);

@@ -40,14 +40,14 @@ export async function surveyBigKeys(moves: { slot: number; from: NodeAddr }[], a
     try {
       const t = await c.call("config", "get", "cluster-node-timeout").catch(() => null);
       if (Array.isArray(t) && Number(t[1]) > 0) timeouts.push(Number(t[1]));
-      const found = await c.pipeline(chosen.map((s) => ["cluster", "getkeysinslot", s, perSlot]), 30_000);
+      const found = await c.bigPipeline(chosen.map((s) => ["cluster", "getkeysinslot", s, perSlot]), 30_000);
       const keys: { key: string; slot: number }[] = [];
       found.forEach(([err, ks], i) => {
         if (!err) for (const k of ks as string[]) keys.push({ key: k, slot: chosen[i]! });
       });
       sampled += keys.length;
       if (keys.length === 0) return;
-      const sizes = await c.pipeline(keys.map((k) => ["memory", "usage", k.key, "samples", 0]), 30_000);
+      const sizes = await c.bigPipeline(keys.map((k) => ["memory", "usage", k.key, "samples", 0]), 30_000);
       sizes.forEach(([err, n], i) => {
         if (!err && Number(n) >= threshold) big.push({ ...keys[i]!, bytes: Number(n), node: addr });
       });

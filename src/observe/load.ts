@@ -80,7 +80,7 @@ export async function measureLoad(o: ObservedCluster, by: LoadBy, access: Access
     const owned = expandRanges(m.slots);
     const c = await NodeClient.connect(on.addr, { readOnly: true, access });
     try {
-      const counts = (await c.pipeline(owned.map((s) => ["cluster", "countkeysinslot", s]), 60_000)).map(([err, n]) => (err ? 0 : Number(n)));
+      const counts = (await c.bigPipeline(owned.map((s) => ["cluster", "countkeysinslot", s]), 60_000)).map(([err, n]) => (err ? 0 : Number(n)));
       const keys = counts.reduce((a, b) => a + b, 0);
       let bytes = 0;
       let sampledKeys: number | undefined;

@@ -56,12 +56,12 @@ async function strays(c: NodeClient, me: NodeEntry, keys: number): Promise<{ slo
   if (me.role !== "master" || keys === 0) return [];
   const mine = new Set([...expandRanges(me.slots), ...me.migrating.map((m) => m.slot), ...me.importing.map((m) => m.slot)]);
   const own = [...mine];
-  const counts = own.length ? await c.pipeline(own.map((s) => ["cluster", "countkeysinslot", s]), 30_000) : [];
+  const counts = own.length ? await c.bigPipeline(own.map((s) => ["cluster", "countkeysinslot", s]), 30_000) : [];
   const held = counts.reduce((sum, [err, n]) => sum + (err ? 0 : Number(n)), 0);
   if (held >= keys) return [];
   const others: number[] = [];
   for (let s = 0; s < SLOT_COUNT; s++) if (!mine.has(s)) others.push(s);
-  const res = await c.pipeline(others.map((s) => ["cluster", "countkeysinslot", s]), 30_000);
+  const res = await c.bigPipeline(others.map((s) => ["cluster", "countkeysinslot", s]), 30_000);
   const out: { slot: number; keys: number }[] = [];
   res.forEach(([err, n], i) => {
     if (!err && Number(n) > 0) out.push({ slot: others[i]!, keys: Number(n) });

@@ -9,6 +9,7 @@
 import { connect as tcpConnect } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import { Redis } from "ioredis";
+import { rawPipeline } from "./raw-pipeline.js";
 import { debugEnabled, logCommand, logDebug } from "./debug-log.js";
 import { NodeTimeoutError, NodeUnreachableError, assert } from "../errors.js";
 import { NOT_RESP, authError, connectError, describe, isConnectionError, permissionError } from "./errors.js";
@@ -111,6 +112,8 @@ export class NodeClient {
   /** Set when the connection was closed from the other end (the server died, or CLIENT KILL), not by this client. */
   closedByPeer = false;
   private closing = false;
+  /** The database SELECT chose on this connection (bigPipeline reads the same one). */
+  private db = 0;
 
   private constructor(addr: NodeAddr, redis: Redis, readOnly: boolean, timeoutMs: number, access: Access) {
     this.addr = addr;
@@ -215,7 +218,9 @@ export class NodeClient {
   /** `call` with a deadline of its own (e.g. MIGRATE, which may take as long as its timeout). */
   async callWithin(ms: number, ...args: (string | number)[]): Promise<unknown> {
     this.guard(args);
-    return this.logged([args], this.deadline(this.redis.call(String(args[0]), ...args.slice(1)), commandName(args).toUpperCase(), ms));
+    const r = await this.logged([args], this.deadline(this.redis.call(String(args[0]), ...args.slice(1)), commandName(args).toUpperCase(), ms));
+    if (commandName(args) === "select") this.db = Number(args[1]);
+    return r;
   }
 
   /** `p` as is; with the debug log on, the commands are logged with their time once they answer or fail. */
@@ -258,6 +263,16 @@ export class NodeClient {
     const res = await this.logged(commands, this.deadline(p.exec(), `a pipeline of ${commands.length} command(s) (${commandName(commands[0] ?? ["-"]).toUpperCase()} ...)`, ms));
     assert(res !== null, "pipeline returned null");
     return res as [Error | null, unknown][];
+  }
+
+  /**
+   * Like pipeline, for thousands of small read-only commands (COUNTKEYSINSLOT, GETKEYSINSLOT, MEMORY
+   * USAGE): sent on a connection of their own as raw RESP, which takes a tenth of the time
+   * (raw-pipeline.ts). Same replies, same errors; the same database as this connection.
+   */
+  async bigPipeline(commands: (string | number)[][], ms = this.timeoutMs): Promise<[Error | null, unknown][]> {
+    for (const c of commands) this.guard(c);
+    return this.logged(commands, rawPipeline(this.addr, commands, { credentials: this.access.credentials, tls: this.access.tls ? tlsConnectOptions(this.access.tls) : undefined, db: this.db, timeoutMs: ms }));
   }
 
   /** Like pipeline, but arguments may be Buffers (keys) and replies keep binary data as Buffers. */

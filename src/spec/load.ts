@@ -11,9 +11,10 @@ import { SpecValidationError, InputError, type SpecProblem } from "../errors.js"
 import { addrProblem } from "../redis/node-key.js";
 import { SLOT_COUNT } from "../slots.js";
 import { checkMeaning } from "./semantic.js";
+import { packageFile } from "../package-root.js";
 import type { ClusterSpec } from "./types.js";
 
-export const SCHEMA_URL = new URL("../../schemas/cluster.schema.json", import.meta.url);
+export const SCHEMA_URL = packageFile("schemas/cluster.schema.json");
 let validator: ReturnType<Ajv["compile"]> | undefined;
 
 function schemaValidator(): ReturnType<Ajv["compile"]> {

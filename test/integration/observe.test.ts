@@ -53,6 +53,23 @@ describe("observe on a real cluster", () => {
     expect(fingerprint(again)).toBe(fingerprint(o));
   });
 
+  it("a big pipeline (raw RESP on a connection of its own) answers what ioredis' pipeline answers, errors included", async () => {
+    const c = await NodeClient.connect(sb.addrs[0]!, { readOnly: true });
+    try {
+      const cmds: (string | number)[][] = [];
+      for (let s = 0; s < 16384; s++) cmds.push(["cluster", "countkeysinslot", s]);
+      cmds.push(["cluster", "countkeysinslot", 99999], ["cluster", "getkeysinslot", 0, 3], ["memory", "usage", "no-such-key"], ["get", testKey("key:", 1)]);
+      const viaIoredis = await c.pipeline(cmds);
+      const raw = await c.bigPipeline(cmds);
+      expect(raw.map(([e, v]) => [e?.message ?? null, v])).toEqual(viaIoredis.map(([e, v]) => [e?.message ?? null, v]));
+      expect(raw[16384]![0]?.message).toMatch(/slot/i);
+      // A read-only client's big pipeline is read-only too.
+      await expect(c.bigPipeline([["set", "x", "1"]])).rejects.toThrow(/read-only connection/);
+    } finally {
+      await c.close();
+    }
+  });
+
   it("shows an open slot left by an interrupted move, on both sides", async () => {
     const o = await observeCluster({ seeds: [sb.addrs[0]!] });
     const [a, b] = o.nodes.filter((n) => n.role === "master");
