@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import stableStringify from "json-stable-stringify";
+import { stableJson } from "../util/stable-json.js";
 import { fingerprint } from "../observe/fingerprint.js";
 import type { ObservedCluster } from "../observe/types.js";
 import type { ClusterSpec } from "../spec/types.js";
@@ -18,7 +19,7 @@ export function specDigest(spec: ClusterSpec): string {
 /** Digest of a plan's content, everything but the digest field itself. */
 export function planDigest(plan: Omit<Plan, "digest"> & { digest?: string }): string {
   const { digest: _ignored, ...rest } = plan;
-  return sha256(stableStringify(rest) ?? "");
+  return sha256(stableJson(rest));
 }
 
 export function makePlan(args: {

@@ -1,7 +1,7 @@
-import stableStringify from "json-stable-stringify";
+import { stableJson } from "../util/stable-json.js";
 import type { Plan } from "./types.js";
 
 /** Stable bytes: the same plan always serializes the same way. */
 export function serializePlan(plan: Plan): string {
-  return stableStringify(plan, { space: 2 }) + "\n";
+  return stableJson(plan, 2) + "\n";
 }

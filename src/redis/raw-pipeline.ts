@@ -20,15 +20,15 @@ export type Reply = string | number | null | Error | Reply[];
 
 /** Encodes commands as RESP arrays of bulk strings. */
 export function encodeCommands(commands: readonly (readonly (string | number)[])[]): Buffer {
-  const parts: string[] = [];
+  let out = "";
   for (const c of commands) {
-    parts.push(`*${c.length}\r\n`);
+    out += `*${c.length}\r\n`;
     for (const a of c) {
       const s = String(a);
-      parts.push(`$${Buffer.byteLength(s)}\r\n${s}\r\n`);
+      out += `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
     }
   }
-  return Buffer.from(parts.join(""), "utf8");
+  return Buffer.from(out, "utf8");
 }
 
 const CR = 13;
@@ -129,9 +129,18 @@ export async function rawPipeline(addr: NodeAddr, commands: readonly (readonly (
   let socket: Socket | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await new Promise<[Error | null, unknown][]>((done, fail) => {
+    return await new Promise<[Error | null, unknown][]>((resolveAll, rejectAll) => {
       let connected = false;
-      timer = setTimeout(() => fail(new NodeTimeoutError(addr, `a pipeline of ${commands.length} command(s)`, opts.timeoutMs)), opts.timeoutMs);
+      let settled = false;
+      const done = (v: [Error | null, unknown][]): void => {
+        settled = true;
+        resolveAll(v);
+      };
+      const fail = (err: Error): void => {
+        settled = true;
+        rejectAll(err);
+      };
+      timer = setTimeout(() => settled || fail(new NodeTimeoutError(addr, `a pipeline of ${commands.length} command(s)`, opts.timeoutMs)), opts.timeoutMs);
       const s: Socket = tls ? tlsConnect({ host, port, ...tls }) : connect({ host, port });
       socket = s;
       s.setNoDelay(true);
@@ -158,8 +167,12 @@ export async function rawPipeline(addr: NodeAddr, commands: readonly (readonly (
           done(reader.replies.slice(prefix.length).map((r) => (r instanceof Error ? [r, undefined] : [null, r])));
         }
       });
-      s.on("error", (err) => fail(connected ? new NodeUnreachableError(addr, `connection lost during a pipeline (${err.message})`) : connectError(addr, err, Boolean(tls))));
-      s.on("close", () => fail(new NodeUnreachableError(addr, "connection closed during a pipeline")));
+      s.on("error", (err) => {
+        if (!settled) fail(connected ? new NodeUnreachableError(addr, `connection lost during a pipeline (${err.message})`) : connectError(addr, err, Boolean(tls)));
+      });
+      s.on("close", () => {
+        if (!settled) fail(new NodeUnreachableError(addr, "connection closed during a pipeline"));
+      });
     });
   } finally {
     clearTimeout(timer);
