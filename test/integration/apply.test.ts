@@ -293,6 +293,31 @@ describe("apply on a real cluster", () => {
     await expectAllKeys(a(0), KEYS);
   });
 
+  it("replaces a master by a new node in one edit: the node joins as its replica, syncs and takes over, the old master is forgotten; no key moves", async () => {
+    // a(1) (weight 2, replica a(4)) is replaced by a(2), removed and reset by the scale-in above.
+    const f = join(work, "replace.yaml");
+    writeFileSync(
+      f,
+      [
+        `cluster: { seeds: ["${a(0)}"] }`,
+        `shards:`,
+        `  - { master: ${a(3)}, replicas: [${a(0)}, ${a(7)}], slots: ["0-999"] }`,
+        `  - { master: ${a(2)}, replicas: [${a(4)}], weight: 2 }`,
+        `  - { master: ${a(6)}, replicas: [${a(8)}], weight: 1 }`,
+      ].join("\n") + "\n",
+    );
+    const before = await observeCluster({ seeds: [a(0)] });
+    const oldSlots = before.nodes.find((n) => n.addr === a(1))!.slots;
+    const { plan, out } = await planAndApply(f);
+    expect(plan.steps.map((s) => s.kind)).toEqual(["meet", "replicate", "failover", "forget-node"]);
+    expect(out).toMatch(/Apply complete: 4 step\(s\), 0 keys moved/);
+    const o = await expectHealthy(a(0), 7);
+    expect(o.nodes.find((n) => n.addr === a(2))!.slots).toEqual(oldSlots);
+    expect(o.nodes.find((n) => n.addr === a(4))!.masterId).toBe(o.nodes.find((n) => n.addr === a(2))!.id);
+    expect(o.nodes.some((n) => n.addr === a(1))).toBe(false);
+    await expectAllKeys(a(0), KEYS);
+  });
+
   it("refuses a stale plan and changes nothing", async () => {
     const spec = specFile("stale", [
       { master: 3, replicas: [0, 7] },

@@ -401,6 +401,38 @@ describe("availability while a plan runs", () => {
       expect(sorted.at(-1)! - sorted[0]! + 1).toBe(sorted.length);
     }
   });
+  it("a master replaced by a new node in one edit (its replicas kept): the new node replicates it, takes over by failover, and the old master leaves as a replica; no key moves", () => {
+    const o = observed(
+      [
+        { addr: A(7000), slots: ["0-4095"], replicas: [A(7004)], keys: 1000 },
+        { addr: A(7001), slots: ["4096-8191"], replicas: [A(7005)], keys: 1000 },
+        { addr: A(7002), slots: ["8192-12287"], replicas: [A(7006)], keys: 1000 },
+        { addr: A(7003), slots: ["12288-16383"], replicas: [A(7007)], keys: 1000 },
+      ],
+      [A(7008)],
+    );
+    const { steps } = planSteps(spec([{ master: A(7008), replicas: [A(7004)] }, { master: A(7001), replicas: [A(7005)] }, { master: A(7002), replicas: [A(7006)] }, { master: A(7003), replicas: [A(7007)] }]), o);
+    expect(steps.filter((s) => s.kind === "migrate-slot")).toHaveLength(0);
+    const order = steps.map((s) => `${s.kind} ${"node" in s ? s.node.addr : "replica" in s ? `${s.replica.addr} -> ${s.master.addr}` : ""}`);
+    const at = [`meet ${A(7008)}`, `replicate ${A(7008)} -> ${A(7000)}`, `failover ${A(7008)} -> ${A(7000)}`, `forget-node ${A(7000)}`].map((x) => order.indexOf(x));
+    expect(at.every((i) => i >= 0)).toBe(true);
+    expect([...at].sort((x, y) => x - y)).toEqual(at);
+    // The end state: the new node owns the old master's slots, with the shard's replica; the old master is gone.
+    const end = simulate(o, steps);
+    expect(end.nodes.has(idOf(A(7000)))).toBe(false);
+    expect(end.owner[0]).toBe(idOf(A(7008)));
+    expect(end.nodes.get(idOf(A(7004)))?.masterId).toBe(idOf(A(7008)));
+    // The old master is forgotten only after the failover.
+    const failover = steps.find((s) => s.kind === "failover")!;
+    expect(steps.find((s) => s.kind === "forget-node")!.needs).toContain(failover.id);
+  });
+  it("a master the spec drops while its replicas stay in another shard's list is not 'replaced': its slots move", () => {
+    const o = observed([{ addr: A(7000), slots: ["0-8191"], replicas: [A(7004)] }, { addr: A(7001), slots: ["8192-16383"] }], [A(7008)]);
+    // 7008 is a new master with no replicas of 7000 in its shard: nothing links it to 7000.
+    const { steps } = planSteps(spec([{ master: A(7008) }, { master: A(7001), replicas: [A(7004)] }]), o, { allowMassRemoval: true });
+    expect(steps.filter((s) => s.kind === "failover")).toHaveLength(0);
+    expect(steps.filter((s) => s.kind === "migrate-slot").length).toBeGreaterThan(0);
+  });
   it("warns when a master ends the plan without a replica", () => {
     const { warnings } = planSteps(spec([{ master: A(7000) }, { master: A(7001), replicas: [A(7005)] }, { master: A(7002), replicas: [A(7006)] }, { master: A(7003), replicas: [A(7007)] }]), four());
     expect(warnings).toContainEqual(expect.stringMatching(/^1 master\(s\) end this plan without a replica \(127\.0\.0\.1:7000\)/));

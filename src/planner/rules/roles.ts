@@ -7,6 +7,9 @@
  *  - A spec master without slots whose shard lists, as a replica, a master that owns slots and that
  *    the spec demotes (a new node replacing a master that stays as its replica) first replicates that
  *    master, then takes over by failover: no key moves.
+ *  - A spec master without slots whose shard keeps the replicas of a master the spec no longer lists
+ *    (a new node replacing a master that goes, Terraform's -replace) does the same, and the old master
+ *    is then forgotten as a replica (rules/removal): no key moves either.
  *  - A spec master with slots and no replica, while a promoted replica of its shard serves more of
  *    the shard (a failover split the shard), gives its slots to that replica, then takes over.
  */
@@ -17,6 +20,8 @@ import { estimateKeys } from "./slots.js";
 
 export function fixRoles(ctx: PlanContext): void {
   const m = ctx.b.model;
+  /** Masters a new spec master already replaces (each one is replaced once). */
+  const replaced = new Set<string>();
   for (const sh of ctx.shards) {
     const n = m.nodes.get(sh.masterId);
     if (!n) continue;
@@ -54,10 +59,37 @@ export function fixRoles(ctx: PlanContext): void {
     }
     // An empty master: can it take over a demoted master of its own shard?
     const old = promotedInShard(ctx, sh.replicaIds);
-    if (!old) continue;
-    ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `sync ${old.addr}'s data before taking over from it` });
-    ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `the spec makes ${n.addr} the master and keeps ${old.addr} as its replica` });
+    if (old) {
+      ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `sync ${old.addr}'s data before taking over from it` });
+      ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `the spec makes ${n.addr} the master and keeps ${old.addr} as its replica` });
+      continue;
+    }
+    // Or replace a master the spec no longer lists, whose replicas the shard keeps (Terraform's -replace).
+    const gone = replacedMaster(ctx, sh.replicaIds, replaced);
+    if (!gone) continue;
+    replaced.add(gone.id);
+    ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(gone.id), reason: `sync the data of ${gone.addr}, which it replaces, before taking over from it` });
+    ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(gone.id), reason: `the spec replaces ${gone.addr} by ${n.addr}: it takes over the slots with their keys, and ${gone.addr} is removed as a replica` });
   }
+}
+
+/**
+ * The master an empty spec master replaces: a master with slots that the spec does not list (nor
+ * protects), reachable and not failing, that a replica of this shard in the spec replicates now. The
+ * new node then joins as its replica, syncs and takes over by failover, and the old master leaves as a
+ * replica: no key moves, and the shard keeps a replica throughout.
+ */
+function replacedMaster(ctx: PlanContext, replicaIds: readonly string[], taken: ReadonlySet<string>): { id: string; addr: string } | undefined {
+  const m = ctx.b.model;
+  const protectedIds = new Set(ctx.spec.protect.map((a) => ctx.idOf.get(a)));
+  for (const r of replicaIds) {
+    const masterId = m.nodes.get(r)?.role === "replica" ? m.nodes.get(r)?.masterId : undefined;
+    if (!masterId || taken.has(masterId) || ctx.want.has(masterId) || protectedIds.has(masterId)) continue;
+    const cur = m.nodes.get(masterId);
+    const seen = ctx.members.get(masterId);
+    if (cur?.role === "master" && slotsOf(m, masterId).length > 0 && seen?.reachable === true && !seen.flags.includes("fail")) return { id: masterId, addr: cur.addr };
+  }
+  return undefined;
 }
 
 /**
