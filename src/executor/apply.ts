@@ -13,6 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { viewDisagreements } from "../observe/disagreements.js";
 import { ClusterStateError, EndStateError, ShardformError, ShardsFailedOverError, StalePlanError } from "../errors.js";
 import { describeChanges, fingerprint } from "../observe/fingerprint.js";
+import { waitFirstSyncs } from "./steps/replicate.js";
 import { observeCluster } from "../observe/observe.js";
 import { loadDrift } from "../observe/load.js";
 import type { ObservedCluster } from "../observe/types.js";
@@ -237,6 +238,9 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     // Replicas learn new slot owners by gossip: "complete" means every member agrees, and the cluster is the plan's end state.
     opts.emit({ type: "wait", what: "every member to agree on the new configuration" });
     await ctx.waits.waitAgreement();
+    // The replicas this plan attached have finished their first sync (bounded; a warning names the late ones).
+    const attached = new Map(current().steps.flatMap((s) => (s.kind === "replicate" ? [[s.replica.id, s.replica] as const] : [])));
+    const syncWarnings = await waitFirstSyncs([...attached.values()], ctx);
     let final = await observe();
     let verdict = endStateDifferences(current(), final);
     // The cluster settles after the last step on its own: replicas learn the last owners by gossip, and a
@@ -263,7 +267,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     journal.journal.endState = differences.length ? "differs" : failovers.length ? "failed-over" : "verified";
     journal.save();
     if (differences.length > 0) throw new EndStateError([...differences, ...failovers]);
-    for (const w of warnings) opts.emit({ type: "warning", message: w });
+    for (const w of [...syncWarnings, ...warnings]) opts.emit({ type: "warning", message: w });
     if (failovers.length > 0) throw new ShardsFailedOverError(failovers, plan.specFile);
     const end = performance.now();
     opts.emit({
@@ -276,7 +280,7 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
       timings: { sinceStartMs: Math.round(process.uptime() * 1000), prepareMs: Math.round(started - entered), stepsMs: Math.round(walked - started), verifyMs: Math.round(end - walked) },
       ...(latency ? { latency } : {}),
     });
-    return result("done", warnings);
+    return result("done", [...syncWarnings, ...warnings]);
   } catch (err) {
     if (err instanceof StopRequested) {
       opts.emit({ type: "stopped", reason: "stop requested" });

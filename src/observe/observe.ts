@@ -372,6 +372,7 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
     nodes.push(unreachableNode(id, addr, peerView(id), a ? `answers with id ${a.me.id.slice(0, 8)}` : (reader.failures.get(addr) ?? "unreachable")));
   }
   nodes.sort((a, b) => compareAddr(a.addr, b.addr));
+  markSyncStarting(nodes, readings);
 
   // Probe the addresses the caller named that are not members' own addresses.
   const memberAddrs = new Set(nodes.map((n) => n.addr));
@@ -389,6 +390,26 @@ export async function observeCluster(opts: ObserveOptions): Promise<ObservedClus
     disagreements: findDisagreements(compact),
     ...(leases ? { applies: leaseHolders(read) } : {}),
   };
+}
+
+/**
+ * A replica whose link is down while its master lists it as waiting for the first sync to start
+ * (state wait_bgsave: the master waits its repl-diskless-sync-delay, 5 s on stock servers, for more
+ * replicas) is in its first sync, at the start, not a broken link.
+ */
+function markSyncStarting(nodes: ObservedNode[], readings: ReadonlyMap<string, NodeReading>): void {
+  for (const n of nodes) {
+    if (n.role !== "replica" || n.masterLinkUp !== false || n.syncing || !n.masterId) continue;
+    const info = readings.get(n.masterId)?.info;
+    if (!info) continue;
+    const { host, port } = parseNodeAddr(n.addr);
+    const listed = Object.keys(info)
+      .filter((k) => /^slave\d+$/.test(k))
+      .map((k) => Object.fromEntries(info[k]!.split(",").map((kv) => kv.split("=") as [string, string])))
+      .filter((x) => x["port"] === String(port));
+    const me = listed.find((x) => x["ip"] === host) ?? (listed.length === 1 ? listed[0] : undefined);
+    if (me && (me["state"] === "wait_bgsave" || me["state"] === "send_bulk")) n.syncing = { readBytes: 0, totalBytes: 0 };
+  }
 }
 
 /** A member an unreachable address names: by the hostname it announces, or by what the name resolves to. */

@@ -3,10 +3,10 @@
  * master holds keys connected and in sync, and every replica seen as a replica of its master by every
  * member (members that lag are nudged: ExecCtx.nudge). A replica of an empty master is not waited
  * for: its first sync only starts after the master's repl-diskless-sync-delay (5 s by default) and
- * copies nothing; a later failover step waits for it.
+ * copies nothing; a later failover step waits for it, and apply waits for it at its end (waitFirstSyncs).
  */
-import { ClusterChangedError, StepFailedError } from "../../errors.js";
-import type { StepOf } from "../../plan/types.js";
+import { ClusterChangedError, ClusterStateError, StepFailedError } from "../../errors.js";
+import type { NodeRef, StepOf } from "../../plan/types.js";
 import { mapLimit } from "../../util/limit.js";
 import type { NodeEntry } from "../../redis/cluster-nodes.js";
 import type { ExecCtx } from "../context.js";
@@ -82,6 +82,45 @@ export async function replicate(steps: ReplicateStep[], ctx: ExecCtx): Promise<v
     const l = lags[0];
     return l ? `${l.viewer.addr} does not see ${l.s.replica.addr} as a replica of ${l.s.master.addr} yet` : null;
   });
+}
+
+/**
+ * The end of an apply: every replica the plan attached (and that is still a replica) has finished its
+ * first sync, so that `apply && check` passes. The replicate step waits only for replicas of masters
+ * that hold keys; a replica of an empty master starts its sync only after the master's
+ * repl-diskless-sync-delay (5 s on stock servers) and is waited for here, once for all, bounded:
+ * one that has not finished by then is named in a warning.
+ */
+export async function waitFirstSyncs(replicas: readonly NodeRef[], ctx: ExecCtx, timeoutMs = ctx.options.waitTimeoutMs): Promise<string[]> {
+  const pending = async (): Promise<NodeRef[]> => {
+    const states = await mapLimit(replicas, 32, async (r) => {
+      const info = await ctx.reads.info(r.addr, "replication").catch(() => null);
+      // Not a replica (any more), or not answering: not this wait's business (the end state judges it).
+      if (!info || info["role"] !== "slave") return false;
+      return info["master_link_status"] !== "up" || info["master_sync_in_progress"] !== "0";
+    });
+    return replicas.filter((_, i) => states[i]);
+  };
+  let left = await pending();
+  if (left.length === 0) return [];
+  ctx.emit({
+    type: "wait",
+    what: `${left.length === 1 ? left[0]!.addr : `${left.length} new replicas`} to finish the first sync (a master starts it after its repl-diskless-sync-delay; up to ${Math.round(timeoutMs / 1000)} s)`,
+  });
+  try {
+    await ctx.waits.waitUntil(
+      "the new replicas finish their first sync",
+      async () => {
+        left = await pending();
+        return left.length === 0 ? null : `${left.map((r) => r.addr).join(", ")} still syncing`;
+      },
+      timeoutMs,
+    );
+    return [];
+  } catch (err) {
+    if (!(err instanceof ClusterStateError) || !err.message.startsWith("timed out")) throw err;
+    return [`${left.map((r) => r.addr).join(", ")} had not finished the first sync with its master after ${Math.round(timeoutMs / 1000)} s: \`shardform check\` shows its progress; it serves no reads until it ends`];
+  }
 }
 
 /** Safety rule 4: the cluster failed the step's master over to the replica being attached; the pair serves the shard the other way round. */
