@@ -2,10 +2,8 @@ import { Command, Option } from "clipanion";
 import { ClusterCommand, addrOption, intOption, migrationOption, planFormat } from "./base.js";
 import { DEFAULT_SETTLE_S, planSpec, readHistory } from "./observe-input.js";
 import { loadSpec } from "../spec/load.js";
-import { readPlan, writePlan } from "../plan/file.js";
-import { hasResumableCheckpoint } from "../executor/apply.js";
-import { dirname, basename, join, resolve } from "node:path";
-import { existsSync } from "node:fs";
+import { writePlan } from "../plan/file.js";
+import { interruptedLastPlan, interruptedNote } from "./last-plan.js";
 import { renderPlan } from "../plan/render/index.js";
 import { DEFAULT_LOAD_WINDOW_S } from "../observe/load.js";
 
@@ -80,10 +78,7 @@ export class PlanCommand extends ClusterCommand {
     this.out(renderPlan(plan, format, this.useColor()));
     const interrupted = interruptedLastPlan(this.spec);
     if (interrupted) {
-      this.say(
-        `Note: an apply of this spec's last plan, ${interrupted}, was interrupted and can be resumed: \`shardform apply ${interrupted} --auto-approve\` (add the --state-dir it ran with, if any). ` +
-          `Applying a new plan of this spec instead supersedes that checkpoint.`,
-      );
+      this.say(interruptedNote(interrupted));
     }
     if (this.outFile) {
       writePlan(this.outFile, plan);
@@ -94,16 +89,5 @@ export class PlanCommand extends ClusterCommand {
       else this.status(msg);
     }
     return this.detailedExitcode && plan.summary.changes ? 2 : 0;
-  }
-}
-
-/** The spec's last plan (SPEC.plan.json beside it, as `apply SPEC` writes it) when its checkpoint there has work to resume. */
-function interruptedLastPlan(specFile: string): string | null {
-  const file = join(dirname(resolve(specFile)), `${basename(specFile).replace(/\.ya?ml$/, "")}.plan.json`);
-  if (!existsSync(file)) return null;
-  try {
-    return hasResumableCheckpoint(readPlan(file), file) ? file : null;
-  } catch {
-    return null;
   }
 }

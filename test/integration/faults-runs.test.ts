@@ -248,7 +248,7 @@ describe("faults around apply runs", { timeout: 180_000 }, () => {
     await fullChecks(a(0), 8, KEYS, allowed);
   });
 
-  it("plan points at an interrupted apply of the spec's last plan, with the command that resumes it; the plan groups the interrupted moves per pair", async () => {
+  it("plan and check --spec point at an interrupted apply of the spec's last plan, with the command that resumes it; the plan groups the interrupted moves per pair", async () => {
     const f = spec("interrupted", [[0, [4]], [1, [5]], [2, [6]], [7, [3]]]);
     writeFileSync(f, readFileSync(f, "utf8").replace(`  - master: ${a(0)}\n`, `  - master: ${a(0)}\n    weight: 3\n`));
     const killed = await runChild(["apply", f, "--auto-approve", "--json-log", "--parallelism", "1"], async (e, child) => {
@@ -259,6 +259,12 @@ describe("faults around apply runs", { timeout: 180_000 }, () => {
     const p = await runCli(["plan", f]);
     expect(p.code).toBe(0);
     expect(p.stderr).toContain(`Note: an apply of this spec's last plan, ${lastPlan}, was interrupted and can be resumed: \`shardform apply ${lastPlan} --auto-approve\``);
+    // check --spec says the same (and the open window is its problem: exit 1).
+    const c = await runCli(["check", "--spec", f]);
+    expect(c.stderr).toContain(`Note: an apply of this spec's last plan, ${lastPlan}, was interrupted and can be resumed: \`shardform apply ${lastPlan} --auto-approve\``);
+    expect(c.code).toBe(1);
+    const cj = await runCli(["check", "--spec", f, "--json"]);
+    expect(JSON.parse(cj.stdout).interruptedApply).toEqual({ plan: lastPlan, resume: `shardform apply ${lastPlan} --auto-approve` });
     // The open window is one line per pair, not one per slot.
     const interrupted = p.stdout.split("\n").filter((l) => l.includes("# finish the interrupted move"));
     expect(interrupted.length).toBe(1);
