@@ -139,3 +139,21 @@ describe("warnings with long lists", () => {
     expect(shortList("a (x, y, z, w)")).toBe("a (x, y, z, w)");
   });
 });
+
+describe("nodes in the spec's spelling", () => {
+  it("a member the spec writes another way is shown as the spec writes it, in the terminal and in Markdown; the plan's data keeps the address apply connects to", () => {
+    const idOf7006 = o.outsiders.find((x) => x.addr === A(7006))!.id!;
+    const idOf7000 = o.nodes.find((n) => n.addr === A(7000))!.id;
+    const aliased = { ...o, aliases: [{ addr: "localhost:7000", id: idOf7000, how: "answered" as const }, { addr: "node-g.example:7006", id: idOf7006, how: "hostname" as const }] };
+    const s = spec([{ master: "localhost:7000", replicas: [A(7003)] }, ...scaleOut.shards.slice(1, 3), { master: "node-g.example:7006", replicas: [A(7007)] }]);
+    const { steps, notes } = planSteps(s, aliased);
+    const p = makePlan({ spec: s, specFile: "x.yaml", observed: aliased, steps, notes, toolVersion: "0.0.0-test" });
+    const human = renderHuman(p, { color: false });
+    expect(human).toMatch(/meet node-g\.example:7006 \([0-9a-f]{8}\) via/);
+    expect(human).toMatch(/migrate-slot \S+ \(\d+ slots, ~[\d.]+K keys\) localhost:7000 -> node-g\.example:7006/);
+    expect(human).not.toMatch(/-> 127\.0\.0\.1:7006/);
+    expect(renderMarkdown(p)).toContain("node-g.example:7006");
+    // The data: the addresses apply connects to.
+    expect(JSON.stringify(p.steps)).not.toContain("node-g.example");
+  });
+});

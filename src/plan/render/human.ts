@@ -1,6 +1,7 @@
 /** Terminal rendering, Terraform-like. Pure: (plan, options) => string. */
 import { shortList } from "../hosts.js";
 import type { Plan } from "../types.js";
+import { inSpecSpelling } from "./spelling.js";
 import { accessLine, balanceTable, closingLine, destructiveWarning, permissionLine, planLines, type Mark } from "./lines.js";
 
 export interface HumanOptions {
@@ -9,7 +10,8 @@ export interface HumanOptions {
 
 const COLORS: Record<Mark, string> = { "+": "32", "-": "31", "~": "33", "!": "35", "-/+": "31" };
 
-export function renderHuman(plan: Plan, opts: HumanOptions): string {
+export function renderHuman(given: Plan, opts: HumanOptions): string {
+  const plan = inSpecSpelling(given);
   const paint = (code: string, s: string): string => (opts.color ? `\x1b[${code}m${s}\x1b[0m` : s);
   const bold = (s: string): string => paint("1", s);
   const out: string[] = [];

@@ -1,10 +1,12 @@
 /** Markdown for a pull-request comment. Pure: (plan) => string. */
 import { shortList } from "../hosts.js";
 import type { Plan } from "../types.js";
+import { inSpecSpelling } from "./spelling.js";
 import { accessLine, balanceTable, closingLine, destructiveWarning, formatKeys, permissionLine, planLines } from "./lines.js";
 import { topologyDiff } from "./topology.js";
 
-export function renderMarkdown(plan: Plan): string {
+export function renderMarkdown(given: Plan): string {
+  const plan = inSpecSpelling(given);
   const s = plan.summary;
   const out: string[] = [];
   out.push(`### shardform plan`);
