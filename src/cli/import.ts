@@ -24,9 +24,11 @@ export class ImportCommand extends ClusterCommand {
       ["Print a spec of the live cluster", "$0 import --seed 127.0.0.1:7000"],
       ["Save it", "$0 import --seed 127.0.0.1:7000 --out cluster.yaml"],
       ["A spec that balances by memory", "$0 import --seed 127.0.0.1:7000 --balance-by memory --out cluster.yaml"],
+      ["Import again, reaching the cluster as a spec does", "$0 import --spec cluster.yaml --out cluster.new.yaml"],
     ],
   });
-  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required)" });
+  seed = Option.Array("--seed", { description: "A reachable member, HOST:PORT (repeatable; required unless --spec gives seeds)" });
+  spec = Option.String("--spec", { description: "Take the seeds, auth and TLS from this spec (flags given win), e.g. to import a cluster again" });
   outFile = Option.String("--out", { description: "Write the spec here (refuses to overwrite without --force)" });
   force = Option.Boolean("--force", false, { description: "Overwrite --out if it exists" });
   threshold = Option.String("--threshold", { description: "balance.threshold to write, percent from 0 to 100 (default 2; 5 with --balance-by keys, memory or cpu)" });
@@ -36,7 +38,6 @@ export class ImportCommand extends ClusterCommand {
   settleTimeout = Option.String("--settle-timeout", { description: `Seconds to wait for members that disagree to converge first (default ${DEFAULT_SETTLE_S})` });
 
   async run(): Promise<number> {
-    const seeds = seedsOption(this.seed);
     const by = this.balanceBy ?? "slots";
     if (by !== "slots" && by !== "keys" && by !== "memory" && by !== "cpu") throw new UsageError(`--balance-by must be slots, keys, memory or cpu, got "${by}"`);
     const threshold = this.threshold === undefined ? (by === "slots" ? 2 : 5) : Number(this.threshold);
@@ -44,7 +45,8 @@ export class ImportCommand extends ClusterCommand {
       throw new UsageError(`--threshold must be a percentage from 0 to 100, got "${this.threshold}"`);
     }
     if (this.outFile && existsSync(this.outFile) && !this.force) throw new InputError(`${this.outFile} exists: pass --force to overwrite it`);
-    const { access, source } = this.access(null, "shardform-import");
+    const { spec, access, source } = this.specAndAccess(this.spec, "shardform-import");
+    const seeds = seedsOption(this.seed, spec);
     const observed = await observeSettled({ seeds, access, leases: false }, intOption(this.settleTimeout, "--settle-timeout", DEFAULT_SETTLE_S, 0) * 1000, (m) => this.say(m));
     const u = unsettled(observed.nodes);
     if (u.length > 0) throw new ClusterStateError(`the cluster has not settled (${u.join("; ")}): run \`shardform check\`, and import again when it reports no disagreement`);
@@ -62,7 +64,8 @@ export class ImportCommand extends ClusterCommand {
       return isAbsolute(r) ? r : r.startsWith(".") ? r : `./${r}`;
     };
     const tls = source.tls ? Object.fromEntries(Object.entries(source.tls).map(([k, v]) => [k, (k === "ca" || k === "cert" || k === "key") && typeof v === "string" ? rel(v) : v])) : undefined;
-    const text = specFromTopology(observed, { seeds, threshold, by, access: { ...source, ...(tls ? { tls } : {}) }, hostNames, schemaRef: rel(fileURLToPath(SCHEMA_URL)) });
+    const auth = source.passwordFile ? { passwordFile: rel(source.passwordFile) } : {};
+    const text = specFromTopology(observed, { seeds, threshold, by, access: { ...source, ...auth, ...(tls ? { tls } : {}) }, hostNames, schemaRef: rel(fileURLToPath(SCHEMA_URL)) });
     if (this.outFile) {
       writeFileSync(this.outFile, text);
       this.say(`Wrote ${this.outFile}; check it with \`shardform plan ${this.outFile}\`.`);

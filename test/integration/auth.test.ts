@@ -125,6 +125,12 @@ describe("a password-protected cluster", () => {
     expect(imp.code).toBe(0);
     expect(imp.stdout).toContain("auth:\n    passwordEnv: SF_TEST_PASSWORD");
     expect(imp.stdout).not.toContain(SECRET);
+    // import --spec takes the seeds and the auth from that spec: the same spec again, without --seed or --password-env.
+    const f = join(work, "imported.yaml");
+    writeFileSync(f, imp.stdout);
+    const again = await runCli(["import", "--spec", f], { SF_TEST_PASSWORD: SECRET });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toBe(imp.stdout);
   });
 });
 
