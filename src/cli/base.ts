@@ -1,5 +1,7 @@
 import { Command, Option, UsageError } from "clipanion";
-import { ShardformError, errorCode } from "../errors.js";
+import { existsSync, statSync, type Stats } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { InputError, ShardformError, errorCode } from "../errors.js";
 import { disableDebugLog, enableDebugLog } from "../redis/debug-log.js";
 import { normalizeAddr } from "../redis/node-key.js";
 import type { AccessSource } from "../plan/types.js";
@@ -149,4 +151,32 @@ export function migrationOption(value: string | undefined): "auto" | "atomic" | 
   const v = value ?? "auto";
   if (v === "auto" || v === "atomic" || v === "keys") return v;
   throw new UsageError(`--migration must be auto, atomic or keys, got "${v}"`);
+}
+
+/**
+ * An output file named by `flag` (--out), checked before any work: its folder must exist and it must
+ * not be a folder itself. Returns the path as given.
+ */
+export function outputFile(flag: string, file: string): string {
+  let st: Stats | undefined;
+  try {
+    st = statSync(file);
+  } catch {
+    st = undefined;
+  }
+  if (st?.isDirectory()) throw new InputError(`${flag} ${file} is a directory: name a file in it (e.g. ${join(file, "out.json")})`);
+  const dir = dirname(resolve(file));
+  if (!existsSync(dir)) throw new InputError(`${flag} ${file}: the folder ${dir} does not exist: create it, or give another path`);
+  return file;
+}
+
+/** Writes an output file, turning a failure (a full or read-only disk) into an error that names it. */
+export function writeOutput(flag: string, file: string, write: () => void): void {
+  try {
+    write();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (!code) throw err;
+    throw new InputError(`${flag} ${file} cannot be written (${code}): ${(err as Error).message.replace(/^[A-Z]+: /, "")}`);
+  }
 }

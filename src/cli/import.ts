@@ -2,7 +2,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, Option, UsageError } from "clipanion";
-import { ClusterCommand, seedsOption, intOption } from "./base.js";
+import { ClusterCommand, intOption, outputFile, seedsOption, writeOutput } from "./base.js";
 import { DEFAULT_SETTLE_S, observeSettled } from "./observe-input.js";
 import { specFromTopology } from "../spec/from-topology.js";
 import { SCHEMA_URL } from "../spec/load.js";
@@ -44,6 +44,7 @@ export class ImportCommand extends ClusterCommand {
     if (this.threshold !== undefined && (this.threshold.trim() === "" || !Number.isFinite(threshold) || threshold < 0 || threshold > 100)) {
       throw new UsageError(`--threshold must be a percentage from 0 to 100, got "${this.threshold}"`);
     }
+    if (this.outFile) outputFile("--out", this.outFile);
     if (this.outFile && existsSync(this.outFile) && !this.force) throw new InputError(`${this.outFile} exists: pass --force to overwrite it`);
     const { spec, access, source } = this.specAndAccess(this.spec, "shardform-import");
     const seeds = seedsOption(this.seed, spec);
@@ -67,7 +68,8 @@ export class ImportCommand extends ClusterCommand {
     const auth = source.passwordFile ? { passwordFile: rel(source.passwordFile) } : {};
     const text = specFromTopology(observed, { seeds, threshold, by, access: { ...source, ...auth, ...(tls ? { tls } : {}) }, hostNames, schemaRef: rel(fileURLToPath(SCHEMA_URL)) });
     if (this.outFile) {
-      writeFileSync(this.outFile, text);
+      const file = this.outFile;
+      writeOutput("--out", file, () => writeFileSync(file, text));
       this.say(`Wrote ${this.outFile}; check it with \`shardform plan ${this.outFile}\`.`);
     } else this.out(text);
     return 0;

@@ -67,15 +67,24 @@ const PLACEHOLDERS: Record<string, string> = {
   "--threshold": "PERCENT",
 };
 
-/** A Cli whose help names each option's value ("--seed HOST:PORT"), not "#0". */
+/** Each option's value named ("--seed HOST:PORT") where clipanion writes "#0". */
+function namedValues(text: string): string {
+  // Keep the option table's columns: the name takes the room of "#0" and of the spaces after it.
+  return text.replace(/(--[a-z][a-z-]*)((?: #\d+)+)( *)/g, (_m, opt: string, vals: string, pad: string) => {
+    const value = ` ${PLACEHOLDERS[opt] ?? "N"}`;
+    const room = vals.length + pad.length;
+    return `${opt}${value}${pad.length === 0 ? "" : " ".repeat(Math.max(1, room - value.length))}`;
+  });
+}
+
+/** A Cli whose help and usage errors name each option's value ("--seed HOST:PORT"), not "#0". */
 class ShardformCli extends Cli {
   override usage(...args: Parameters<Cli["usage"]>): string {
-    // Keep the option table's columns: the name takes the room of "#0" and of the spaces after it.
-    return super.usage(...args).replace(/(--[a-z][a-z-]*)((?: #\d+)+)( *)/g, (_m, opt: string, vals: string, pad: string) => {
-      const value = ` ${PLACEHOLDERS[opt] ?? "N"}`;
-      const room = vals.length + pad.length;
-      return `${opt}${value}${pad.length === 0 ? "" : " ".repeat(Math.max(1, room - value.length))}`;
-    });
+    return namedValues(super.usage(...args));
+  }
+
+  override error(...args: Parameters<Cli["error"]>): string {
+    return namedValues(super.error(...args));
   }
 }
 

@@ -1,5 +1,5 @@
 import { Command, Option } from "clipanion";
-import { ClusterCommand, addrOption, intOption, migrationOption, planFormat } from "./base.js";
+import { ClusterCommand, addrOption, intOption, migrationOption, outputFile, planFormat, writeOutput } from "./base.js";
 import { DEFAULT_SETTLE_S, planSpec, readHistory } from "./observe-input.js";
 import { loadSpec } from "../spec/load.js";
 import { writePlan } from "../plan/file.js";
@@ -56,6 +56,7 @@ export class PlanCommand extends ClusterCommand {
 
   async run(): Promise<number> {
     const format = planFormat(this.json, this.markdown);
+    if (this.outFile) outputFile("--out", this.outFile);
     const seeds = this.seed?.length ? this.seed.map((s) => addrOption(s, "--seed")) : undefined;
     const settleMs = intOption(this.settleTimeout, "--settle-timeout", DEFAULT_SETTLE_S, 0) * 1000;
     const { spec } = loadSpec(this.spec);
@@ -81,7 +82,8 @@ export class PlanCommand extends ClusterCommand {
       this.say(interruptedNote(interrupted));
     }
     if (this.outFile) {
-      writePlan(this.outFile, plan);
+      const file = this.outFile;
+      writeOutput("--out", file, () => writePlan(file, plan));
       const msg = plan.summary.changes
         ? `Saved the plan to ${this.outFile}. To perform exactly these actions, run: shardform apply ${this.outFile}`
         : `Saved the plan to ${this.outFile} (it has no changes).`;

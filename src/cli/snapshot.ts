@@ -1,5 +1,5 @@
 import { Command, Option } from "clipanion";
-import { ClusterCommand, intOption, seedsOption } from "./base.js";
+import { ClusterCommand, intOption, outputFile, seedsOption, writeOutput } from "./base.js";
 import { observeCluster } from "../observe/observe.js";
 import { writeSnapshot, serializeSnapshot } from "../observe/snapshot.js";
 import { specNodes } from "../spec/nodes.js";
@@ -23,6 +23,7 @@ export class SnapshotCommand extends ClusterCommand {
   loadWindow = Option.String("--load-window", { description: `With a spec balancing by cpu: seconds between the two CPU readings per slot (default ${DEFAULT_LOAD_WINDOW_S})` });
 
   async run(): Promise<number> {
+    const out = this.outFile === undefined ? undefined : outputFile("--out", this.outFile);
     const { spec, access } = this.specAndAccess(this.spec, "shardform-snapshot");
     const observed = await observeCluster({
       seeds: seedsOption(this.seed, spec),
@@ -31,9 +32,9 @@ export class SnapshotCommand extends ClusterCommand {
     });
     // A spec that balances by keys or memory needs the measurement to plan offline.
     if (spec?.balanceBy) await addLoad(observed, spec.balanceBy, access, (m) => this.status(m), intOption(this.loadWindow, "--load-window", DEFAULT_LOAD_WINDOW_S, 1));
-    if (this.outFile) {
-      writeSnapshot(this.outFile, observed);
-      this.say(`Saved ${observed.nodes.length} member(s) to ${this.outFile}.`);
+    if (out) {
+      writeOutput("--out", out, () => writeSnapshot(out, observed));
+      this.say(`Saved ${observed.nodes.length} member(s) to ${out}.`);
     } else this.out(serializeSnapshot(observed));
     return 0;
   }

@@ -8,8 +8,9 @@
  * processes that both saw the dead holder cannot both take it. Release removes a file only if it
  * still holds our token. Locks are re-entrant within one process.
  */
+import { makeDirs } from "../util/make-dirs.js";
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { InputError, LockedError } from "../errors.js";
@@ -37,7 +38,7 @@ export function defaultLockDir(): string {
   if (set) return set;
   const uid = process.getuid?.();
   const dir = join(tmpdir(), uid === undefined ? "shardform-locks" : `shardform-locks-${uid}`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir, 0o700);
   const st = statSync(dir);
   if ((uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) {
     throw new InputError(
@@ -97,7 +98,7 @@ export function acquireLock(file: string, what: string): () => void {
     held.set(file, held.get(file)! + 1);
     return () => releaseLock(file);
   }
-  mkdirSync(join(file, ".."), { recursive: true });
+  makeLockDir(join(file, ".."));
   for (let attempt = 0; attempt < 3; attempt++) {
     if (createExclusive(file, me(what))) {
       held.set(file, 1);
@@ -226,4 +227,13 @@ export function listLocks(dir: string): { file: string; holder: LockHolder | nul
 export function removeLock(file: string): void {
   rmSync(file, { force: true });
   held.delete(file);
+}
+
+/** The directory of a lock file, made when missing; one that cannot be made is an input error naming it. */
+function makeLockDir(dir: string): void {
+  try {
+    makeDirs(dir);
+  } catch (err) {
+    throw new InputError(`the lock directory ${dir} cannot be made (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): give another --lock-dir (or --state-dir for the checkpoint's lock)`);
+  }
 }

@@ -4,8 +4,9 @@
  * <dir>/sandbox.json so that `down` stops exactly those processes (also after a node was restarted:
  * its pidfile names the current process).
  */
+import { makeDirs } from "../util/make-dirs.js";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { createConnection } from "node:net";
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -168,7 +169,11 @@ export async function sandboxUp(opts: SandboxUpOptions): Promise<Sandbox> {
   }
   if (busy.length > 0) throw new SandboxError(`port(s) ${busy.join(", ")} (or their bus port +10000) are in use: pick another --base-port`);
 
-  mkdirSync(dir, { recursive: true });
+  try {
+    makeDirs(dir);
+  } catch (err) {
+    throw new SandboxError(`${dir} cannot be made (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): give another --dir`);
+  }
   const tls = opts.tls ? makeTlsFiles(join(dir, "tls"), hosts) : undefined;
   const sandbox: Sandbox = { dir, server, ...(tls ? { tls } : {}), nodes: [] };
   try {
@@ -177,7 +182,7 @@ export async function sandboxUp(opts: SandboxUpOptions): Promise<Sandbox> {
       const host = hosts[i % hosts.length]!;
       const nodeDir = join(dir, String(port));
       rmSync(nodeDir, { recursive: true, force: true });
-      mkdirSync(nodeDir, { recursive: true });
+      makeDirs(nodeDir);
       const confFile = join(nodeDir, "server.conf");
       // It may hold the password: readable by its owner only, from the moment it exists.
       writeFileSync(confFile, nodeConfig(opts, port, host, nodeDir, tls).join("\n") + "\n", { mode: 0o600 });

@@ -3,8 +3,9 @@
  * share (for clients, the cluster bus and replication; its names are the sandbox's loopback
  * addresses and localhost), and a client certificate. Test helpers also make an expired one.
  */
+import { makeDirs } from "../util/make-dirs.js";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SandboxError } from "../errors.js";
 
@@ -38,7 +39,7 @@ function signed(dir: string, name: string, cn: string, altNames: string[]): { ce
 }
 
 export function makeTlsFiles(dir: string, hosts: string[]): TlsFiles {
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const caKey = key(dir, "ca.key");
   openssl(["req", "-x509", "-new", "-key", caKey, "-sha256", "-days", "3650", "-subj", "/CN=shardform sandbox CA", "-out", "ca.crt"], dir);
   const names = [...new Set(["127.0.0.1", ...hosts])].map((h) => `IP:${h}`).concat("DNS:localhost");
@@ -51,7 +52,7 @@ export function makeTlsFiles(dir: string, hosts: string[]): TlsFiles {
 export function makeExpiredCert(dir: string, hosts: string[]): { cert: string; key: string } {
   const k = key(dir, "expired.key");
   openssl(["req", "-new", "-key", k, "-subj", "/CN=shardform-expired", "-out", "expired.csr"], dir);
-  mkdirSync(join(dir, "ca-db"), { recursive: true });
+  makeDirs(join(dir, "ca-db"));
   writeFileSync(join(dir, "ca-db", "index.txt"), "");
   writeFileSync(join(dir, "ca-db", "serial"), "1000\n");
   const names = [...new Set(["127.0.0.1", ...hosts])].map((h) => `IP:${h}`).concat("DNS:localhost");

@@ -179,3 +179,28 @@ describe("the debug log", () => {
     expect(formatCommand(["migrate", "h", 1, "", 0, 5, "keys", ...keys])).toBe('MIGRATE h 1 "" 0 5 keys k0 k1 k2 k3 k4 ... (+95 args)');
   });
 });
+
+describe("bad paths are input errors that name the path, before any work (no Internal Error)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "shardform-paths-"));
+  const spec = join(dir, "c.yaml");
+  writeFileSync(spec, `cluster:\n  seeds: ["127.0.0.1:1"]\nshards:\n  - master: 127.0.0.1:1\n`);
+  const cases: [string, string[], RegExp][] = [
+    ["snapshot --out in a missing folder", ["snapshot", "--seed", "127.0.0.1:1", "--out", join(dir, "no", "s.json")], /--out \S+s\.json: the folder \S+no does not exist: create it, or give another path/],
+    ["import --out that is a folder", ["import", "--seed", "127.0.0.1:1", "--out", dir], /--out \S+ is a directory: name a file in it/],
+    ["plan --out in a missing folder", ["plan", spec, "--out", join(dir, "no", "p.json")], /--out \S+p\.json: the folder \S+no does not exist/],
+    ["sandbox up where no folder can be made", ["sandbox", "up", "--dir", "/proc/shardform-test", "--nodes", "1", "--base-port", "21990"], /\/proc\/shardform-test cannot be made \(ENOENT\): give another --dir/],
+  ];
+  for (const [what, args, expected] of cases) {
+    it(what, async () => {
+      const r = await runCli(args);
+      expect(r.stderr).toMatch(expected);
+      expect(r.stderr).not.toMatch(/Internal Error/);
+      expect(r.code).toBe(1);
+    });
+  }
+  it("a usage error's synopsis names option values, not #0", async () => {
+    const r = await runCli(["apply", spec, "--no-such-flag"]);
+    expect(r.stdout + r.stderr).toMatch(/\[--state-dir DIR\] \[--lock-dir DIR\]/);
+    expect(r.stdout + r.stderr).not.toMatch(/#0/);
+  });
+});
