@@ -43,7 +43,7 @@ export function resolveIdentity(spec: ClusterSpec, o: ObservedCluster): Identity
       id = a.id;
       const n = memberById.get(id);
       const list = aliasNotes.get(a.how) ?? [];
-      const entry = `${addr} is ${n?.addr ?? id.slice(0, 8)} (${id.slice(0, 8)})`;
+      const entry = `${addr} is ${n?.addr ?? o.outsiders.find((x) => x.id === id)?.addr ?? id.slice(0, 8)} (${id.slice(0, 8)})`;
       if (!list.includes(entry)) list.push(entry);
       aliasNotes.set(a.how, list);
     } else id = outsider.get(addr)?.id;

@@ -146,13 +146,16 @@ describe("nodes in the spec's spelling", () => {
     const idOf7000 = o.nodes.find((n) => n.addr === A(7000))!.id;
     const aliased = { ...o, aliases: [{ addr: "localhost:7000", id: idOf7000, how: "answered" as const }, { addr: "node-g.example:7006", id: idOf7006, how: "hostname" as const }] };
     const s = spec([{ master: "localhost:7000", replicas: [A(7003)] }, ...scaleOut.shards.slice(1, 3), { master: "node-g.example:7006", replicas: [A(7007)] }]);
-    const { steps, notes } = planSteps(s, aliased);
-    const p = makePlan({ spec: s, specFile: "x.yaml", observed: aliased, steps, notes, toolVersion: "0.0.0-test" });
+    const { steps, notes, warnings } = planSteps(s, aliased);
+    const p = makePlan({ spec: s, specFile: "x.yaml", observed: aliased, steps, notes, warnings, toolVersion: "0.0.0-test" });
     const human = renderHuman(p, { color: false });
     expect(human).toMatch(/meet node-g\.example:7006 \([0-9a-f]{8}\) via/);
     expect(human).toMatch(/migrate-slot \S+ \(\d+ slots, ~[\d.]+K keys\) localhost:7000 -> node-g\.example:7006/);
     expect(human).not.toMatch(/-> 127\.0\.0\.1:7006/);
     expect(renderMarkdown(p)).toContain("node-g.example:7006");
+    // Warnings too (here: replicas on their master's host); only the note says which member each spelling is.
+    expect(human).toMatch(/^Warning: .*127\.0\.0\.1:7003 of localhost:7000/m);
+    expect(human.split("\n").filter((l) => l.includes(A(7000))).every((l) => l.startsWith("Note: "))).toBe(true);
     // The data: the addresses apply connects to.
     expect(JSON.stringify(p.steps)).not.toContain("node-g.example");
   });

@@ -21,5 +21,17 @@ export function inSpecSpelling(plan: Plan): Plan {
     if (typeof id === "string" && NODE_ID.test(id) && typeof out["addr"] === "string" && names.has(id)) out["addr"] = names.get(id);
     return out;
   };
-  return { ...plan, steps: respell(plan.steps) as Plan["steps"], observed: { ...plan.observed, snapshot: respell(plan.observed.snapshot) as Plan["observed"]["snapshot"] } };
+  // Warnings name nodes by address too (the notes keep both spellings: one says which member each is).
+  const byAddr = new Map<string, string>();
+  for (const n of plan.observed.snapshot.nodes) if (names.has(n.id)) byAddr.set(n.addr, names.get(n.id)!);
+  for (const x of plan.observed.snapshot.outsiders) if (x.id && names.has(x.id)) byAddr.set(x.addr, names.get(x.id)!);
+  const addrs = [...byAddr.keys()].sort((a, b) => b.length - a.length).map((a) => a.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const pattern = addrs.length ? new RegExp(`(?<![\\w.:-])(${addrs.join("|")})(?![\\w:])`, "g") : null;
+  const warnings = pattern ? plan.warnings.map((w) => w.replace(pattern, (a) => byAddr.get(a) ?? a)) : plan.warnings;
+  return {
+    ...plan,
+    warnings,
+    steps: respell(plan.steps) as Plan["steps"],
+    observed: { ...plan.observed, snapshot: respell(plan.observed.snapshot) as Plan["observed"]["snapshot"] },
+  };
 }
