@@ -285,4 +285,15 @@ describe("apply survives SIGKILL at any moment and resumes", { timeout: 240_000 
     expect(o.nodes.flatMap((n) => [...n.migrating, ...n.importing])).toEqual([]);
     await resumeAndVerify(planFile, 8);
   });
+
+  it("SIGHUP (a closed terminal) stops the same way and exits 129; the resume removes the drained shard", async () => {
+    const planFile = await planTo("in6", [0, 2, 4]);
+    const { code, err } = await applyUntilSignal(planFile, ["--max-keys-per-second", "20000"], '"type":"keys-moved"', "SIGHUP");
+    expect(err).toMatch(/SIGHUP received\. Stopping: finishing the steps in flight, so that no slot stays open/);
+    expect(err).toContain(`Resume with: shardform apply ${planFile} --auto-approve --max-keys-per-second 20000`);
+    expect(code).toBe(129);
+    const o = await observeCluster({ seeds: [a(0)] });
+    expect(o.nodes.flatMap((n) => [...n.migrating, ...n.importing])).toEqual([]);
+    await resumeAndVerify(planFile, 6);
+  });
 });

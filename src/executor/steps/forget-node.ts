@@ -34,7 +34,14 @@ async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
     return forgetOne(s, ctx);
   }
   if (orphans.length > 0) {
-    throw new ClusterChangedError(`refusing to forget ${s.node.addr}: ${orphans.map((o) => o.addr).join(", ")} still replicate it; the plan re-points them first, so the cluster changed: plan again`);
+    // A master failed over by the plan (a replacement) leaves as a replica of its successor, and Redis
+    // re-points its other replicas there by gossip, a moment later: wait for that, and nudge it.
+    const successor = entry?.role === "replica" && entry.masterId ? view.find((e) => e.id === entry.masterId && e.role === "master") : undefined;
+    if (!successor) {
+      throw new ClusterChangedError(`refusing to forget ${s.node.addr}: ${orphans.map((o) => o.addr).join(", ")} still replicate it; the plan re-points them first, so the cluster changed: plan again`);
+    }
+    await followSuccessor(s, { id: successor.id, addr: successor.flags.includes("myself") ? via : successor.addr }, ctx);
+    return forgetOne(s, ctx);
   }
   // The node itself, if it answers: it must be the plan's node, and not a master holding keys.
   let self: { id: string; role: string; keys: number; known: number } | null = null;
@@ -100,4 +107,21 @@ async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
     });
   }
   if (!sent) ctx.emit({ type: "note", message: `${s.node.addr} was already forgotten` });
+}
+
+/**
+ * Waits until no member lists a replica of `s.node` (a replica itself now, of `successor`): each such
+ * replica is told CLUSTER REPLICATE <successor> once gossip has had its grace (the same shard's data,
+ * so a partial resync). A replica that is down is left to the end state.
+ */
+async function followSuccessor(s: ForgetStep, successor: { id: string; addr: string }, ctx: ExecCtx): Promise<void> {
+  await ctx.waits.waitUntil(`the replicas of ${s.node.addr} follow ${successor.addr}, which took over from it`, async () => {
+    const { view } = await ctx.reads.authority(s.node.id);
+    const left = view.filter((e) => e.masterId === s.node.id && e.id !== successor.id);
+    for (const o of left) {
+      if (!ctx.waits.nudgeDue(`follow ${o.id} ${successor.id}`)) continue;
+      await (await ctx.conn(o.addr)).call("cluster", "replicate", successor.id).catch(() => undefined);
+    }
+    return left.length === 0 ? null : `${left.map((o) => o.addr).join(", ")} still replicate ${s.node.addr}`;
+  });
 }
