@@ -5,27 +5,16 @@
  * schema found problems.
  */
 import { readFileSync } from "node:fs";
-import { Ajv, type ErrorObject } from "ajv";
+import type { ErrorObject } from "ajv";
 import { LineCounter, parseAllDocuments, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from "yaml";
 import { SpecValidationError, InputError, type SpecProblem } from "../errors.js";
 import { addrProblem } from "../redis/node-key.js";
 import { SLOT_COUNT } from "../slots.js";
 import { checkMeaning } from "./semantic.js";
-import { packageFile } from "../package-root.js";
+import { SCHEMA_URL, schemaValidator } from "./schema-validator.js";
 import type { ClusterSpec } from "./types.js";
 
-export const SCHEMA_URL = packageFile("schemas/cluster.schema.json");
-let validator: ReturnType<Ajv["compile"]> | undefined;
-
-function schemaValidator(): ReturnType<Ajv["compile"]> {
-  if (!validator) {
-    // The schema itself is checked against JSON Schema's meta-schema by a unit test, not on every run
-    // (compiling the meta-schema cost about a quarter of the validation's start-up).
-    const ajv = new Ajv({ allErrors: true, strict: true, verbose: true, validateSchema: false });
-    validator = ajv.compile(JSON.parse(readFileSync(SCHEMA_URL, "utf8")));
-  }
-  return validator;
-}
+export { SCHEMA_URL };
 
 /** Finds a document position for an error. */
 export class Locator {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Ajv } from "ajv";
+import { AJV_OPTIONS, precompiled } from "../../src/spec/schema-validator.js";
 import { readFileSync, readdirSync } from "node:fs";
 import { loadSpec, parseSpec } from "../../src/spec/load.js";
 import { InputError, SpecValidationError } from "../../src/errors.js";
@@ -29,6 +30,28 @@ describe("the schemas themselves", () => {
       expect(ajv.validateSchema(schema), `${f}: ${ajv.errorsText()}`).toBe(true);
       expect(() => ajv.compile(schema)).not.toThrow();
     }
+  });
+});
+
+describe("the build's precompiled validator of the spec schema", () => {
+  const text = readFileSync("schemas/cluster.schema.json", "utf8");
+  it("is made from this schema (same digest) and reports what compiling the schema reports", () => {
+    const pre = precompiled(text);
+    expect(pre, "dist/spec/cluster-schema.validate.cjs (npm run build)").toBeDefined();
+    const compiled = new Ajv(AJV_OPTIONS).compile(JSON.parse(text) as object);
+    const samples: unknown[] = [
+      {},
+      { cluster: { seeds: "127.0.0.1:7000" } },
+      { cluster: { seeds: ["127.0.0.1:7000"], balance: { by: "bytes", threshold: 120 } }, shards: [{ master: 7000, wieght: 2 }] },
+      { cluster: { seeds: ["127.0.0.1:7000"] }, shards: [{ master: "127.0.0.1:7000", replicas: ["127.0.0.1:7003"], slots: ["0-16383"] }] },
+    ];
+    for (const data of samples) {
+      expect(pre!(data)).toBe(compiled(data));
+      expect(pre!.errors ?? null).toEqual(compiled.errors ?? null);
+    }
+  });
+  it("is not used for a schema that changed since the build", () => {
+    expect(precompiled(text.replace("shardform cluster spec", "another title"))).toBeUndefined();
   });
 });
 
