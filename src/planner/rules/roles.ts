@@ -20,8 +20,6 @@ import { estimateKeys } from "./slots.js";
 
 export function fixRoles(ctx: PlanContext): void {
   const m = ctx.b.model;
-  /** Masters a new spec master already replaces (each one is replaced once). */
-  const replaced = new Set<string>();
   for (const sh of ctx.shards) {
     const n = m.nodes.get(sh.masterId);
     if (!n) continue;
@@ -37,8 +35,7 @@ export function fixRoles(ctx: PlanContext): void {
         // a move) rather than the replica promoted in its place: it then re-points to that replica first.
         const own = promotedInShard(ctx, sh.replicaIds);
         if (own) {
-          ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(own.id), reason: `sync ${own.addr}'s data (its shard's master now) before taking over from it` });
-          ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(own.id), reason: `the spec makes ${n.addr} the master and keeps ${own.addr} as its replica` });
+          takeOver(ctx, n, own, `sync ${own.addr}'s data (its shard's master now) before taking over from it`, `the spec makes ${n.addr} the master and keeps ${own.addr} as its replica`);
           continue;
         }
         ctx.problems.push(
@@ -60,17 +57,21 @@ export function fixRoles(ctx: PlanContext): void {
     // An empty master: can it take over a demoted master of its own shard?
     const old = promotedInShard(ctx, sh.replicaIds);
     if (old) {
-      ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `sync ${old.addr}'s data before taking over from it` });
-      ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(old.id), reason: `the spec makes ${n.addr} the master and keeps ${old.addr} as its replica` });
+      takeOver(ctx, n, old, `sync ${old.addr}'s data before taking over from it`, `the spec makes ${n.addr} the master and keeps ${old.addr} as its replica`);
       continue;
     }
     // Or replace a master the spec no longer lists, whose replicas the shard keeps (Terraform's -replace).
-    const gone = replacedMaster(ctx, sh.replicaIds, replaced);
+    // (The model makes a replaced master a replica at once, so no second spec master replaces it too.)
+    const gone = replacedMaster(ctx, sh.replicaIds);
     if (!gone) continue;
-    replaced.add(gone.id);
-    ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(gone.id), reason: `sync the data of ${gone.addr}, which it replaces, before taking over from it` });
-    ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(gone.id), reason: `the spec replaces ${gone.addr} by ${n.addr}: it takes over the slots with their keys, and ${gone.addr} is removed as a replica` });
+    takeOver(ctx, n, gone, `sync the data of ${gone.addr}, which it replaces, before taking over from it`, `the spec replaces ${gone.addr} by ${n.addr}: it takes over the slots with their keys, and ${gone.addr} is removed as a replica`);
   }
+}
+
+/** `n` replicates `from`, syncs its data and takes over from it by failover: no key moves. */
+function takeOver(ctx: PlanContext, n: { id: string }, from: { id: string }, syncReason: string, failoverReason: string): void {
+  ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(from.id), reason: syncReason });
+  ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(from.id), reason: failoverReason });
 }
 
 /**
@@ -79,12 +80,12 @@ export function fixRoles(ctx: PlanContext): void {
  * new node then joins as its replica, syncs and takes over by failover, and the old master leaves as a
  * replica: no key moves, and the shard keeps a replica throughout.
  */
-function replacedMaster(ctx: PlanContext, replicaIds: readonly string[], taken: ReadonlySet<string>): { id: string; addr: string } | undefined {
+function replacedMaster(ctx: PlanContext, replicaIds: readonly string[]): { id: string; addr: string } | undefined {
   const m = ctx.b.model;
   const protectedIds = new Set(ctx.spec.protect.map((a) => ctx.idOf.get(a)));
   for (const r of replicaIds) {
     const masterId = m.nodes.get(r)?.role === "replica" ? m.nodes.get(r)?.masterId : undefined;
-    if (!masterId || taken.has(masterId) || ctx.want.has(masterId) || protectedIds.has(masterId)) continue;
+    if (!masterId || ctx.want.has(masterId) || protectedIds.has(masterId)) continue;
     const cur = m.nodes.get(masterId);
     const seen = ctx.members.get(masterId);
     if (cur?.role === "master" && slotsOf(m, masterId).length > 0 && seen?.reachable === true && !seen.flags.includes("fail")) return { id: masterId, addr: cur.addr };
@@ -108,8 +109,7 @@ function mergeSplitShard(ctx: PlanContext, n: { id: string; addr: string }, repl
       ctx.b.push({ kind: "migrate-slot", slot, from: ctx.b.ref(n.id), to: ctx.b.ref(own.id), estKeys: estimateKeys(ctx, n.id), reason: `rejoin ${own.addr}, which serves the rest of this shard since a failover split it` });
     }
   }
-  ctx.b.push({ kind: "replicate", replica: ctx.b.ref(n.id), master: ctx.b.ref(own.id), reason: `sync ${own.addr}'s data (its shard's master now) before taking over from it` });
-  ctx.b.push({ kind: "failover", replica: ctx.b.ref(n.id), master: ctx.b.ref(own.id), reason: `the spec makes ${n.addr} the master and keeps ${own.addr} as its replica` });
+  takeOver(ctx, n, own, `sync ${own.addr}'s data (its shard's master now) before taking over from it`, `the spec makes ${n.addr} the master and keeps ${own.addr} as its replica`);
 }
 
 /** The reachable master with slots, with the most slots, among a shard's spec replicas: the node serving that shard's data now. */
