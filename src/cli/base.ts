@@ -1,5 +1,5 @@
 import { Command, Option, UsageError } from "clipanion";
-import { existsSync, statSync, type Stats } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { InputError, ShardformError, errorCode } from "../errors.js";
 import { disableDebugLog, enableDebugLog } from "../redis/debug-log.js";
@@ -158,13 +158,7 @@ export function migrationOption(value: string | undefined): "auto" | "atomic" | 
  * not be a folder itself. Returns the path as given.
  */
 export function outputFile(flag: string, file: string): string {
-  let st: Stats | undefined;
-  try {
-    st = statSync(file);
-  } catch {
-    st = undefined;
-  }
-  if (st?.isDirectory()) throw new InputError(`${flag} ${file} is a directory: name a file in it (e.g. ${join(file, "out.json")})`);
+  if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new InputError(`${flag} ${file} is a directory: name a file in it (e.g. ${join(file, "out.json")})`);
   const dir = dirname(resolve(file));
   if (!existsSync(dir)) throw new InputError(`${flag} ${file}: the folder ${dir} does not exist: create it, or give another path`);
   return file;

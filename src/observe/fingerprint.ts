@@ -4,7 +4,7 @@
  * traffic (key counts, epochs).
  */
 import { createHash } from "node:crypto";
-import stableStringify from "json-stable-stringify";
+import { stableJson } from "../util/stable-json.js";
 import { formatRanges } from "../slots.js";
 import type { ObservedCluster } from "./types.js";
 
@@ -33,7 +33,7 @@ export function topologyEssence(o: ObservedCluster): Essence {
 }
 
 export function fingerprint(o: ObservedCluster): string {
-  return "sha256:" + createHash("sha256").update(stableStringify(topologyEssence(o)) ?? "").digest("hex");
+  return "sha256:" + createHash("sha256").update(stableJson(topologyEssence(o))).digest("hex");
 }
 
 /** The differences between two topologies, in words, for a stale-plan message. */

@@ -6,7 +6,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { NodeClient, describe, type Access } from "../redis/connect.js";
-import { parseClusterNodes, parseInfo, replicationIds, type NodeEntry } from "../redis/cluster-nodes.js";
+import { listedReplicas, parseClusterNodes, parseInfo, replicationIds, type NodeEntry } from "../redis/cluster-nodes.js";
 import { parseClientList, parseLeaseName } from "../redis/client-list.js";
 import { compareAddr, formatNodeAddr, normalizeAddr, parseNodeAddr, type NodeAddr } from "../redis/node-key.js";
 import { AuthFailedError, ClusterStateError, GENERIC_UNREACHABLE_HINT, NodeTimeoutError, NodeUnreachableError, PermissionError, ShardformError } from "../errors.js";
@@ -403,12 +403,9 @@ function markSyncStarting(nodes: ObservedNode[], readings: ReadonlyMap<string, N
     const info = readings.get(n.masterId)?.info;
     if (!info) continue;
     const { host, port } = parseNodeAddr(n.addr);
-    const listed = Object.keys(info)
-      .filter((k) => /^slave\d+$/.test(k))
-      .map((k) => Object.fromEntries(info[k]!.split(",").map((kv) => kv.split("=") as [string, string])))
-      .filter((x) => x["port"] === String(port));
-    const me = listed.find((x) => x["ip"] === host) ?? (listed.length === 1 ? listed[0] : undefined);
-    if (me && (me["state"] === "wait_bgsave" || me["state"] === "send_bulk")) n.syncing = { readBytes: 0, totalBytes: 0 };
+    const listed = listedReplicas(info).filter((x) => x.port === port);
+    const me = listed.find((x) => x.ip === host) ?? (listed.length === 1 ? listed[0] : undefined);
+    if (me && (me.state === "wait_bgsave" || me.state === "send_bulk")) n.syncing = { readBytes: 0, totalBytes: 0 };
   }
 }
 

@@ -10,16 +10,12 @@ import { ClusterStateError, NodeUnreachableError } from "../errors.js";
 import { tlsConnectOptions, type Access } from "./connect.js";
 import { authError, connectError } from "./errors.js";
 import { parseNodeAddr, type NodeAddr } from "./node-key.js";
+import { authCommand, resp } from "./raw-pipeline.js";
 
 const OK = "+OK\r\n";
 const MINUS = 45;
 
-/** One RESP command, as bytes. */
-export function resp(args: readonly string[]): string {
-  let out = `*${args.length}\r\n`;
-  for (const a of args) out += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
-  return out;
-}
+export { resp };
 
 export class BulkWriter {
   readonly addr: NodeAddr;
@@ -63,7 +59,7 @@ export class BulkWriter {
     const w = new BulkWriter(addr, socket, maxInFlight, Boolean(credentials.password), credentials);
     if (credentials.password) {
       try {
-        await w.send(resp(credentials.user ? ["AUTH", credentials.user, credentials.password] : ["AUTH", credentials.password]), 1);
+        await w.send(resp(authCommand(credentials.user, credentials.password)), 1);
         await w.finish(false);
       } catch (err) {
         w.destroy();

@@ -101,6 +101,30 @@ export function replicationIds(info: Record<string, string>): { replId?: string;
   return { ...(id ? { replId: id } : {}), ...(id2 && !/^0+$/.test(id2) ? { replId2: id2 } : {}) };
 }
 
+/** A replica as its master's INFO replication lists it (slave0:ip=...,port=...,state=...,offset=...,lag=...). */
+export interface ListedReplica {
+  ip: string;
+  port: number;
+  /** wait_bgsave (its first sync not started yet), send_bulk, online */
+  state: string;
+  lag: number;
+}
+
+/** The replicas a master's INFO replication lists. */
+export function listedReplicas(info: Record<string, string>): ListedReplica[] {
+  return Object.keys(info)
+    .filter((k) => /^slave\d+$/.test(k))
+    .map((k) => {
+      const f = Object.fromEntries(info[k]!.split(",").map((kv) => kv.split("=") as [string, string]));
+      return { ip: f["ip"] ?? "", port: Number(f["port"]), state: f["state"] ?? "", lag: Number(f["lag"] ?? 0) };
+    });
+}
+
+/** A replica's INFO replication: its link to its master is up and no full sync is running. */
+export function linkSynced(info: Record<string, string>): boolean {
+  return info["master_link_status"] === "up" && info["master_sync_in_progress"] === "0";
+}
+
 /** CLUSTER INFO / INFO sections: "key:value" lines into a map. */
 export function parseInfo(text: string): Record<string, string> {
   const out: Record<string, string> = {};

@@ -18,17 +18,26 @@ import { parseNodeAddr, type NodeAddr } from "./node-key.js";
 
 export type Reply = string | number | null | Error | Reply[];
 
-/** Encodes commands as RESP arrays of bulk strings. */
+/** One RESP command: an array of bulk strings. */
+export function resp(args: readonly (string | number)[]): string {
+  let out = `*${args.length}\r\n`;
+  for (const a of args) {
+    const s = String(a);
+    out += `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
+  }
+  return out;
+}
+
+/** Encodes commands as RESP, one buffer for all. */
 export function encodeCommands(commands: readonly (readonly (string | number)[])[]): Buffer {
   let out = "";
-  for (const c of commands) {
-    out += `*${c.length}\r\n`;
-    for (const a of c) {
-      const s = String(a);
-      out += `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
-    }
-  }
+  for (const c of commands) out += resp(c);
   return Buffer.from(out, "utf8");
+}
+
+/** The AUTH command for a password (with the user name when there is one). */
+export function authCommand(user: string | undefined, password: string): string[] {
+  return user ? ["AUTH", user, password] : ["AUTH", password];
 }
 
 const CR = 13;
@@ -112,7 +121,6 @@ export interface RawPipelineOptions {
   /** The database the commands read (SELECT first when not 0). */
   db?: number;
   timeoutMs: number;
-  connectTimeoutMs?: number;
 }
 
 /** Sends `commands` to `addr` on a connection of their own and returns each one's [error, value]. */
@@ -122,7 +130,7 @@ export async function rawPipeline(addr: NodeAddr, commands: readonly (readonly (
   const creds = opts.credentials;
   const tls = opts.tls;
   const prefix: (string | number)[][] = [];
-  if (creds?.password) prefix.push(creds.user ? ["AUTH", creds.user, creds.password] : ["AUTH", creds.password]);
+  if (creds?.password) prefix.push(authCommand(creds.user, creds.password));
   if (opts.db) prefix.push(["SELECT", opts.db]);
   const want = prefix.length + commands.length;
   const reader = new RespReader();

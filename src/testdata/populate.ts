@@ -100,9 +100,9 @@ export function keysByMaster(o: ObservedCluster, keys: number, prefix: string): 
 export const MAX_TEST_KEYS = 10_000_000_000;
 
 /**
- * Writes `SET testKey(prefix, i) testValue(i, size)` as RESP straight into a buffer: the command
- * is a template of bytes in which only the digits change. Needs i < MAX_TEST_KEYS. With `pairOnly`,
- * only the key and the value (two bulk strings), for an MSET of several keys.
+ * Writes testKey(prefix, i) and testValue(i, size) as two RESP bulk strings straight into a buffer,
+ * for an MSET of several keys: a template of bytes in which only the digits change. Needs
+ * i < MAX_TEST_KEYS.
  */
 export class TestKeyEncoder {
   readonly bytes: number;
@@ -111,9 +111,9 @@ export class TestKeyEncoder {
   private readonly digitsAt: number;
   private readonly valueAt: number;
 
-  constructor(prefix: string, size: number, pairOnly = false) {
+  constructor(prefix: string, size: number) {
     const pfx = Buffer.from(prefix);
-    const head = Buffer.from(`${pairOnly ? "" : "*3\r\n$3\r\nSET\r\n"}$${pfx.length + 10}\r\n`);
+    const head = Buffer.from(`$${pfx.length + 10}\r\n`);
     const mid = Buffer.from(`\r\n$${size}\r\n`);
     this.size = size;
     this.template = Buffer.concat([head, pfx, Buffer.alloc(10, "0"), mid, Buffer.alloc(size), Buffer.from("\r\n")]);
@@ -122,7 +122,7 @@ export class TestKeyEncoder {
     this.valueAt = this.digitsAt + 10 + mid.length;
   }
 
-  /** Writes command i at out[at .. at + bytes). */
+  /** Writes key i and its value at out[at .. at + bytes). */
   encode(i: number, out: Buffer, at: number): void {
     this.template.copy(out, at);
     const d = at + this.digitsAt;
@@ -155,7 +155,7 @@ export async function populate(o: ObservedCluster, opts: PopulateOptions): Promi
   if (opts.keys > MAX_TEST_KEYS) throw new InputError(`at most ${MAX_TEST_KEYS} test keys can be written, not ${opts.keys}`);
   const owners = slotOwners(o);
   const masters = [...new Set(owners)];
-  const pair = new TestKeyEncoder(prefix, size, true);
+  const pair = new TestKeyEncoder(prefix, size);
   const slotOf = testKeySlot(prefix);
   const writers = new Map<string, BulkWriter>();
   const msetHead = (n: number): Buffer => Buffer.from(`*${1 + 2 * n}\r\n$4\r\nMSET\r\n`);

@@ -19,12 +19,13 @@ describe("TestKeyEncoder", () => {
     ["", 1],
     ["ключ:", 3],
     ["{tag}:", 100],
-  ])("writes the same bytes as SET testKey testValue for prefix %j and %i-byte values", (prefix, size) => {
+  ])("writes the same bytes as SET testKey testValue (after SET's head) for prefix %j and %i-byte values", (prefix, size) => {
     const enc = new TestKeyEncoder(prefix, size);
     const out = Buffer.alloc(enc.bytes * 3);
     for (const i of [0, 7, 10, 99, 123_456, 1_000_000, 9_999_999_999]) {
       enc.encode(i, out, enc.bytes); // in the middle of the buffer
-      expect(out.subarray(enc.bytes, 2 * enc.bytes).toString()).toBe(resp(["SET", testKey(prefix, i), testValue(i, size)]));
+      // The key and the value, as the arguments of a SET (or of an MSET of several keys).
+      expect("*3\r\n$3\r\nSET\r\n" + out.subarray(enc.bytes, 2 * enc.bytes).toString()).toBe(resp(["SET", testKey(prefix, i), testValue(i, size)]));
     }
   });
 });

@@ -10,6 +10,7 @@
  */
 import { ClusterChangedError } from "../../errors.js";
 import type { StepOf } from "../../plan/types.js";
+import { linkSynced } from "../../redis/cluster-nodes.js";
 import type { ExecCtx } from "../context.js";
 
 type FailoverStep = StepOf<"failover">;
@@ -35,7 +36,7 @@ export async function failover(steps: FailoverStep[], ctx: ExecCtx): Promise<voi
       }
       await ctx.waits.waitUntil(`${s.replica.addr} is in sync with ${s.master.addr}`, async () => {
         const info = await ctx.reads.info(s.replica.addr, "replication");
-        return info["master_link_status"] === "up" && info["master_sync_in_progress"] === "0" ? null : `master_link_status:${info["master_link_status"]}`;
+        return linkSynced(info) ? null : `master_link_status:${info["master_link_status"]}`;
       });
       const args = old.slots.length === 0 ? ["takeover"] : [];
       const every = reaskAfterMs(ctx.nodeTimeoutMs);

@@ -36,11 +36,11 @@ async function forgetOne(s: ForgetStep, ctx: ExecCtx): Promise<void> {
   if (orphans.length > 0) {
     // A master failed over by the plan (a replacement) leaves as a replica of its successor, and Redis
     // re-points its other replicas there by gossip, a moment later: wait for that, and nudge it.
-    const successor = entry?.role === "replica" && entry.masterId ? view.find((e) => e.id === entry.masterId && e.role === "master") : undefined;
+    const successor = entry?.role === "replica" && entry.masterId ? remaining.find((e) => e.id === entry.masterId && e.role === "master") : undefined;
     if (!successor) {
       throw new ClusterChangedError(`refusing to forget ${s.node.addr}: ${orphans.map((o) => o.addr).join(", ")} still replicate it; the plan re-points them first, so the cluster changed: plan again`);
     }
-    await followSuccessor(s, { id: successor.id, addr: successor.flags.includes("myself") ? via : successor.addr }, ctx);
+    await followSuccessor(s, successor, ctx);
     return forgetOne(s, ctx);
   }
   // The node itself, if it answers: it must be the plan's node, and not a master holding keys.

@@ -22,7 +22,7 @@
  * pipelined SETSLOT) is expected; the end checks that the target owns every slot of the window.
  */
 import { ClusterChangedError, FailoverPendingError, NodeTimeoutError, PermissionError, StepFailedError } from "../../errors.js";
-import type { NodeEntry } from "../../redis/cluster-nodes.js";
+import { listedReplicas, type NodeEntry } from "../../redis/cluster-nodes.js";
 import { describe, type NodeClient } from "../../redis/connect.js";
 import { transientCause } from "../../redis/errors.js";
 import { parseNodeAddr } from "../../redis/node-key.js";
@@ -256,7 +256,7 @@ async function replicasHaveKeys(ctx: ExecCtx, dst: NodeRef): Promise<void> {
   const info = await ctx.reads.info(dst.addr, "replication", 2000);
   // A replica counts when it is online and acknowledged within the last 2 s (replicas acknowledge every
   // second): one that stopped stays "online" on its master until repl-timeout, and WAIT would only time out.
-  const live = Object.entries(info).filter(([k, v]) => /^slave\d+$/.test(k) && v.includes("state=online") && Number(/lag=(\d+)/.exec(v)?.[1] ?? 0) <= 2);
+  const live = listedReplicas(info).filter((r) => r.state === "online" && r.lag <= 2);
   if (live.length === 0) return;
   const acked = Number(await (await ctx.conn(dst.addr)).callWithin(REPLICA_ACK_MS + 2000, "wait", 1, REPLICA_ACK_MS));
   if (acked < 1) {

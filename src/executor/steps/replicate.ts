@@ -5,10 +5,11 @@
  * for: its first sync only starts after the master's repl-diskless-sync-delay (5 s by default) and
  * copies nothing; a later failover step waits for it, and apply waits for it at its end (waitFirstSyncs).
  */
-import { ClusterChangedError, ClusterStateError, StepFailedError } from "../../errors.js";
+import { ClusterChangedError, StepFailedError } from "../../errors.js";
 import type { NodeRef, StepOf } from "../../plan/types.js";
 import { mapLimit } from "../../util/limit.js";
-import type { NodeEntry } from "../../redis/cluster-nodes.js";
+import { linkSynced, type NodeEntry } from "../../redis/cluster-nodes.js";
+import { DEFAULT_COMMAND_TIMEOUT_MS } from "../../redis/connect.js";
 import type { ExecCtx } from "../context.js";
 
 type ReplicateStep = StepOf<"replicate">;
@@ -96,8 +97,7 @@ export async function waitFirstSyncs(replicas: readonly NodeRef[], ctx: ExecCtx,
     const states = await mapLimit(replicas, 32, async (r) => {
       const info = await ctx.reads.info(r.addr, "replication").catch(() => null);
       // Not a replica (any more), or not answering: not this wait's business (the end state judges it).
-      if (!info || info["role"] !== "slave") return false;
-      return info["master_link_status"] !== "up" || info["master_sync_in_progress"] !== "0";
+      return !!info && info["role"] === "slave" && !linkSynced(info);
     });
     return replicas.filter((_, i) => states[i]);
   };
@@ -107,20 +107,19 @@ export async function waitFirstSyncs(replicas: readonly NodeRef[], ctx: ExecCtx,
     type: "wait",
     what: `${left.length === 1 ? left[0]!.addr : `${left.length} new replicas`} to finish the first sync (a master starts it after its repl-diskless-sync-delay; up to ${Math.round(timeoutMs / 1000)} s)`,
   });
-  try {
-    await ctx.waits.waitUntil(
-      "the new replicas finish their first sync",
-      async () => {
-        left = await pending();
-        return left.length === 0 ? null : `${left.map((r) => r.addr).join(", ")} still syncing`;
-      },
-      timeoutMs,
-    );
-    return [];
-  } catch (err) {
-    if (!(err instanceof ClusterStateError) || !err.message.startsWith("timed out")) throw err;
-    return [`${left.map((r) => r.addr).join(", ")} had not finished the first sync with its master after ${Math.round(timeoutMs / 1000)} s: \`shardform check\` shows its progress; it serves no reads until it ends`];
-  }
+  // The bound is this wait's own: when it passes, the replicas still syncing are named in a warning (the
+  // outer bound of waitUntil only covers a poll that hangs past it).
+  const deadline = Date.now() + timeoutMs;
+  await ctx.waits.waitUntil(
+    "the new replicas finish their first sync",
+    async () => {
+      left = await pending();
+      return left.length === 0 || Date.now() >= deadline ? null : `${left.map((r) => r.addr).join(", ")} still syncing`;
+    },
+    timeoutMs + DEFAULT_COMMAND_TIMEOUT_MS + 5000,
+  );
+  if (left.length === 0) return [];
+  return [`${left.map((r) => r.addr).join(", ")} had not finished the first sync with its master after ${Math.round(timeoutMs / 1000)} s: \`shardform check\` shows its progress; it serves no reads until it ends`];
 }
 
 /** Safety rule 4: the cluster failed the step's master over to the replica being attached; the pair serves the shard the other way round. */
