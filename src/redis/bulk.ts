@@ -4,13 +4,12 @@
  * answer +OK (as SET and AUTH do); the first error reply stops the writer. The number of commands
  * awaiting a reply is bounded, so memory stays flat however many keys are written.
  */
-import { connect, type Socket } from "node:net";
-import { connect as tlsConnect } from "node:tls";
+import type { Socket } from "node:net";
 import { ClusterStateError, NodeUnreachableError } from "../errors.js";
 import { tlsConnectOptions, type Access } from "./connect.js";
-import { authError, connectError } from "./errors.js";
-import { parseNodeAddr, type NodeAddr } from "./node-key.js";
-import { authCommand, resp } from "./raw-pipeline.js";
+import { authError } from "./errors.js";
+import type { NodeAddr } from "./node-key.js";
+import { authCommand, openSocket, resp } from "./raw-pipeline.js";
 
 const OK = "+OK\r\n";
 const MINUS = 45;
@@ -45,17 +44,9 @@ export class BulkWriter {
   }
 
   static async open(addr: NodeAddr, access: Access = {}, maxInFlight = 100_000): Promise<BulkWriter> {
-    const { host, port } = parseNodeAddr(addr);
     const credentials = access.credentials ?? {};
-    const tls = access.tls;
-    const socket = await new Promise<Socket>((done, fail) => {
-      const s: Socket = tls
-        ? tlsConnect({ host, port, ...tlsConnectOptions(tls) })
-        : connect({ host, port });
-      s.setNoDelay(true);
-      s.once(tls ? "secureConnect" : "connect", () => done(s));
-      s.once("error", (err) => fail(connectError(addr, err, Boolean(tls))));
-    });
+    const { socket, ready } = openSocket(addr, access.tls ? tlsConnectOptions(access.tls) : undefined);
+    await ready;
     const w = new BulkWriter(addr, socket, maxInFlight, Boolean(credentials.password), credentials);
     if (credentials.password) {
       try {

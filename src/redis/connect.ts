@@ -10,6 +10,7 @@ import { connect as tcpConnect } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import { Redis } from "ioredis";
 import { rawPipeline } from "./raw-pipeline.js";
+import { RawLane } from "./raw-lane.js";
 import { debugEnabled, logCommand, logDebug } from "./debug-log.js";
 import { NodeTimeoutError, NodeUnreachableError, assert } from "../errors.js";
 import { NOT_RESP, authError, connectError, describe, isConnectionError, permissionError } from "./errors.js";
@@ -114,6 +115,9 @@ export class NodeClient {
   private closing = false;
   /** The database SELECT chose on this connection (bigPipeline reads the same one). */
   private db = 0;
+  /** The raw lane beside this connection (laneSend), while it is being opened or open. */
+  private rawLane: Promise<RawLane> | null = null;
+  private openLane: RawLane | null = null;
 
   private constructor(addr: NodeAddr, redis: Redis, readOnly: boolean, timeoutMs: number, access: Access) {
     this.addr = addr;
@@ -275,6 +279,35 @@ export class NodeClient {
     return this.logged(commands, rawPipeline(this.addr, commands, { credentials: this.access.credentials, tls: this.access.tls ? tlsConnectOptions(this.access.tls) : undefined, db: this.db, timeoutMs: ms }));
   }
 
+  /**
+   * Commands as RESP bytes on a lasting raw connection beside this one (raw-lane.ts: the key-by-key
+   * move's GETKEYSINSLOT and MIGRATE), opened at first use with this client's credentials, TLS and
+   * database, and again after a missed deadline or a break. Resolves with the `count` raw reply
+   * frames. `forLog` gives the commands as the debug log shows them (the keys summed up).
+   */
+  async laneSend(bytes: Buffer[], count: number, what: string, forLog: () => (string | number)[][], ms = this.timeoutMs): Promise<Buffer[]> {
+    assert(!this.readOnly, `read-only connection to ${this.addr} was asked for a raw lane`);
+    if (this.openLane?.closed) {
+      this.rawLane = null;
+      this.openLane = null;
+    }
+    this.rawLane ??= RawLane.open(this.addr, {
+      credentials: this.access.credentials,
+      tls: this.access.tls ? tlsConnectOptions(this.access.tls) : undefined,
+      db: this.db,
+      ...(this.access.clientName ? { clientName: this.access.clientName } : {}),
+      timeoutMs: this.timeoutMs,
+    }).then(
+      (lane) => (this.openLane = lane),
+      (err: unknown) => {
+        this.rawLane = null;
+        throw err;
+      },
+    );
+    const lane = await this.rawLane;
+    return this.logged(debugEnabled() ? forLog() : [], lane.send(bytes, count, ms, what));
+  }
+
   /** Like pipeline, but arguments may be Buffers (keys) and replies keep binary data as Buffers. */
   async pipelineBuffer(commands: (string | number | Buffer)[][], ms = this.timeoutMs): Promise<[Error | null, unknown][]> {
     for (const c of commands) this.guard(c);
@@ -287,6 +320,8 @@ export class NodeClient {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.openLane?.close();
+    this.rawLane?.then((lane) => lane.close()).catch(() => undefined);
     if (this.broken) {
       this.redis.disconnect();
       return;

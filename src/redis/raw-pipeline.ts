@@ -123,10 +123,27 @@ export interface RawPipelineOptions {
   timeoutMs: number;
 }
 
+/**
+ * A TCP or TLS socket to a node, Nagle off, for the raw RESP paths (this pipeline, the migration lane,
+ * the bulk writer). `ready` settles when it connected (or the TLS handshake ended), or with the error
+ * that says why not; the caller destroys the socket when it gives up waiting.
+ */
+export function openSocket(addr: NodeAddr, tls: ConnectionOptions | undefined): { socket: Socket; ready: Promise<void> } {
+  const { host, port } = parseNodeAddr(addr);
+  const socket: Socket = tls ? tlsConnect({ host, port, ...tls }) : connect({ host, port });
+  socket.setNoDelay(true);
+  const ready = new Promise<void>((done, fail) => {
+    socket.once(tls ? "secureConnect" : "connect", () => done());
+    socket.once("error", (err) => fail(connectError(addr, err, Boolean(tls))));
+  });
+  // A caller that stopped waiting (its deadline passed) must not see an unhandled rejection.
+  ready.catch(() => undefined);
+  return { socket, ready };
+}
+
 /** Sends `commands` to `addr` on a connection of their own and returns each one's [error, value]. */
 export async function rawPipeline(addr: NodeAddr, commands: readonly (readonly (string | number)[])[], opts: RawPipelineOptions): Promise<[Error | null, unknown][]> {
   if (commands.length === 0) return [];
-  const { host, port } = parseNodeAddr(addr);
   const creds = opts.credentials;
   const tls = opts.tls;
   const prefix: (string | number)[][] = [];
@@ -149,13 +166,15 @@ export async function rawPipeline(addr: NodeAddr, commands: readonly (readonly (
         rejectAll(err);
       };
       timer = setTimeout(() => settled || fail(new NodeTimeoutError(addr, `a pipeline of ${commands.length} command(s)`, opts.timeoutMs)), opts.timeoutMs);
-      const s: Socket = tls ? tlsConnect({ host, port, ...tls }) : connect({ host, port });
+      const { socket: s, ready } = openSocket(addr, tls);
       socket = s;
-      s.setNoDelay(true);
-      s.once(tls ? "secureConnect" : "connect", () => {
-        connected = true;
-        s.write(encodeCommands([...prefix, ...commands]));
-      });
+      ready.then(
+        () => {
+          connected = true;
+          s.write(encodeCommands([...prefix, ...commands]));
+        },
+        (err: Error) => settled || fail(err),
+      );
       s.on("data", (d: Buffer) => {
         try {
           reader.feed(d);
@@ -176,10 +195,11 @@ export async function rawPipeline(addr: NodeAddr, commands: readonly (readonly (
         }
       });
       s.on("error", (err) => {
-        if (!settled) fail(connected ? new NodeUnreachableError(addr, `connection lost during a pipeline (${err.message})`) : connectError(addr, err, Boolean(tls)));
+        if (!settled && connected) fail(new NodeUnreachableError(addr, `connection lost during a pipeline (${err.message})`));
       });
       s.on("close", () => {
-        if (!settled) fail(new NodeUnreachableError(addr, "connection closed during a pipeline"));
+        // Before the connection stood, its error comes through `ready` (emitted with this close).
+        if (!settled && connected) fail(new NodeUnreachableError(addr, "connection closed during a pipeline"));
       });
     });
   } finally {

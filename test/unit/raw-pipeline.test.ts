@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { encodeCommands, RespReader } from "../../src/redis/raw-pipeline.js";
+import { arrayFrame, commandWithRaw, frameError, replyEnd } from "../../src/redis/raw-lane.js";
 
 describe("raw pipelines: RESP written and read without ioredis", () => {
   it("encodes commands as arrays of bulk strings, counting bytes (not characters)", () => {
@@ -24,5 +25,65 @@ describe("raw pipelines: RESP written and read without ioredis", () => {
 
   it("refuses a reply that is not RESP", () => {
     expect(() => new RespReader().feed(Buffer.from("HTTP/1.1 400\r\n"))).toThrow(/Protocol error: unexpected reply type "H"/);
+  });
+});
+
+describe("the raw lane's frames: replies kept as their bytes", () => {
+  const wire = Buffer.concat([
+    Buffer.from("*3\r\n$3\r\nk\r1\r\n$4\r\n\u0000\r\n\xff\r\n$0\r\n\r\n", "latin1"),
+    Buffer.from("+OK\r\n-ERR Target instance replied with error: BUSYKEY\r\n:7\r\n$-1\r\n*-1\r\n*0\r\n*2\r\n*1\r\n:1\r\n$2\r\nab\r\n", "latin1"),
+  ]);
+  const frames = (buf: Buffer): Buffer[] => {
+    const out: Buffer[] = [];
+    for (let at = 0; ; ) {
+      const end = replyEnd(buf, at);
+      if (end < 0) return out;
+      out.push(buf.subarray(at, end));
+      at = end;
+    }
+  };
+
+  it("splits replies at their ends, and waits for the rest of one cut anywhere", () => {
+    const all = frames(wire);
+    expect(all.map((f) => f.toString("latin1"))).toEqual([
+      "*3\r\n$3\r\nk\r1\r\n$4\r\n\u0000\r\n\xff\r\n$0\r\n\r\n",
+      "+OK\r\n",
+      "-ERR Target instance replied with error: BUSYKEY\r\n",
+      ":7\r\n",
+      "$-1\r\n",
+      "*-1\r\n",
+      "*0\r\n",
+      "*2\r\n*1\r\n:1\r\n$2\r\nab\r\n",
+    ]);
+    // Cut at every byte: the complete replies before the cut, nothing of the one it cuts.
+    for (let cut = 0; cut <= wire.length; cut++) {
+      const got = frames(wire.subarray(0, cut));
+      expect(Buffer.concat(got).length).toBeLessThanOrEqual(cut);
+      expect(got).toEqual(all.slice(0, got.length));
+      expect(got.length === all.length || Buffer.concat(all.slice(0, got.length + 1)).length > cut).toBe(true);
+    }
+  });
+
+  it("turns GETKEYSINSLOT's reply into MIGRATE ... KEYS with the same bytes, whatever bytes the keys hold", () => {
+    const keys = [Buffer.from("k\r1", "latin1"), Buffer.from([0, 13, 10, 255]), Buffer.alloc(0), Buffer.from("ké", "utf8")];
+    const reply = Buffer.concat([Buffer.from(`*${keys.length}\r\n`), ...keys.flatMap((k) => [Buffer.from(`$${k.length}\r\n`), k, Buffer.from("\r\n")])]);
+    const { count, elements } = arrayFrame(reply);
+    expect(count).toBe(4);
+    const head = ["migrate", "127.0.0.1", 7001, "", 0, 5000, "keys"];
+    const cmd = Buffer.concat(commandWithRaw(head, count, elements));
+    // The same bytes a client encoding every argument would send.
+    const expected = Buffer.concat([
+      Buffer.from(`*${head.length + keys.length}\r\n`),
+      ...[...head.map((h) => Buffer.from(String(h))), ...keys].flatMap((a) => [Buffer.from(`$${a.length}\r\n`), a, Buffer.from("\r\n")]),
+    ]);
+    expect(cmd.equals(expected)).toBe(true);
+    expect(arrayFrame(Buffer.from("*0\r\n"))).toEqual({ count: 0, elements: Buffer.alloc(0) });
+  });
+
+  it("reads an error reply as an error, and refuses a reply that is not an array where one is due", () => {
+    expect(frameError(Buffer.from("-IOERR error or timeout reading to target instance\r\n"))?.message).toBe("IOERR error or timeout reading to target instance");
+    expect(frameError(Buffer.from("+NOKEY\r\n"))).toBeNull();
+    expect(() => arrayFrame(Buffer.from("-MOVED 42 127.0.0.1:7002\r\n"))).toThrow("MOVED 42 127.0.0.1:7002");
+    expect(() => arrayFrame(Buffer.from(":3\r\n"))).toThrow(/expected an array reply/);
   });
 });

@@ -26,6 +26,8 @@ import { listedReplicas, type NodeEntry } from "../../redis/cluster-nodes.js";
 import { describe, type NodeClient } from "../../redis/connect.js";
 import { transientCause } from "../../redis/errors.js";
 import { parseNodeAddr } from "../../redis/node-key.js";
+import { encodeCommands } from "../../redis/raw-pipeline.js";
+import { arrayFrame, commandWithRaw, frameError } from "../../redis/raw-lane.js";
 import type { NodeRef, StepOf } from "../../plan/types.js";
 import { busyKeyWinner, keyCount, ownsSlot as owns, shardServer, slotClaimants, type ShardServer } from "../../safety/rules.js";
 import type { ExecCtx } from "../context.js";
@@ -426,15 +428,17 @@ export function pipelinedMigrateTimeoutMs(ctx: ExecCtx): number {
 /**
  * Empties every slot, all of them in flight: each pass sends one GETKEYSINSLOT per slot not yet empty
  * in one pipeline, then one MIGRATE ... KEYS per slot that had keys, MIGRATES_IN_FLIGHT at a time per
- * source (under --max-latency-ms, the governor's pace: fewer slots, keys and MIGRATEs at a time). A slot is done when GETKEYSINSLOT finds it empty (new keys of a MIGRATING slot go to the
- * target, so it stays empty). Before each pass the target must answer a PING: a target that stopped
- * answering gets no more MIGRATEs (the window waits and is retried).
+ * source (under --max-latency-ms, the governor's pace: fewer slots, keys and MIGRATEs at a time). A
+ * slot is done when GETKEYSINSLOT finds it empty (new keys of a MIGRATING slot go to the target, so it
+ * stays empty). Before each pass the target must answer a PING: a target that stopped answering gets
+ * no more MIGRATEs (the window waits and is retried). Both commands go on the source's raw lane
+ * (raw-lane.ts): the keys GETKEYSINSLOT names go back out in the MIGRATE as the bytes it sent them in.
  */
 async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: NodeRef, at: string): Promise<void> {
   const c = await ctx.conn(src.addr);
   const { host, port } = parseNodeAddr(at);
-  const auth = migrateAuth(ctx);
   const timeout = pipelinedMigrateTimeoutMs(ctx);
+  const head = ["migrate", host, port, "", 0, timeout, ...migrateAuth(ctx), "keys"];
   let pending = steps;
   while (pending.length > 0) {
     if (ctx.stop === "hard") return;
@@ -449,25 +453,29 @@ async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: Node
     const next: MigrateStep[] = [];
     for (let g = 0; g < pending.length; g += group) {
       const part = pending.slice(g, g + group);
-      const found = await c.pipelineBuffer(part.map((s) => ["cluster", "getkeysinslot", s.slot, count]));
-      const withKeys: { s: MigrateStep; keys: Buffer[] }[] = [];
-      found.forEach(([err, keys], k) => {
-        if (err) throw err;
-        if ((keys as Buffer[]).length > 0) withKeys.push({ s: part[k]!, keys: keys as Buffer[] });
+      const asked = part.map((st) => ["cluster", "getkeysinslot", st.slot, count]);
+      const found = await c.laneSend([encodeCommands(asked)], part.length, `GETKEYSINSLOT of ${part.length} slot(s)`, () => asked);
+      const withKeys: { s: MigrateStep; n: number; keys: Buffer }[] = [];
+      found.forEach((frame, k) => {
+        const { count: n, elements } = arrayFrame(frame);
+        if (n > 0) withKeys.push({ s: part[k]!, n, keys: elements });
       });
       for (let i = 0; i < withKeys.length; i += inFlight) {
         const chunk = withKeys.slice(i, i + inFlight);
-        await ctx.pace(chunk.reduce((n, w) => n + w.keys.length, 0));
+        await ctx.pace(chunk.reduce((n, w) => n + w.n, 0));
         const moved = await ctx.oneAtATime(`migrate ${src.id}`, () =>
-          c.pipelineBuffer(
-            chunk.map(({ keys }) => ["migrate", host, port, "", 0, timeout, ...auth, "keys", ...keys]),
+          c.laneSend(
+            chunk.flatMap((w) => commandWithRaw(head, w.n, w.keys)),
+            chunk.length,
+            `${chunk.length} MIGRATE(s) to ${dst.addr}`,
+            () => chunk.map((w) => [...head, `<${w.n} key(s) of slot ${w.s.slot}>`]),
             10_000 + 2 * timeout * chunk.length,
           ),
         );
-        moved.forEach(([err], k) => {
-          const { s, keys } = chunk[k]!;
-          if (err) retry.push(s);
-          else ctx.emit({ type: "keys-moved", slot: s.slot, keys: keys.length });
+        moved.forEach((frame, k) => {
+          const { s, n } = chunk[k]!;
+          if (frameError(frame)) retry.push(s);
+          else ctx.emit({ type: "keys-moved", slot: s.slot, keys: n });
         });
       }
       next.push(...withKeys.map((w) => w.s));
