@@ -30,8 +30,8 @@ export class ApplyCommand extends ClusterCommand {
       Before the first step the cluster is observed again: a plan made against another state is refused as stale, and a
       plan file edited by hand is refused. Steps run as a graph: every step whose needs are done may start, up to the
       number set by --parallelism at once. A unit of work is a window of slot moves between one source and one target
-      (--window slots whose commands share pipelines; a pair moves one window at a time), or all ready steps of another
-      kind together (they share one wait for the cluster to agree).
+      (--window slots whose commands share pipelines; a pair's next window moves keys while the one before is handed
+      over), or all ready steps of another kind together (they share one wait for the cluster to agree).
 
       A checkpoint (PLAN.checkpoint.json, or in --state-dir) records every step done and in flight; running the same
       command again after an interruption checks the cluster against it and continues. The first Ctrl-C lets the steps

@@ -67,6 +67,8 @@ export class ExecCtx {
   failpointHook?: (name: string) => Promise<void>;
   /** Checks the in-cluster lease again (see ClusterLease.verify); the walk calls it before units start. */
   leaseCheck?: () => Promise<void>;
+  /** Set by the walk: a window (named by its first step) has drained, and its pair may start the next (Scheduler.release). */
+  onWindowDrained?: (firstStepId: string) => void;
   /** Node ids changed by a HARD reset during this apply, old -> new (safety rule 7); see rename. */
   renames: Record<string, string> = {};
   /** Called by rename to record it in the checkpoint before anything else happens. */

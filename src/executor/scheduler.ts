@@ -3,7 +3,9 @@
  * running, and hands out units of work:
  *  - slot moves of one source -> target pair, in plan order, in windows of at most `window` slots (the
  *    server's own migration takes all the pair's ready slots in one: it streams them as one operation);
- *    a pair has one window in flight at a time (keys of one pair move one window after another);
+ *    a pair's next window starts once its window in flight has drained (`release`: its keys are on the
+ *    target, its handover begins), so the source moves keys while the last window is handed over; a
+ *    pair has two windows in flight at most, and only one of them moving keys;
  *  - every other kind: all ready steps of that kind together (they act at once and share one wait
  *    for the cluster to agree).
  * A step is ready when every step it needs is done.
@@ -18,6 +20,9 @@ export interface Unit {
   pair?: string;
 }
 
+/** Windows of one pair in flight at most: one handing over while the next moves keys. */
+const WINDOWS_PER_PAIR = 2;
+
 const atomic = (s: Step): boolean => s.kind === "migrate-slot" && s.atomic === true;
 
 export function pairOf(s: Step): string | undefined {
@@ -31,17 +36,27 @@ export class Scheduler {
   private readonly dependents: number[][];
   private readonly ready = new Set<number>();
   private readonly running = new Set<number>();
-  private readonly busyPairs = new Set<string>();
+  /** Windows in flight per source -> target pair. */
+  private readonly pairUnits = new Map<string, number>();
+  /** Pairs with a window that has not drained yet (see release). */
+  private readonly movingPairs = new Set<string>();
+  private readonly moving = new Set<Unit>();
   private readonly window: number;
   /** Slots of one server-side migration (default: every ready slot of the pair). */
   private readonly atomicWindow: number;
   private left: number;
+  /** Each step's pair (pairOf), computed once. */
+  private readonly pairs: (string | undefined)[];
+  /** The ready steps in plan order (with some no longer ready); rebuilt when steps became ready. */
+  private order: number[] = [];
+  private orderStale = true;
 
   constructor(steps: readonly Step[], done: ReadonlySet<string>, window: number, atomicWindow = Infinity) {
     this.steps = steps;
     this.window = Math.max(1, window);
     this.atomicWindow = Math.max(1, atomicWindow);
     steps.forEach((s, i) => this.index.set(s.id, i));
+    this.pairs = steps.map(pairOf);
     this.waitingOn = steps.map(() => 0);
     this.dependents = steps.map(() => []);
     this.left = 0;
@@ -72,15 +87,19 @@ export class Scheduler {
   take(max: number): Unit[] {
     const units: Unit[] = [];
     if (max <= 0 || this.ready.size === 0) return units;
-    const order = [...this.ready].sort((a, b) => a - b);
+    if (this.orderStale) {
+      this.order = [...this.ready].sort((a, b) => a - b);
+      this.orderStale = false;
+    } else this.order = this.order.filter((i) => this.ready.has(i));
+    const order = this.order;
     const byKind = new Map<StepKind, number[]>();
     const byPair = new Map<string, number[]>();
     const firstOf: { key: string; at: number }[] = [];
     for (const i of order) {
       const s = this.steps[i]!;
-      const pair = pairOf(s);
+      const pair = this.pairs[i];
       if (pair !== undefined) {
-        if (this.busyPairs.has(pair)) continue;
+        if (this.movingPairs.has(pair) || (this.pairUnits.get(pair) ?? 0) >= WINDOWS_PER_PAIR) continue;
         const list = byPair.get(pair);
         if (!list) {
           byPair.set(pair, [i]);
@@ -104,10 +123,33 @@ export class Scheduler {
         this.running.add(i);
       }
       const steps = members.map((i) => this.steps[i]!);
-      if (what === "pair") this.busyPairs.add(name);
-      units.push({ kind: steps[0]!.kind, steps, ...(what === "pair" ? { pair: name } : {}) });
+      const unit: Unit = { kind: steps[0]!.kind, steps, ...(what === "pair" ? { pair: name } : {}) };
+      if (what === "pair") {
+        this.pairUnits.set(name, (this.pairUnits.get(name) ?? 0) + 1);
+        this.movingPairs.add(name);
+        this.moving.add(unit);
+      }
+      units.push(unit);
     }
     return units;
+  }
+
+  /**
+   * The window's keys are all on its target and its handover begins: its pair may start its next window.
+   * True when that freed the pair (false for a unit released before, or not a window).
+   */
+  release(unit: Unit): boolean {
+    if (!this.moving.delete(unit)) return false;
+    this.movingPairs.delete(unit.pair!);
+    return true;
+  }
+
+  private leave(unit: Unit): void {
+    if (!unit.pair) return;
+    this.release(unit);
+    const n = (this.pairUnits.get(unit.pair) ?? 1) - 1;
+    if (n > 0) this.pairUnits.set(unit.pair, n);
+    else this.pairUnits.delete(unit.pair);
   }
 
   /** The unit's steps are done: their dependents may become ready. */
@@ -116,14 +158,19 @@ export class Scheduler {
       const i = this.index.get(s.id)!;
       assert(this.running.delete(i), `step ${s.id} completed but was not running`);
       this.left--;
-      for (const d of this.dependents[i]!) if (--this.waitingOn[d]! === 0) this.ready.add(d);
+      for (const d of this.dependents[i]!) {
+        if (--this.waitingOn[d]! === 0) {
+          this.ready.add(d);
+          this.orderStale = true;
+        }
+      }
     }
-    if (unit.pair) this.busyPairs.delete(unit.pair);
+    this.leave(unit);
   }
 
   /** The unit did not finish (stopped or failed): its steps stay in flight, not runnable again in this run. */
   abandon(unit: Unit): void {
     for (const s of unit.steps) this.running.delete(this.index.get(s.id)!);
-    if (unit.pair) this.busyPairs.delete(unit.pair);
+    this.leave(unit);
   }
 }

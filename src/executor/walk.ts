@@ -66,6 +66,13 @@ export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx, run: 
   const sched = new Scheduler(plan.steps, journal.done, ctx.options.window, ctx.options.atomicWindow);
   const indexOf = new Map(plan.steps.map((s, i) => [s.id, i]));
   const running = new Set<Promise<void>>();
+  // A window that drained frees its pair for the next window at once, not when its handover ends.
+  const windows = new Map<string, Unit>();
+  let wake: (() => void) | undefined;
+  ctx.onWindowDrained = (id) => {
+    const unit = windows.get(id);
+    if (unit && sched.release(unit)) wake?.();
+  };
   let failure: unknown;
   const fail = (err: unknown): void => {
     if (failure !== undefined) return;
@@ -84,6 +91,7 @@ export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx, run: 
     }
     for (const s of unit.steps) ctx.emit({ type: "step-start", index: indexOf.get(s.id)!, id: s.id, kind: s.kind, text: describeStep(s) });
     const t0 = performance.now();
+    if (unit.pair) windows.set(unit.steps[0]!.id, unit);
     const p: Promise<void> = runWithRetry(unit, ctx, run)
       .then(
         () => {
@@ -102,7 +110,10 @@ export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx, run: 
           if (!(err instanceof StopRequested)) fail(err);
         },
       )
-      .finally(() => running.delete(p));
+      .finally(() => {
+        running.delete(p);
+        windows.delete(unit.steps[0]!.id);
+      });
     running.add(p);
   };
   for (;;) {
@@ -121,8 +132,9 @@ export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx, run: 
       }
     }
     if (running.size === 0) break;
-    await Promise.race(running);
+    await Promise.race([...running, new Promise<void>((resolve) => (wake = resolve))]);
   }
+  ctx.onWindowDrained = undefined;
   if (failure !== undefined) throw failure;
   if (!sched.finished) {
     if (ctx.stop !== "none") throw new StopRequested();

@@ -84,7 +84,7 @@ describe("scheduler", () => {
     const next = s.take(10);
     expect(next.map((u) => u.kind).sort()).toEqual(["migrate-slot", "migrate-slot", "migrate-slot"]);
     expect(next.filter((u) => u.kind === "migrate-slot").every((u) => u.steps.length === 100)).toBe(true);
-    // a pair never has two windows in flight
+    // a pair's next window waits until the one in flight has drained (see the next case)
     expect(s.take(10)).toEqual([]);
     const w = next.find((u) => u.kind === "migrate-slot")!;
     s.complete(w);
@@ -92,6 +92,31 @@ describe("scheduler", () => {
     expect(again).toHaveLength(1);
     expect(again[0]!.pair).toBe(w.pair);
     expect(again[0]!.steps[0]!.id).not.toBe(w.steps[0]!.id);
+  });
+
+  it("starts a pair's next window once its window in flight has drained, and keeps two in flight at most", () => {
+    const p = plan(three());
+    const done = new Set(p.steps.slice(0, 3).map((st) => st.id)); // both meets and the replicate
+    const s = new Scheduler(p.steps, done, 100);
+    const first = s.take(10);
+    expect(first).toHaveLength(3);
+    const w = first[0]!;
+    expect(s.take(10)).toEqual([]); // no window has drained yet
+    expect(s.release(w)).toBe(true);
+    expect(s.release(w)).toBe(false); // once
+    const second = s.take(10);
+    expect(second.map((u) => u.pair)).toEqual([w.pair]);
+    expect(second[0]!.steps[0]!.id).not.toBe(w.steps[0]!.id);
+    // The second drains while the first is still handed over: two in flight, no third.
+    s.release(second[0]!);
+    expect(s.take(10)).toEqual([]);
+    s.complete(w);
+    const third = s.take(10);
+    expect(third.map((u) => u.pair)).toEqual([w.pair]);
+    // A window that ends without a release (it failed, or had nothing to move) frees its pair too.
+    s.abandon(third[0]!);
+    s.complete(second[0]!);
+    expect(s.take(10).map((u) => u.pair)).toEqual([w.pair]);
   });
 
   it("gives the server's own migration all of a pair's ready slots in one window", () => {

@@ -171,7 +171,8 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
     const at = (await ctx.reads.view(src.addr)).find((e) => e.id === dst.id)?.addr ?? dst.addr;
     for (let round = 0; toDrain.length > 0; round++) {
       if (round > 0) ctx.emit({ type: "note", message: `slot(s) ${toDrain.map((st) => st.slot).join(", ")} still had keys on ${src.addr} when checked before the handover; moving them too` });
-      await drain(toDrain, ctx, src, dst, at);
+      // The pair's next window may open as soon as this one's last MIGRATE is queued (see drain).
+      await drain(toDrain, ctx, src, dst, at, () => ctx.onWindowDrained?.(first.id));
       await failpoint(ctx, "migrate:after-drain");
       if (ctx.stop === "hard") return;
       // 3. nothing of these slots may be left on any master but the target
@@ -184,6 +185,8 @@ async function moveWindow(steps: MigrateStep[], { src, s, dst, d }: Ends, ctx: E
   } else {
     await keysElsewhere(steps, ctx, null, dst, first);
   }
+  // The source may move the pair's next window while this one is handed over.
+  ctx.onWindowDrained?.(first.id);
 
   // 3b. a replica of the target has every key it received, before anything depends on the target alone
   // (a target that stops answering meanwhile is for targetAnswers to deal with)
@@ -434,7 +437,7 @@ export function pipelinedMigrateTimeoutMs(ctx: ExecCtx): number {
  * no more MIGRATEs (the window waits and is retried). Both commands go on the source's raw lane
  * (raw-lane.ts): the keys GETKEYSINSLOT names go back out in the MIGRATE as the bytes it sent them in.
  */
-async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: NodeRef, at: string): Promise<void> {
+async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: NodeRef, at: string, lastQueued?: () => void): Promise<void> {
   const c = await ctx.conn(src.addr);
   const { host, port } = parseNodeAddr(at);
   const timeout = pipelinedMigrateTimeoutMs(ctx);
@@ -463,6 +466,9 @@ async function drain(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef, dst: Node
       for (let i = 0; i < withKeys.length; i += inFlight) {
         const chunk = withKeys.slice(i, i + inFlight);
         await ctx.pace(chunk.reduce((n, w) => n + w.n, 0));
+        // The first pass's last MIGRATEs: what is left of the window (the pass that finds every slot
+        // empty, the checks, the handover) does not keep the source busy, so the next window may open.
+        if (pending === steps && g + group >= pending.length && i + inFlight >= withKeys.length) lastQueued?.();
         const moved = await ctx.oneAtATime(`migrate ${src.id}`, () =>
           c.laneSend(
             chunk.flatMap((w) => commandWithRaw(head, w.n, w.keys)),
