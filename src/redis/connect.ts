@@ -155,7 +155,7 @@ export class NodeClient {
     const client = new NodeClient(addr, redis, opts.readOnly ?? false, opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS, access);
     if (debugEnabled()) logDebug(`${addr} connect${access.credentials?.user ? ` as user ${access.credentials.user}` : ""}${access.credentials?.password ? " with a password" : ""}${tls ? " over TLS" : ""}${opts.readOnly ? " (read-only)" : ""}`);
     redis.on("close", () => {
-      client.broken = true;
+      client.markBroken();
       if (!client.closing) client.closedByPeer = true;
     });
     try {
@@ -199,14 +199,14 @@ export class NodeClient {
       return await Promise.race([p, timeout]);
     } catch (err) {
       if (err instanceof NodeTimeoutError) {
-        this.broken = true;
+        this.markBroken();
         this.closing = true;
         this.redis.disconnect();
         p.catch(() => {}); // its rejection after the disconnect is expected
         throw err;
       }
       if (isConnectionError(err)) {
-        this.broken = true;
+        this.markBroken();
         throw new NodeUnreachableError(this.addr, `connection lost during ${what} (${describe(err)})`);
       }
       throw permissionError(this.addr, err, what, this.access.credentials) ?? err;
@@ -318,10 +318,23 @@ export class NodeClient {
     return res as [Error | null, unknown][];
   }
 
-  async close(): Promise<void> {
-    this.closing = true;
+  /**
+   * The connection broke or missed a deadline: the pool replaces this client without closing it, so its
+   * raw lane is closed here (an open socket would keep the process alive).
+   */
+  private markBroken(): void {
+    this.broken = true;
+    this.closeLane();
+  }
+
+  private closeLane(): void {
     this.openLane?.close();
     this.rawLane?.then((lane) => lane.close()).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.closeLane();
     if (this.broken) {
       this.redis.disconnect();
       return;

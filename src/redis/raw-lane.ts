@@ -21,6 +21,8 @@ const CR = 13;
 const MINUS = 45;
 const STAR = 42;
 const DOLLAR = 36;
+const COLON = 58;
+const PLUS = 43;
 
 /**
  * Where the reply that starts at `at` ends (the offset past it), or -1 when `buf` does not hold all
@@ -57,6 +59,24 @@ export function replyEnd(buf: Buffer, at: number): number {
 export function frameError(frame: Buffer): Error | null {
   if (frame[0] !== MINUS) return null;
   return new Error(frame.toString("utf8", 1, frame.length - 2));
+}
+
+/** A reply that is not an array, as a value: an error, an integer, a (UTF-8) string, or null. */
+export function frameValue(frame: Buffer): Error | number | string | null {
+  const err = frameError(frame);
+  if (err) return err;
+  const cr = frame.indexOf(CR);
+  const head = frame.toString("latin1", 1, cr);
+  switch (frame[0]) {
+    case COLON:
+      return Number(head);
+    case PLUS:
+      return head;
+    case DOLLAR:
+      return Number(head) < 0 ? null : frame.toString("utf8", cr + 2, frame.length - 2);
+    default:
+      throw new Error(`Protocol error: expected a simple reply, got ${JSON.stringify(frame.toString("latin1", 0, 20))}`);
+  }
 }
 
 /** An array reply as its element count and the raw bytes of its elements (an error reply throws it). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { encodeCommands, RespReader } from "../../src/redis/raw-pipeline.js";
-import { arrayFrame, commandWithRaw, frameError, replyEnd } from "../../src/redis/raw-lane.js";
+import { arrayFrame, commandWithRaw, frameError, frameValue, replyEnd } from "../../src/redis/raw-lane.js";
 
 describe("raw pipelines: RESP written and read without ioredis", () => {
   it("encodes commands as arrays of bulk strings, counting bytes (not characters)", () => {
@@ -85,5 +85,11 @@ describe("the raw lane's frames: replies kept as their bytes", () => {
     expect(frameError(Buffer.from("+NOKEY\r\n"))).toBeNull();
     expect(() => arrayFrame(Buffer.from("-MOVED 42 127.0.0.1:7002\r\n"))).toThrow("MOVED 42 127.0.0.1:7002");
     expect(() => arrayFrame(Buffer.from(":3\r\n"))).toThrow(/expected an array reply/);
+    expect(frameValue(Buffer.from(":42\r\n"))).toBe(42);
+    expect(frameValue(Buffer.from("+OK\r\n"))).toBe("OK");
+    expect(frameValue(Buffer.from("$11\r\nloading:0\r\né\r\n", "utf8"))).toBe("loading:0\r\né");
+    expect(frameValue(Buffer.from("$-1\r\n"))).toBeNull();
+    expect(frameValue(Buffer.from("-CLUSTERDOWN The cluster is down\r\n"))).toEqual(new Error("CLUSTERDOWN The cluster is down"));
+    expect(() => frameValue(Buffer.from("*0\r\n"))).toThrow(/expected a simple reply/);
   });
 });

@@ -27,7 +27,7 @@ import { describe, type NodeClient } from "../../redis/connect.js";
 import { transientCause } from "../../redis/errors.js";
 import { parseNodeAddr } from "../../redis/node-key.js";
 import { encodeCommands } from "../../redis/raw-pipeline.js";
-import { arrayFrame, commandWithRaw, frameError } from "../../redis/raw-lane.js";
+import { arrayFrame, commandWithRaw, frameError, frameValue } from "../../redis/raw-lane.js";
 import type { NodeRef, StepOf } from "../../plan/types.js";
 import { busyKeyWinner, keyCount, ownsSlot as owns, shardServer, slotClaimants, type ShardServer } from "../../safety/rules.js";
 import type { ExecCtx } from "../context.js";
@@ -292,21 +292,22 @@ async function keysElsewhere(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef | 
       const self = selves.get(id);
       const addr = self ? (read.members.find((m) => m.id === id)?.addr ?? self.addr) : undefined;
       const slots = steps.filter((st) => bySlot.get(st.slot)!.includes(id)).map((st) => st.slot);
-      let res: [Error | null, unknown][] = [];
+      let res: (Error | number | string | null)[] = [];
       let loading = false;
       let failed: Error | null = null;
       if (addr) {
         try {
-          res = await (await ctx.conn(addr)).pipeline([["info", "persistence"], ...slots.map((x) => ["cluster", "countkeysinslot", x])]);
-          loading = /(^|\n)loading:1/.test(String(res[0]![1] ?? ""));
+          const asked = [["info", "persistence"], ...slots.map((x) => ["cluster", "countkeysinslot", x])];
+          res = (await (await ctx.conn(addr)).laneSend([encodeCommands(asked)], asked.length, `COUNTKEYSINSLOT of ${slots.length} slot(s)`, () => asked)).map(frameValue);
+          loading = /(^|\n)loading:1/.test(String(res[0] ?? ""));
         } catch (err) {
           failed = err as Error;
         }
       }
       const m = new Map<number, number>();
       slots.forEach((x, k) => {
-        const [err, n] = res[k + 1] ?? [failed ?? new Error("no answer"), null];
-        const c = keyCount(failed ? undefined : self, loading, err ?? Number(n));
+        const n = res[k + 1] ?? failed ?? new Error("no answer");
+        const c = keyCount(failed ? undefined : self, loading, n instanceof Error ? n : Number(n));
         if ("unusable" in c) {
           throw new FailoverPendingError(`slot ${x} cannot be handed to ${dst.addr} yet: ${self?.addr ?? id.slice(0, 8)} claims it and its key count is no proof (${c.unusable})`);
         }
@@ -386,10 +387,18 @@ async function pipelineOk(ctx: ExecCtx, node: NodeRef, steps: MigrateStep[], cmd
   const lanes = Math.min(SETSLOT_LANES, Math.ceil(cmds.length / 16));
   const size = Math.ceil(cmds.length / lanes);
   const parts = Array.from({ length: lanes }, (_, k) => cmds.slice(k * size, (k + 1) * size)).filter((p) => p.length > 0);
-  const res = (await Promise.all(parts.map(async (part, k) => (await ctx.conn(node.addr, k)).pipeline(part)))).flat();
-  const failed = res.findIndex(([err]) => err && !(nowReplicaOk && NOW_REPLICA.test(err.message)));
+  // On each connection's raw lane: SETSLOT answers +OK or an error, nothing to parse.
+  const res = (
+    await Promise.all(
+      parts.map(async (part, k) => {
+        const frames = await (await ctx.conn(node.addr, k)).laneSend([encodeCommands(part)], part.length, `${part.length} SETSLOT(s) (${what})`, () => part);
+        return frames.map(frameError);
+      }),
+    )
+  ).flat();
+  const failed = res.findIndex((err) => err && !(nowReplicaOk && NOW_REPLICA.test(err.message)));
   if (failed < 0) return;
-  const err = res[failed]![0]!;
+  const err = res[failed]!;
   if (transientCause(err)) throw err;
   const slot = Number(cmds[failed]![2]);
   if (/Target node is not a master/.test(err.message)) {
