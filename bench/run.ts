@@ -4,8 +4,10 @@
  *
  *   scale-out  3 masters with N keys + an empty 4th master -> 4 balanced masters
  *              shardform apply SPEC  vs  redis-cli --cluster rebalance --cluster-use-empty-masters (pipeline 10/100/1000)
+ *              vs  the same moves by the bare protocol with no checks (bench/ceiling.ts: the ceiling)
  *   scale-in   4 balanced masters with N keys -> drain the 4th and remove it
  *              shardform apply SPEC  vs  redis-cli --cluster rebalance --cluster-weight <4th>=0 + del-node
+ *              vs  the bare protocol (moves only)
  *   populate   N keys into 3 masters: shardform populate  vs  redis-cli --pipe (one per master, in parallel)
  *   planner    shardform plan --observed on synthetic snapshots of 200, 1000 and 2000 masters (a replica each)
  *   create     3 shards x 1 replica, and 30 x 1 (60 nodes), from bare nodes: shardform apply SPEC  vs
@@ -39,6 +41,7 @@ import { NodeClient } from "../src/redis/connect.js";
 import { liveClient, writeStallProbe, type LatencyReport } from "./client.js";
 import { ROOT, endChecks, median, nodeId, redisCli, shardform, startNodes, timed, waitConsistent, type Timed } from "./lib.js";
 import { syntheticCluster } from "./synthetic.js";
+import { bareMoves, planMoves } from "./ceiling.js";
 import { writeSkewed } from "./skewed.js";
 import { measureLoad } from "../src/observe/load.js";
 import { SLOT_COUNT, expandRanges } from "../src/slots.js";
@@ -193,9 +196,30 @@ const shardformApply = (masters: (addrs: string[]) => string[], extra: string[] 
   return shardform(["apply", spec, "--auto-approve", "--state-dir", work, ...EXTRA, ...extra]);
 };
 
+/**
+ * The ceiling (bench/ceiling.ts): the slot moves of shardform's plan for the same spec (planned first,
+ * not timed), made with the bare protocol and no checks. Only the moves are timed; for a scale-in the
+ * drained master is then removed by `redis-cli --cluster del-node`, not timed.
+ */
+const bareProtocol = (masters: (addrs: string[]) => string[]) => async (addrs: string[]): Promise<Timed> => {
+  const spec = join(work, "cluster.yaml");
+  const planFile = join(work, "bare.plan.json");
+  writeFileSync(spec, specYaml(masters(addrs)));
+  await shardform(["plan", spec, "--out", planFile]); // throws when it fails
+  const live = (await observeCluster({ seeds: [addrs[0]!] })).nodes.filter((n) => n.role === "master").map((n) => n.addr);
+  const secs = await bareMoves(planMoves(planFile), live);
+  for (const gone of live.filter((a) => !masters(addrs).includes(a))) {
+    await waitConsistent(addrs);
+    redisCli(["--cluster", "del-node", addrs[0]!, await nodeId(gone)]);
+  }
+  return { secs, peakMb: null, stdout: "", stderr: "" };
+};
+const BARE = "bare protocol, no checks (ceiling, moves only)";
+
 async function benchScaleOut(): Promise<void> {
   const movers: Mover[] = [
     { tool: `shardform apply ${EXTRA.join(" ")}`.trim(), reference: false, run: shardformApply((a) => a) },
+    { tool: BARE, reference: true, run: bareProtocol((a) => a) },
     ...PIPELINES.map((p) => ({
       tool: `redis-cli rebalance pipeline ${p}`,
       reference: true,
@@ -253,6 +277,7 @@ async function scaleInOnce(mover: Mover): Promise<void> {
 async function benchScaleIn(): Promise<void> {
   const movers: Mover[] = [
     { tool: `shardform apply ${EXTRA.join(" ")}`.trim(), reference: false, run: shardformApply((a) => a.slice(0, 3)) },
+    { tool: BARE, reference: true, run: bareProtocol((a) => a.slice(0, 3)) },
     ...PIPELINES.map((p) => ({
       tool: `redis-cli rebalance+del-node pipeline ${p}`,
       reference: true,
