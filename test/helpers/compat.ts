@@ -89,7 +89,7 @@ export function compatSuite(build: ServerBuild, base: number): void {
       const r = await runCli(["apply", f, "--auto-approve"]);
       expect(r.stdout).not.toMatch(/same host/);
       expect(r.stderr).toContain("Apply complete");
-      expect(r.code).toBe(0);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
       await populate(await observeCluster({ seeds: [a(0)] }), { keys: KEYS });
       await fullChecks(a(0), 6, KEYS, f, checks);
     });
@@ -115,7 +115,7 @@ export function compatSuite(build: ServerBuild, base: number): void {
       const p = await runCli(["plan", f]);
       expect(p.stdout).toMatch(/Warning: replica 127\.0\.0\.1:\d+ is on the same host as its master 127\.0\.0\.1:\d+/);
       const r = await runCli(["apply", f, "--auto-approve"]);
-      expect(r.code).toBe(0);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
       const c = await runCli(["check", "--seed", a(0)]);
       expect(c.stdout).toMatch(/Warning: replica 127\.0\.0\.1:\d+ is on the same host as its master/);
       expect(c.code).toBe(0);
@@ -125,7 +125,7 @@ export function compatSuite(build: ServerBuild, base: number): void {
     it("fails over: a replica becomes its shard's master", async () => {
       const f = spec("failover", [[3, [0, 7]], [1, [4]], [2, [5]], [6, []]]);
       const r = await runCli(["apply", f, "--auto-approve"]);
-      expect(r.code).toBe(0);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
       await fullChecks(a(0), 8, KEYS, f, checks);
     });
 
@@ -133,7 +133,7 @@ export function compatSuite(build: ServerBuild, base: number): void {
       const f = spec("in", [[3, [0, 7]], [1, [4]], [2, [5]]]);
       const r = await runCli(["apply", f, "--auto-approve"]);
       expect(r.stderr).toContain("Apply complete");
-      expect(r.code).toBe(0);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
       await fullChecks(a(0), 7, KEYS, f, checks);
     });
 
@@ -142,7 +142,7 @@ export function compatSuite(build: ServerBuild, base: number): void {
       const r = await runCli(["apply", f, "--auto-approve"]);
       expect(r.stdout + r.stderr).not.toMatch(/refused CLUSTER RESET SOFT/);
       expect(r.stderr).toContain("Apply complete");
-      expect(r.code).toBe(0);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
       await withNode(a(7), async (gone) => {
         const nodes = String(await gone.call("cluster", "nodes")).trim().split("\n");
         expect(nodes).toHaveLength(1);
