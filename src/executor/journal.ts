@@ -1,12 +1,12 @@
 /**
  * The checkpoint beside the plan: which steps are done and which are in flight (started, not known
  * to be finished). Written atomically whenever a unit of work starts or ends, so a crash leaves
- * either the old or the new journal. Steps are recorded by number, as ranges ("1-3,5-260").
+ * either the old or the new journal; a unit starts only once the journal naming it is in place. Steps are recorded by number, as ranges ("1-3,5-260").
  */
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { CheckpointError, InputError } from "../errors.js";
-import { writeAtomic } from "../util/atomic-write.js";
+import { writeAtomic, writeAtomicAsync } from "../util/atomic-write.js";
 
 export const JOURNAL_FORMAT_VERSION = 2;
 
@@ -96,11 +96,6 @@ export function readJournal(file: string): Journal | null {
   return j;
 }
 
-export function saveJournal(file: string, j: Journal): void {
-  j.updatedAt = new Date().toISOString();
-  writeAtomic(file, JSON.stringify(j, null, 2) + "\n");
-}
-
 /** The journal of one apply, kept in memory as sets of step ids and saved on every change. */
 export class JournalFile {
   readonly file: string;
@@ -123,18 +118,66 @@ export class JournalFile {
     return id;
   }
 
-  /** Throws CheckpointError when the file cannot be written (apply then stops softly: see walk). */
-  private flush(): void {
+  /**
+   * Writes are numbered as they are asked for, with the state of that moment; `inPlace` is the newest
+   * one renamed into place, set in the same tick as its rename, so that a write finishing late never
+   * replaces a newer one (writeAtomicAsync).
+   */
+  private issued = 0;
+  private inPlace = 0;
+  private readonly writing = new Set<Promise<void>>();
+
+  private text(): string {
     this.journal.done = numbersToRanges([...this.done].map(stepNumber));
     this.journal.inFlight = numbersToRanges([...this.inFlight].map(stepNumber));
+    this.journal.updatedAt = new Date().toISOString();
+    return JSON.stringify(this.journal, null, 2) + "\n";
+  }
+
+  private failed(err: unknown): CheckpointError {
+    return new CheckpointError(
+      `the checkpoint ${this.file} could not be written (${(err as Error).message}), so apply stopped: nothing new was started and the work in flight was finished. ` +
+        `Make the directory writable (or pass --state-dir DIR), then run the same apply again to continue.`,
+    );
+  }
+
+  /** Throws CheckpointError when the file cannot be written (apply then stops softly: see walk). */
+  private flush(): void {
+    const n = ++this.issued;
     try {
-      saveJournal(this.file, this.journal);
+      writeAtomic(this.file, this.text());
     } catch (err) {
-      throw new CheckpointError(
-        `the checkpoint ${this.file} could not be written (${(err as Error).message}), so apply stopped: nothing new was started and the work in flight was finished. ` +
-          `Make the directory writable (or pass --state-dir DIR), then run the same apply again to continue.`,
-      );
+      throw this.failed(err);
     }
+    this.inPlace = n;
+  }
+
+  /**
+   * The state as it is now, written off the main thread (its two fsyncs took tens of milliseconds of a
+   * scale-out's event loop). Resolves once it, or a newer state, is in place; rejects with a
+   * CheckpointError.
+   */
+  private flushSoon(): Promise<void> {
+    const n = ++this.issued;
+    const claim = (): boolean => {
+      if (n <= this.inPlace) return false;
+      this.inPlace = n;
+      return true;
+    };
+    const p = writeAtomicAsync(this.file, this.text(), claim).then(
+      () => undefined,
+      (err: unknown) => {
+        throw this.failed(err);
+      },
+    );
+    const tracked: Promise<void> = p.catch(() => undefined).finally(() => this.writing.delete(tracked));
+    this.writing.add(tracked);
+    return p;
+  }
+
+  /** Every write asked for has ended (the walk waits for this before it returns). */
+  async idle(): Promise<void> {
+    while (this.writing.size > 0) await Promise.all([...this.writing]);
   }
 
   save(): void {
@@ -153,16 +196,23 @@ export class JournalFile {
     this.flush();
   }
 
-  begin(ids: readonly string[]): void {
+  /** Records steps as in flight; their unit may start once this resolves (the journal naming them is in place). */
+  begin(ids: readonly string[]): Promise<void> {
     for (const id of ids) this.inFlight.add(id);
-    this.flush();
+    return this.flushSoon();
   }
 
-  complete(ids: readonly string[]): void {
+  /** Steps recorded by begin that did not start after all (apply stopped meanwhile): no longer in flight. */
+  unbegin(ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.inFlight.delete(id);
+    return this.flushSoon();
+  }
+
+  complete(ids: readonly string[]): Promise<void> {
     for (const id of ids) {
       this.inFlight.delete(id);
       this.done.add(id);
     }
-    this.flush();
+    return this.flushSoon();
   }
 }

@@ -82,28 +82,32 @@ export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx, run: 
   };
   const start = (unit: Unit): void => {
     const ids = unit.steps.map((s) => s.id);
-    try {
-      journal.begin(ids);
-    } catch (err) {
-      sched.abandon(unit);
-      fail(err);
-      return;
-    }
-    for (const s of unit.steps) ctx.emit({ type: "step-start", index: indexOf.get(s.id)!, id: s.id, kind: s.kind, text: describeStep(s) });
-    const t0 = performance.now();
+    let t0 = 0;
     if (unit.pair) windows.set(unit.steps[0]!.id, unit);
-    const p: Promise<void> = runWithRetry(unit, ctx, run)
+    // The journal names the unit's steps as in flight before the unit starts (written off the main
+    // thread: other units go on meanwhile). A failure or a stop meanwhile: the unit does not start,
+    // and the journal says so.
+    const p: Promise<void> = journal
+      .begin(ids)
+      .then(() => {
+        if (failure !== undefined || ctx.stop !== "none") {
+          journal.unbegin(ids).catch(fail);
+          throw new StopRequested();
+        }
+        for (const s of unit.steps) ctx.emit({ type: "step-start", index: indexOf.get(s.id)!, id: s.id, kind: s.kind, text: describeStep(s) });
+        t0 = performance.now();
+        return runWithRetry(unit, ctx, run);
+      })
       .then(
         () => {
           sched.complete(unit);
-          try {
-            journal.complete(ids);
-          } catch (err) {
-            fail(err);
-          }
           // Slots of a window share its time; other batched steps each took all of it.
           const ms = (performance.now() - t0) / (unit.kind === "migrate-slot" ? unit.steps.length : 1);
-          for (const s of unit.steps) ctx.emit({ type: "step-done", index: indexOf.get(s.id)!, id: s.id, kind: s.kind, skipped: false, ms });
+          // A step is told done once the journal says so (units that need it may start at once: their
+          // own record, written after this one was asked for, says it too).
+          journal.complete(ids).then(() => {
+            for (const s of unit.steps) ctx.emit({ type: "step-done", index: indexOf.get(s.id)!, id: s.id, kind: s.kind, skipped: false, ms });
+          }, fail);
         },
         (err: unknown) => {
           sched.abandon(unit);
@@ -126,15 +130,14 @@ export async function walk(plan: Plan, journal: JournalFile, ctx: ExecCtx, run: 
       }
     }
     if (failure === undefined && ctx.stop === "none") {
-      for (const u of sched.take(ctx.options.parallelism - running.size)) {
-        start(u);
-        if (failure !== undefined) break;
-      }
+      for (const u of sched.take(ctx.options.parallelism - running.size)) start(u);
     }
     if (running.size === 0) break;
     await Promise.race([...running, new Promise<void>((resolve) => (wake = resolve))]);
   }
   ctx.onWindowDrained = undefined;
+  // The last records are in place before the walk returns (a write that failed has called fail).
+  await journal.idle();
   if (failure !== undefined) throw failure;
   if (!sched.finished) {
     if (ctx.stop !== "none") throw new StopRequested();

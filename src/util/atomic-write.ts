@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /**
@@ -32,4 +33,44 @@ export function writeAtomic(file: string, text: string, mode = 0o600): void {
   } catch {
     // Some platforms cannot fsync a directory; the rename is still atomic.
   }
+}
+
+/**
+ * writeAtomic with the writing and both fsyncs off the main thread (in libuv's pool), for a file
+ * written often while other work goes on (the checkpoint). Writes of one file may end out of order:
+ * the temp file is renamed into place on the main thread, and only if `claim()` (called right before
+ * the rename, in the same tick) says that no newer content got there first; `claim` must record its
+ * own content as the newest at once. Resolves true when it was renamed into place, false when a newer
+ * content had been (the temp file is removed).
+ */
+export async function writeAtomicAsync(file: string, text: string, claim: () => boolean, mode = 0o600): Promise<boolean> {
+  const tmp = `${file}.tmp-${randomBytes(8).toString("hex")}`;
+  try {
+    const fh = await open(tmp, "wx", mode);
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if (!claim()) {
+      rmSync(tmp, { force: true });
+      return false;
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  try {
+    const dir = await open(dirname(file), "r");
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  } catch {
+    // As in writeAtomic: the rename is atomic all the same.
+  }
+  return true;
 }

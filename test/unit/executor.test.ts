@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { fork } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir, hostname } from "node:os";
 import { join } from "node:path";
 import { planSteps } from "../../src/planner/plan.js";
@@ -151,21 +151,47 @@ describe("scheduler", () => {
 });
 
 describe("journal", () => {
+  it("keeps the newest state when writes end out of order, also a write on the spot, and leaves no temp file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "shardform-journal-"));
+    const f = join(dir, "p.checkpoint.json");
+    const ids = Array.from({ length: 200 }, (_, k) => `${k + 1}-migrate-slot`);
+    const j = new JournalFile(f, newJournal("sha256:x", join(dir, "p.json")), ids);
+    // Many writes at once (libuv runs them side by side, so they end in any order), then one on the spot.
+    const writes: Promise<void>[] = [];
+    for (let k = 0; k < 100; k++) {
+      writes.push(j.begin([ids[k]!]));
+      if (k > 0) writes.push(j.complete([ids[k - 1]!]));
+    }
+    await Promise.all(writes);
+    await j.idle();
+    expect(readJournal(f)).toMatchObject({ done: "1-99", inFlight: "100" });
+    j.complete([ids[99]!]);
+    const late = j.begin([ids[100]!]); // asked for before the write on the spot: older
+    j.save();
+    await late;
+    await j.idle();
+    expect(readJournal(f)).toMatchObject({ done: "1-100", inFlight: "101" });
+    expect(readdirSync(dir).filter((n) => n.includes(".tmp-"))).toEqual([]);
+  });
+
   it("writes step numbers as ranges and reads them back", () => {
     expect(numbersToRanges([5, 1, 2, 3, 9, 10])).toBe("1-3,5,9-10");
     expect(rangesToNumbers("1-3,5,9-10")).toEqual([1, 2, 3, 5, 9, 10]);
     expect(rangesToNumbers("")).toEqual([]);
   });
 
-  it("records steps in flight and done, atomically, and refuses an older format with advice", () => {
+  it("records steps in flight and done, atomically, and refuses an older format with advice", async () => {
     const dir = mkdtempSync(join(tmpdir(), "shardform-journal-"));
     const f = join(dir, "p.checkpoint.json");
     const ids = ["1-meet", "2-meet", "3-replicate", "4-migrate-slot"];
     const j = new JournalFile(f, newJournal("sha256:x", join(dir, "p.json")), ids);
-    j.begin(["1-meet", "2-meet"]);
+    await j.begin(["1-meet", "2-meet"]);
     expect(readJournal(f)).toMatchObject({ done: "", inFlight: "1-2" });
-    j.complete(["1-meet", "2-meet"]);
-    j.begin(["4-migrate-slot"]);
+    await Promise.all([j.complete(["1-meet", "2-meet"]), j.begin(["4-migrate-slot"])]);
+    expect(readJournal(f)).toMatchObject({ done: "1-2", inFlight: "4" });
+    // A unit recorded but never started (apply stopped meanwhile) is no longer in flight.
+    await j.begin(["3-replicate"]);
+    await j.unbegin(["3-replicate"]);
     expect(readJournal(f)).toMatchObject({ done: "1-2", inFlight: "4" });
     const back = new JournalFile(f, readJournal(f)!, ids);
     expect([...back.done]).toEqual(["1-meet", "2-meet"]);
