@@ -1,7 +1,8 @@
 /**
  * The checkpoint beside the plan: which steps are done and which are in flight (started, not known
  * to be finished). Written atomically whenever a unit of work starts or ends, so a crash leaves
- * either the old or the new journal; a unit starts only once the journal naming it is in place. Steps are recorded by number, as ranges ("1-3,5-260").
+ * either the old or the new journal; a unit starts only once the journal naming it is in place.
+ * Steps are recorded by number, as ranges ("1-3,5-260").
  */
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";

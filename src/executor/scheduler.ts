@@ -38,9 +38,8 @@ export class Scheduler {
   private readonly running = new Set<number>();
   /** Windows in flight per source -> target pair. */
   private readonly pairUnits = new Map<string, number>();
-  /** Pairs with a window that has not drained yet (see release). */
-  private readonly movingPairs = new Set<string>();
-  private readonly moving = new Set<Unit>();
+  /** Each pair's window that has not drained yet (see release): one at most. */
+  private readonly moving = new Map<string, Unit>();
   private readonly window: number;
   /** Slots of one server-side migration (default: every ready slot of the pair). */
   private readonly atomicWindow: number;
@@ -99,7 +98,7 @@ export class Scheduler {
       const s = this.steps[i]!;
       const pair = this.pairs[i];
       if (pair !== undefined) {
-        if (this.movingPairs.has(pair) || (this.pairUnits.get(pair) ?? 0) >= WINDOWS_PER_PAIR) continue;
+        if (this.moving.has(pair) || (this.pairUnits.get(pair) ?? 0) >= WINDOWS_PER_PAIR) continue;
         const list = byPair.get(pair);
         if (!list) {
           byPair.set(pair, [i]);
@@ -126,8 +125,7 @@ export class Scheduler {
       const unit: Unit = { kind: steps[0]!.kind, steps, ...(what === "pair" ? { pair: name } : {}) };
       if (what === "pair") {
         this.pairUnits.set(name, (this.pairUnits.get(name) ?? 0) + 1);
-        this.movingPairs.add(name);
-        this.moving.add(unit);
+        this.moving.set(name, unit);
       }
       units.push(unit);
     }
@@ -139,8 +137,8 @@ export class Scheduler {
    * True when that freed the pair (false for a unit released before, or not a window).
    */
   release(unit: Unit): boolean {
-    if (!this.moving.delete(unit)) return false;
-    this.movingPairs.delete(unit.pair!);
+    if (!unit.pair || this.moving.get(unit.pair) !== unit) return false;
+    this.moving.delete(unit.pair);
     return true;
   }
 

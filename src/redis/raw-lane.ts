@@ -13,16 +13,13 @@ import type { Socket } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import { NodeTimeoutError, NodeUnreachableError } from "../errors.js";
 import type { Credentials } from "./connect.js";
-import { authError } from "./errors.js";
 import type { NodeAddr } from "./node-key.js";
-import { authCommand, encodeCommands, openSocket } from "./raw-pipeline.js";
+import { RespReader, bulkStrings, encodeCommands, loginCommands, loginError, openSocket } from "./raw-pipeline.js";
 
 const CR = 13;
 const MINUS = 45;
 const STAR = 42;
 const DOLLAR = 36;
-const COLON = 58;
-const PLUS = 43;
 
 /**
  * Where the reply that starts at `at` ends (the offset past it), or -1 when `buf` does not hold all
@@ -61,22 +58,12 @@ export function frameError(frame: Buffer): Error | null {
   return new Error(frame.toString("utf8", 1, frame.length - 2));
 }
 
-/** A reply that is not an array, as a value: an error, an integer, a (UTF-8) string, or null. */
+/** A reply that is not an array, as a value: an error, an integer, a (UTF-8) string, or null (as RespReader reads it). */
 export function frameValue(frame: Buffer): Error | number | string | null {
-  const err = frameError(frame);
-  if (err) return err;
-  const cr = frame.indexOf(CR);
-  const head = frame.toString("latin1", 1, cr);
-  switch (frame[0]) {
-    case COLON:
-      return Number(head);
-    case PLUS:
-      return head;
-    case DOLLAR:
-      return Number(head) < 0 ? null : frame.toString("utf8", cr + 2, frame.length - 2);
-    default:
-      throw new Error(`Protocol error: expected a simple reply, got ${JSON.stringify(frame.toString("latin1", 0, 20))}`);
-  }
+  if (frame[0] === STAR) throw new Error(`Protocol error: expected a simple reply, got ${JSON.stringify(frame.toString("latin1", 0, 20))}`);
+  const reader = new RespReader();
+  reader.feed(frame);
+  return reader.replies[0] as Error | number | string | null;
 }
 
 /** An array reply as its element count and the raw bytes of its elements (an error reply throws it). */
@@ -90,12 +77,7 @@ export function arrayFrame(frame: Buffer): { count: number; elements: Buffer } {
 
 /** A command whose last `count` arguments are raw bulk strings (`elements`, e.g. from arrayFrame). */
 export function commandWithRaw(head: readonly (string | number)[], count: number, elements: Buffer): Buffer[] {
-  let out = `*${head.length + count}\r\n`;
-  for (const a of head) {
-    const s = String(a);
-    out += `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
-  }
-  return [Buffer.from(out, "utf8"), elements];
+  return [Buffer.from(`*${head.length + count}\r\n${bulkStrings(head)}`, "utf8"), elements];
 }
 
 export interface RawLaneOptions {
@@ -146,16 +128,14 @@ export class RawLane {
     }
     const lane = new RawLane(addr, socket);
     const creds = opts.credentials;
-    const prefix: (string | number)[][] = [];
-    if (creds?.password) prefix.push(authCommand(creds.user, creds.password));
-    if (opts.db) prefix.push(["SELECT", opts.db]);
+    const prefix = loginCommands(creds, opts.db);
     if (opts.clientName) prefix.push(["CLIENT", "SETNAME", opts.clientName]);
     if (prefix.length > 0) {
       try {
         const frames = await lane.send([encodeCommands(prefix)], prefix.length, opts.timeoutMs, "logging in");
         frames.forEach((f, i) => {
           const err = frameError(f);
-          if (err) throw authError(addr, err, creds) ?? new NodeUnreachableError(addr, `${String(prefix[i]![0])} failed: ${err.message}`);
+          if (err) throw loginError(addr, prefix[i]!, err, creds);
         });
       } catch (err) {
         lane.close();

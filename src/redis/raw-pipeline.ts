@@ -18,14 +18,19 @@ import { parseNodeAddr, type NodeAddr } from "./node-key.js";
 
 export type Reply = string | number | null | Error | Reply[];
 
-/** One RESP command: an array of bulk strings. */
-export function resp(args: readonly (string | number)[]): string {
-  let out = `*${args.length}\r\n`;
+/** Arguments as RESP bulk strings, without the array's header. */
+export function bulkStrings(args: readonly (string | number)[]): string {
+  let out = "";
   for (const a of args) {
     const s = String(a);
     out += `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
   }
   return out;
+}
+
+/** One RESP command: an array of bulk strings. */
+export function resp(args: readonly (string | number)[]): string {
+  return `*${args.length}\r\n${bulkStrings(args)}`;
 }
 
 /** Encodes commands as RESP, one buffer for all. */
@@ -38,6 +43,19 @@ export function encodeCommands(commands: readonly (readonly (string | number)[])
 /** The AUTH command for a password (with the user name when there is one). */
 export function authCommand(user: string | undefined, password: string): string[] {
   return user ? ["AUTH", user, password] : ["AUTH", password];
+}
+
+/** What a raw connection sends before its commands: AUTH when there is a password, SELECT when the database is not 0. */
+export function loginCommands(creds: Credentials | undefined, db: number | undefined): (string | number)[][] {
+  const out: (string | number)[][] = [];
+  if (creds?.password) out.push(authCommand(creds.user, creds.password));
+  if (db) out.push(["SELECT", db]);
+  return out;
+}
+
+/** A login command's error reply, as the error of the connection: a refused password, or the command that failed. */
+export function loginError(addr: NodeAddr, command: readonly (string | number)[], reply: Error, creds: Credentials | undefined): Error {
+  return authError(addr, reply, creds) ?? new NodeUnreachableError(addr, `${String(command[0])} failed: ${reply.message}`);
 }
 
 const CR = 13;
@@ -146,9 +164,7 @@ export async function rawPipeline(addr: NodeAddr, commands: readonly (readonly (
   if (commands.length === 0) return [];
   const creds = opts.credentials;
   const tls = opts.tls;
-  const prefix: (string | number)[][] = [];
-  if (creds?.password) prefix.push(authCommand(creds.user, creds.password));
-  if (opts.db) prefix.push(["SELECT", opts.db]);
+  const prefix = loginCommands(creds, opts.db);
   const want = prefix.length + commands.length;
   const reader = new RespReader();
   let socket: Socket | undefined;
@@ -186,7 +202,7 @@ export async function rawPipeline(addr: NodeAddr, commands: readonly (readonly (
         for (let i = 0; i < Math.min(prefix.length, reader.replies.length); i++) {
           const r = reader.replies[i];
           if (r instanceof Error) {
-            fail(authError(addr, r, creds) ?? new NodeUnreachableError(addr, `${String(prefix[i]![0])} failed: ${r.message}`));
+            fail(loginError(addr, prefix[i]!, r, creds));
             return;
           }
         }

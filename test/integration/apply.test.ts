@@ -25,12 +25,14 @@ let sb: TestSandbox;
 let work: string;
 const a = (i: number) => `127.0.0.1:${BASE + i}`;
 
-function specFile(name: string, shards: { master: number; replicas?: number[] }[]): string {
+function specFile(name: string, shards: { master: number; replicas?: number[]; weight?: number; slots?: string[] }[]): string {
   const f = join(work, `${name}.yaml`);
   const lines = [`cluster:`, `  seeds: ["${a(0)}", "${a(3)}"]`, `shards:`];
   for (const s of shards) {
     lines.push(`  - master: ${a(s.master)}`);
     if (s.replicas?.length) lines.push(`    replicas: [${s.replicas.map(a).join(", ")}]`);
+    if (s.weight !== undefined) lines.push(`    weight: ${s.weight}`);
+    if (s.slots) lines.push(`    slots: [${s.slots.map((r) => `"${r}"`).join(", ")}]`);
   }
   writeFileSync(f, lines.join("\n") + "\n");
   return f;
@@ -219,17 +221,11 @@ describe("apply on a real cluster", () => {
   });
 
   it("applies weights and pinned slots", async () => {
-    const f = join(work, "weights.yaml");
-    writeFileSync(
-      f,
-      [
-        `cluster: { seeds: ["${a(0)}"] }`,
-        `shards:`,
-        `  - { master: ${a(3)}, replicas: [${a(0)}, ${a(7)}], slots: ["0-999"] }`,
-        `  - { master: ${a(1)}, replicas: [${a(4)}], weight: 2 }`,
-        `  - { master: ${a(6)}, weight: 1 }`,
-      ].join("\n") + "\n",
-    );
+    const f = specFile("weights", [
+      { master: 3, replicas: [0, 7], slots: ["0-999"] },
+      { master: 1, replicas: [4], weight: 2 },
+      { master: 6, weight: 1 },
+    ]);
     await planAndApply(f);
     const o = await expectHealthy(a(0), 6);
     const count = (addr: string) => o.nodes.find((n) => n.addr === addr)!.slots.reduce((s, [x, y]) => s + y - x + 1, 0);
@@ -296,17 +292,11 @@ describe("apply on a real cluster", () => {
 
   it("replaces a master by a new node in one edit: the node joins as its replica, syncs and takes over, the old master is forgotten; no key moves, even when the shard's replica is slow to follow the new master", async () => {
     // a(1) (weight 2, replica a(4)) is replaced by a(2), removed and reset by the scale-in above.
-    const f = join(work, "replace.yaml");
-    writeFileSync(
-      f,
-      [
-        `cluster: { seeds: ["${a(0)}"] }`,
-        `shards:`,
-        `  - { master: ${a(3)}, replicas: [${a(0)}, ${a(7)}], slots: ["0-999"] }`,
-        `  - { master: ${a(2)}, replicas: [${a(4)}], weight: 2 }`,
-        `  - { master: ${a(6)}, replicas: [${a(8)}], weight: 1 }`,
-      ].join("\n") + "\n",
-    );
+    const f = specFile("replace", [
+      { master: 3, replicas: [0, 7], slots: ["0-999"] },
+      { master: 2, replicas: [4], weight: 2 },
+      { master: 6, replicas: [8], weight: 1 },
+    ]);
     const before = await observeCluster({ seeds: [a(0)] });
     const oldSlots = before.nodes.find((n) => n.addr === a(1))!.slots;
     const planFile = join(work, "replace.plan.json");

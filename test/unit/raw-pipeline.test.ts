@@ -87,7 +87,7 @@ describe("the raw lane's frames: replies kept as their bytes", () => {
     expect(() => arrayFrame(Buffer.from(":3\r\n"))).toThrow(/expected an array reply/);
     expect(frameValue(Buffer.from(":42\r\n"))).toBe(42);
     expect(frameValue(Buffer.from("+OK\r\n"))).toBe("OK");
-    expect(frameValue(Buffer.from("$11\r\nloading:0\r\né\r\n", "utf8"))).toBe("loading:0\r\né");
+    expect(frameValue(Buffer.from("$13\r\nloading:0\r\né\r\n", "utf8"))).toBe("loading:0\r\né");
     expect(frameValue(Buffer.from("$-1\r\n"))).toBeNull();
     expect(frameValue(Buffer.from("-CLUSTERDOWN The cluster is down\r\n"))).toEqual(new Error("CLUSTERDOWN The cluster is down"));
     expect(() => frameValue(Buffer.from("*0\r\n"))).toThrow(/expected a simple reply/);
