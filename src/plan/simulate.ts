@@ -19,6 +19,8 @@ export interface Model {
   nodes: Map<string, ModelNode>;
   /** Owner id of each slot, or null. */
   owner: (string | null)[];
+  /** How many slots each node owns (kept with `owner` by applyStep). */
+  slotCount: Map<string, number>;
 }
 
 export class InvalidTransitionError extends Error {}
@@ -32,7 +34,9 @@ export function modelFromObserved(o: ObservedCluster): Model {
   }
   // Until an interrupted move is finished, its source owns the slot (the target may claim it early).
   for (const m of openMoves(o)) if (m.from) owner[m.slot] = m.from;
-  return { nodes, owner };
+  const slotCount = new Map<string, number>();
+  for (const id of owner) if (id !== null) slotCount.set(id, (slotCount.get(id) ?? 0) + 1);
+  return { nodes, owner, slotCount };
 }
 
 export function slotsOf(m: Model, id: string): SlotRange[] {
@@ -41,7 +45,7 @@ export function slotsOf(m: Model, id: string): SlotRange[] {
   return toRanges(out);
 }
 
-export function replicasOf(m: Model, id: string): ModelNode[] {
+export function replicasOf(m: Pick<Model, "nodes">, id: string): ModelNode[] {
   return [...m.nodes.values()].filter((x) => x.masterId === id && x.id !== id);
 }
 
@@ -52,7 +56,16 @@ function member(m: Model, ref: NodeRef, step: Step): ModelNode {
 }
 
 function ownsAny(m: Model, id: string): boolean {
-  return m.owner.includes(id);
+  return (m.slotCount.get(id) ?? 0) > 0;
+}
+
+/** Gives `slot` to `id` (or to nobody), keeping the slot counts. */
+function setOwner(m: Model, slot: number, id: string | null): void {
+  const was = m.owner[slot] ?? null;
+  if (was === id) return;
+  if (was !== null) m.slotCount.set(was, (m.slotCount.get(was) ?? 0) - 1);
+  if (id !== null) m.slotCount.set(id, (m.slotCount.get(id) ?? 0) + 1);
+  m.owner[slot] = id;
 }
 
 /** Applies one step to the model, or throws InvalidTransitionError when it would break the cluster. */
@@ -72,7 +85,7 @@ export function applyStep(m: Model, step: Step): void {
       for (const [a, b] of step.ranges)
         for (let s = a; s <= b; s++) {
           if (m.owner[s] !== null) throw new InvalidTransitionError(`step ${step.id}: slot ${s} already has an owner`);
-          m.owner[s] = n.id;
+          setOwner(m, s, n.id);
         }
       return;
     }
@@ -81,7 +94,7 @@ export function applyStep(m: Model, step: Step): void {
       const to = member(m, step.to, step);
       if (m.owner[step.slot] !== from.id) throw new InvalidTransitionError(`step ${step.id}: slot ${step.slot} is not owned by ${from.addr}`);
       if (to.role !== "master") throw new InvalidTransitionError(`step ${step.id}: target ${to.addr} is a replica`);
-      m.owner[step.slot] = to.id;
+      setOwner(m, step.slot, to.id);
       return;
     }
     case "replicate": {
@@ -99,7 +112,7 @@ export function applyStep(m: Model, step: Step): void {
       const r = member(m, step.replica, step);
       const old = member(m, step.master, step);
       if (r.role !== "replica" || r.masterId !== old.id) throw new InvalidTransitionError(`step ${step.id}: ${r.addr} is not a replica of ${old.addr}`);
-      for (let s = 0; s < SLOT_COUNT; s++) if (m.owner[s] === old.id) m.owner[s] = r.id;
+      for (let s = 0; s < SLOT_COUNT; s++) if (m.owner[s] === old.id) setOwner(m, s, r.id);
       for (const x of m.nodes.values()) if (x.role === "replica" && x.masterId === old.id) x.masterId = r.id;
       r.role = "master";
       r.masterId = null;
@@ -134,13 +147,15 @@ export function simulate(o: ObservedCluster, steps: readonly Step[]): Model {
 /**
  * What a step reads and writes, as resource names, in the model as it stands just before the step:
  * "node:<id>" (role, master, membership), "replicas:<id>" (the set of a master's replicas),
- * "slot:<n>" (the owner of a slot). A step that writes a resource must come after every earlier
+ * "slot:<n>" (the owner of a slot), "strays:<id>" (the keys a master holds of slots it does not own,
+ * which it keeps only while it owns a slot). A step that writes a resource must come after every earlier
  * step that reads or writes it; a step that reads one, after the last earlier step that wrote it.
  */
 export function effects(m: Model, step: Step): { reads: string[]; writes: string[] } {
   const node = (id: string): string => `node:${id}`;
   const replicas = (id: string): string => `replicas:${id}`;
   const slot = (s: number): string => `slot:${s}`;
+  const strays = (id: string): string => `strays:${id}`;
   switch (step.kind) {
     case "reset-node":
       return { reads: [], writes: [node(step.node.id)] };
@@ -151,8 +166,13 @@ export function effects(m: Model, step: Step): { reads: string[]; writes: string
     case "migrate-slot":
       // Keys move into a shard only once the plan's new replicas of its master are in sync: a replica
       // still in its first sync (offset 0) may be promoted if the master stalls, and every key moved
-      // into the master so far would go with it.
-      return { reads: [node(step.from.id), node(step.to.id), replicas(step.to.id)], writes: [slot(step.slot)] };
+      // into the master so far would go with it. A move that takes the source's last slot makes Redis
+      // turn the source into a replica of the target (replica migration), which flushes its data: it
+      // comes after the steps that move stray keys off the source.
+      return {
+        reads: [node(step.from.id), node(step.to.id), replicas(step.to.id)],
+        writes: [slot(step.slot), ...(m.owner[step.slot] === step.from.id && m.slotCount.get(step.from.id) === 1 ? [strays(step.from.id)] : [])],
+      };
     case "replicate": {
       const old = m.nodes.get(step.replica.id)?.masterId;
       return { reads: [node(step.master.id), replicas(step.replica.id)], writes: [node(step.replica.id), replicas(step.master.id), ...(old ? [replicas(old)] : [])] };
@@ -164,8 +184,8 @@ export function effects(m: Model, step: Step): { reads: string[]; writes: string
       return { reads: [], writes: [node(step.replica.id), node(step.master.id), replicas(step.master.id), replicas(step.replica.id), ...followers, ...owned] };
     }
     case "move-stray-keys":
-      // Before anything else moves the slot or changes either node.
-      return { reads: [node(step.from.id), node(step.to.id)], writes: [slot(step.slot)] };
+      // Before anything else moves the slot or changes either node, or empties the holder of slots.
+      return { reads: [node(step.from.id), node(step.to.id), strays(step.from.id)], writes: [slot(step.slot)] };
     case "forget-node": {
       const master = m.nodes.get(step.node.id)?.masterId;
       return { reads: [replicas(step.node.id)], writes: [node(step.node.id), ...(master ? [replicas(master)] : [])] };

@@ -34,6 +34,10 @@
  *     the replica knew of, not one just handed over. The holder got those keys only by replicating the
  *     owner and never served them; the owner got every write since. The holder's copies are stale:
  *     deleted (drop), not moved (a key the owner deleted since must not come back).
+ *     A move that takes the holder's last slot waits for its stray keys to be gone: Redis makes a
+ *     master left without slots a replica of the node that took its last slot, flushing what it held
+ *     (plan/simulate.ts, "strays:<id>"). A split shard's holder that follows the owner now holds the
+ *     owner's data: no stale copy is left.
  *     Keys of unknown origin are refused, for a person to decide.
  * 10. The server's own slot migration (Valkey 9+ CLUSTER MIGRATESLOTS) keeps a slot's keys on its source
  *     until the server hands the slot over, and rolls back when it fails: the slot then stays the
@@ -300,6 +304,14 @@ export function strayOrigin(holder: string, owner: string, slot: number, moves: 
 /** Whether `node` was promoted from a replica of `from`: its previous replication id is `from`'s current one (rule 9). */
 export function promotedFrom(node: { replId2?: string }, from: { replId?: string }): boolean {
   return node.replId2 !== undefined && node.replId2 === from.replId;
+}
+
+/**
+ * Rule 9, a split shard: no stale copy is left on `holder` once it follows `owner` (the cluster made it
+ * the owner's replica when it gave away its last slot, or failed the shard back): it holds the owner's data.
+ */
+export function staleCopiesGone(holder: { role: Role; masterId: string | null }, owner: string): boolean {
+  return holder.role === "replica" && holder.masterId === owner;
 }
 
 /**

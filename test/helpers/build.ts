@@ -87,12 +87,13 @@ export function failOver(master: ObservedNode, replica: ObservedNode): void {
  * A shard split by a failover (safety rule 9): slot 100 moved from 7000 to 7001; 7001's replica 7004 was
  * promoted knowing only 5461-10922, so 7001 kept slot 100 alone, and 7004 holds `keys` copies of its
  * keys. 7004's previous replication id is `replId2` (7001's current one is "r7001": they match by default).
+ * `ownerKept` and `holderTook` change which slots each half of the shard has (slot 100 stays 7001's).
  */
-export function splitShard(keys: number, replId2 = "r7001"): ObservedCluster {
+export function splitShard(keys: number, replId2 = "r7001", ownerKept: string[] = ["100-100"], holderTook = ["5461-10922"]): ObservedCluster {
   const o = observed([
     { addr: A(7000), slots: ["0-99", "101-5460"], replicas: [A(7003)] },
-    { addr: A(7001), slots: ["100-100"] },
-    { addr: A(7004), slots: ["5461-10922"] },
+    { addr: A(7001), slots: ownerKept },
+    { addr: A(7004), slots: holderTook },
     { addr: A(7002), slots: ["10923-16383"], replicas: [A(7005)] },
   ]);
   const n = (a: string) => o.nodes.find((x) => x.addr === a)!;

@@ -21,6 +21,10 @@ import { startNodes, waitConsistent, type TestSandbox } from "../helpers/cluster
 import { runCli } from "../helpers/cli.js";
 import { fullChecks } from "../helpers/verify.js";
 import { withNode } from "../helpers/node.js";
+import { applyPlan } from "../../src/executor/apply.js";
+import { DEFAULT_EXEC_OPTIONS } from "../../src/executor/context.js";
+import type { ProgressEvent } from "../../src/executor/progress.js";
+import { readPlan } from "../../src/plan/file.js";
 
 // Ports 20920-20925 (bus 30920-30925): this file's own range.
 const BASE = 20920;
@@ -30,37 +34,50 @@ let work: string;
 const a = (i: number) => `127.0.0.1:${BASE + i}`;
 const all = [0, 1, 2, 3, 4, 5].map(a);
 
-function specFile(name: string, weight1 = 1): string {
+/** Three shards; a(1)'s weighted `weight1`, or pinned to `slots1`. */
+function specFile(name: string, weight1 = 1, slots1?: string[]): string {
   const f = join(work, `${name}.yaml`);
   const lines = [`cluster:`, `  seeds: ["${a(0)}"]`, `shards:`];
-  for (const [m, r] of [[0, 3], [1, 4], [2, 5]] as const) lines.push(`  - master: ${a(m)}`, ...(m === 1 && weight1 !== 1 ? [`    weight: ${weight1}`] : []), `    replicas: [${a(r)}]`);
+  for (const [m, r] of [[0, 3], [1, 4], [2, 5]] as const) {
+    lines.push(`  - master: ${a(m)}`, `    replicas: [${a(r)}]`);
+    if (m === 1 && weight1 !== 1) lines.push(`    weight: ${weight1}`);
+    if (m === 1 && slots1) lines.push(`    slots: [${slots1.map((x) => `"${x}"`).join(", ")}]`);
+  }
   writeFileSync(f, lines.join("\n") + "\n");
   return f;
 }
 
 const myId = (addr: string): Promise<string> => withNode(addr, async (c) => String(await c.call("cluster", "myid")));
 
-/**
- * Moves `slot` from a(0) to a(1) key by key, then gives it to a(1) and at once makes a(1)'s replica
- * a(4) take over, before a(1)'s next heartbeat tells a(4) of the slot. True when the shard split
- * (a(1) kept the slot as a master); false when a(4) heard of it in time and took it too.
- */
-async function moveAndTakeOver(slot: number): Promise<boolean> {
-  const [x, t] = [await myId(a(0)), await myId(a(1))];
-  // 200 keys of the slot besides the test keys: {tag}:0 .. {tag}:199.
-  let tag = 0;
-  while (calculateSlot(`{s${tag}}`) !== slot) tag++;
-  await withNode(a(0), (c) => c.pipeline(Array.from({ length: 200 }, (_, i) => ["set", `{s${tag}}:${i}`, `v${i}`])));
-  await withNode(a(1), (c) => c.call("cluster", "setslot", slot, "importing", x));
-  await withNode(a(0), async (c) => {
+/** Moves `slot` from a(`from`) to a(`to`) key by key, leaving it open on both (SETSLOT NODE is the caller's). */
+async function moveKeys(slot: number, from: number, to: number): Promise<void> {
+  const [x, t] = [await myId(a(from)), await myId(a(to))];
+  await withNode(a(to), (c) => c.call("cluster", "setslot", slot, "importing", x));
+  await withNode(a(from), async (c) => {
     await c.call("cluster", "setslot", slot, "migrating", t);
     for (;;) {
       const keys = (await c.call("cluster", "getkeysinslot", slot, 100)) as string[];
       if (keys.length === 0) break;
-      await c.call("migrate", "127.0.0.1", BASE + 1, "", 0, 5000, "keys", ...keys);
+      await c.call("migrate", "127.0.0.1", BASE + to, "", 0, 5000, "keys", ...keys);
     }
   });
-  // The replica has every key of the slot before the handover.
+}
+
+/**
+ * Moves `slots` from a(0) to a(1) key by key, then gives them to a(1) and at once makes a(1)'s replica
+ * a(4) take over, before a(1)'s next heartbeat tells a(4) of them. True when the shard split
+ * (a(1) kept those slots as a master); false when a(4) heard of them in time and took them too.
+ */
+async function moveAndTakeOver(...slots: number[]): Promise<boolean> {
+  const t = await myId(a(1));
+  for (const slot of slots) {
+    // 200 keys of the slot besides the test keys: {tag}:0 .. {tag}:199.
+    let tag = 0;
+    while (calculateSlot(`{s${tag}}`) !== slot) tag++;
+    await withNode(a(0), (c) => c.pipeline(Array.from({ length: 200 }, (_, i) => ["set", `{s${tag}}:${i}`, `v${i}`])));
+    await moveKeys(slot, 0, 1);
+  }
+  // The replica has every key of the slots before the handover.
   expect(await withNode(a(1), (c) => c.call("wait", 1, 5000))).toBe(1);
   // a(1)'s links to a(4) are cut, so that no heartbeat tells a(4) of the slot until they are made
   // again (within 100 ms); the import is closed first, so that taking the slot bumps no epoch.
@@ -68,22 +85,24 @@ async function moveAndTakeOver(slot: number): Promise<boolean> {
   await bothLinksUp(a(1), r4);
   await withNode(a(4), async (r) => {
     await withNode(a(1), async (c) => {
-      const res = await c.pipeline([["debug", "clusterlink", "kill", "all", r4], ["cluster", "setslot", slot, "stable"], ["cluster", "setslot", slot, "node", t]]);
+      const res = await c.pipeline([["debug", "clusterlink", "kill", "all", r4], ...slots.flatMap((slot) => [["cluster", "setslot", slot, "stable"], ["cluster", "setslot", slot, "node", t]])]);
       for (const [err] of res) if (err) throw err;
     });
     await r.call("cluster", "failover", "takeover");
   });
-  for (const m of [a(0), a(2)]) await withNode(m, (c) => c.call("cluster", "setslot", slot, "node", t));
+  for (const m of [a(0), a(2)]) for (const slot of slots) await withNode(m, (c) => c.call("cluster", "setslot", slot, "node", t));
   for (let i = 0; i < 100; i++) {
     const o = await observeCluster({ seeds: [a(0)] });
     const [t1, r4] = [o.nodes.find((n) => n.addr === a(1))!, o.nodes.find((n) => n.addr === a(4))!];
     if (o.disagreements.length === 0 && r4.role === "master") {
       if (t1.role === "replica") return false;
-      if (t1.slots.length > 0 && t1.slots.every(([p, q]) => p === slot && q === slot)) return true;
+      const kept = t1.slots.flatMap(([p, q]) => Array.from({ length: q - p + 1 }, (_, i) => p + i));
+      if (kept.length > 0 && kept.every((x) => slots.includes(x))) return true;
     }
     await sleep(100);
   }
-  throw new Error("the cluster did not settle after the takeover");
+  const o = await observeCluster({ seeds: [a(0)] });
+  throw new Error(`the cluster did not settle after the takeover: ${JSON.stringify(o.nodes.map((n) => [n.addr, n.role, n.slots]))} ${o.disagreements.join("; ")}`);
 }
 
 /**
@@ -174,5 +193,68 @@ describe("a shard split by a failover right after a slot was handed over", { tim
     // The two test keys changed after the split are written back with their values for the full checks.
     await populate(await observeCluster({ seeds: [a(0)] }), { keys: KEYS });
     await fullChecks(a(0), 6, KEYS, spec);
+  });
+
+  it("the holder gives away its last slot while its stale copies are deleted (Redis makes it a replica of the owner): the step finds nothing left to delete, and apply completes", async () => {
+    // a(1)'s shard pinned to slot 5461; a plan (never applied) that pins it to 5461 and two slots of a(0) is the history.
+    const pinned = specFile("pinned", 1, ["5461"]);
+    expect((await runCli(["apply", pinned, "--auto-approve"])).code).toBe(0);
+    const ofA0 = (await observeCluster({ seeds: [a(0)] })).nodes.find((n) => n.addr === a(0))!.slots[0]![0];
+    let split: [number, number] | null = null;
+    let whole = "";
+    for (const x of [ofA0, ofA0 + 2, ofA0 + 4]) {
+      whole = specFile("pinned-more", 1, ["5461", `${x}-${x + 1}`]);
+      const history = join(work, "pinned-more.plan.json");
+      expect((await runCli(["plan", whole, "--out", history])).code).toBe(0);
+      if (await moveAndTakeOver(x, x + 1)) {
+        split = [x, x + 1];
+        break;
+      }
+      expect((await runCli(["apply", pinned, "--auto-approve"])).code).toBe(0);
+    }
+    expect(split).not.toBeNull();
+    // a(4), promoted, owns only 5461; a(1) kept the two slots, and a(4) holds stale copies of their keys.
+    const fix = join(work, "pinned-fix.plan.json");
+    expect((await runCli(["plan", whole, "--history", join(work, "pinned-more.plan.json"), "--out", fix])).code).toBe(0);
+    const plan = readPlan(fix);
+    const drops = plan.steps.filter((x) => x.kind === "move-stray-keys");
+    const last = plan.steps.find((x) => x.kind === "migrate-slot" && x.slot === 5461)!;
+    expect(drops.map((x) => x.kind === "move-stray-keys" && x.from.addr)).toEqual([a(4), a(4)]);
+    expect(last).toMatchObject({ from: { addr: a(4) }, to: { addr: a(1) } });
+    // The move of the holder's last slot waits for the deletes (Redis would flush the holder under them).
+    expect(last.needs).toEqual(expect.arrayContaining(drops.map((x) => x.id)));
+
+    // Under the first delete, the cluster makes the holder a replica of the owner: slot 5461 is moved by
+    // hand, and a(4), left without slots, follows the node that took its last slot.
+    const notes: string[] = [];
+    let demoted = false;
+    const err = await applyPlan(plan, {
+      planFile: fix,
+      restart: false,
+      access: {},
+      exec: DEFAULT_EXEC_OPTIONS,
+      emit: (e: ProgressEvent) => {
+        if (e.type === "note") notes.push(e.message);
+      },
+      onContext: (ctx) => {
+        ctx.failpointHook = async (point) => {
+          if (point !== "strays:drop" || demoted) return;
+          demoted = true;
+          await moveKeys(5461, 4, 1);
+          const t = await myId(a(1));
+          for (const n of [a(1), a(4), a(0), a(2)]) await withNode(n, (c) => c.call("cluster", "setslot", 5461, "node", t));
+          for (let i = 0; i < 200 && !/role:slave/.test(String(await withNode(a(4), (c) => c.call("info", "replication")))); i++) await sleep(50);
+          expect(String(await withNode(a(4), (c) => c.call("info", "replication")))).toMatch(/role:slave/);
+        };
+      },
+    }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(demoted).toBe(true);
+    expect(err).toBeNull();
+    expect(notes.join("\n")).toContain(`${a(4)} is a replica of ${a(1)} now, so it holds ${a(1)}'s data and no stale copy is left to delete`);
+    await waitConsistent(all);
+    await fullChecks(a(0), 6, KEYS, whole);
   });
 });

@@ -460,6 +460,17 @@ describe("a shard split by a failover: stale copies on the promoted replica (saf
     expect(steps[3]).toMatchObject({ replica: { addr: A(7001) }, master: { addr: A(7004) } });
     simulate(split(), steps);
   });
+  it("are deleted before a move takes the holder's last slot (Redis then makes the holder a replica of the target, flushing its keys), while the other moves out of it need not wait", () => {
+    // 7004 (the promoted holder) keeps only 10001-10922: the shard is made whole on 7001, and the move of 7004's last slot empties it.
+    const o = splitShard(12, undefined, ["100-100", "5461-10000"], ["10001-10922"]);
+    const { steps } = planSteps(want(), o, { history: earlier });
+    const drop = steps.find((x) => x.kind === "move-stray-keys")!;
+    const outOfHolder = steps.filter((x): x is Extract<Step, { kind: "migrate-slot" }> => x.kind === "migrate-slot" && x.from.addr === A(7004));
+    expect(outOfHolder.map((x) => x.slot)).toEqual(Array.from({ length: 922 }, (_, i) => 10001 + i));
+    expect(outOfHolder.at(-1)!.needs).toContain(drop.id);
+    expect(outOfHolder.slice(0, -1).every((x) => !x.needs.includes(drop.id))).toBe(true);
+    simulate(o, steps);
+  });
   it("are refused when the replication ids do not show the promotion, or no plan moved the slot into that shard", () => {
     expect(() => planSteps(want(), split("other"), { history: earlier })).toThrow(/7004 holds 12 key\(s\) of slot 100/);
     expect(() => planSteps(want(), split())).toThrow(/--history THAT_PLAN\.json/);

@@ -1,7 +1,7 @@
 /** The safety rules (src/safety/rules.ts) as pure functions over what nodes report. */
 import { describe, expect, it } from "vitest";
 import type { NodeEntry } from "../../src/redis/cluster-nodes.js";
-import { busyKeyWinner, entriesOf, keyCount, pastMoves, shardServer, shardSwaps, slotClaimants, staleCopies, strayOrigin, withRenames, withSwaps } from "../../src/safety/rules.js";
+import { busyKeyWinner, entriesOf, keyCount, pastMoves, shardServer, shardSwaps, slotClaimants, staleCopies, staleCopiesGone, strayOrigin, withRenames, withSwaps } from "../../src/safety/rules.js";
 import type { ObservedCluster } from "../../src/observe/types.js";
 import type { Step } from "../../src/plan/types.js";
 
@@ -187,5 +187,10 @@ describe("staleCopies: a shard split by a failover (rule 9)", () => {
     expect(staleCopies({ id: R }, { id: T, replId: "t1" }, 7, moves)).toBeNull();
     expect(staleCopies({ id: R, replId2: "t1" }, { id: T, replId: "t1" }, 8, moves)).toBeNull();
     expect(staleCopies({ id: R, replId2: "t1" }, { id: T, replId: "t1" }, 7, [{ slot: 7, from: [M], to: [T] }])).toBeNull();
+  });
+  it("none is left once the holder follows the owner (it holds the owner's data); not while it is a master, nor as a replica of another node (not this rule's case)", () => {
+    expect(staleCopiesGone({ role: "replica", masterId: T }, T)).toBe(true);
+    expect(staleCopiesGone({ role: "master", masterId: null }, T)).toBe(false);
+    expect(staleCopiesGone({ role: "replica", masterId: M }, T)).toBe(false);
   });
 });

@@ -12,14 +12,14 @@
  * promoted from the owner's data.
  * Idempotent: run again (resume), it finds what is left and goes on.
  */
-import { ClusterChangedError, StepFailedError } from "../../errors.js";
+import { ClusterChangedError, FailoverPendingError, StepFailedError } from "../../errors.js";
 import { describe, type NodeClient } from "../../redis/connect.js";
 import { transientCause } from "../../redis/errors.js";
 import { parseNodeAddr } from "../../redis/node-key.js";
 import { parseInfo, replicationIds } from "../../redis/cluster-nodes.js";
 import type { StepOf } from "../../plan/types.js";
-import { ownsSlot, promotedFrom } from "../../safety/rules.js";
-import type { ExecCtx } from "../context.js";
+import { ownsSlot, promotedFrom, staleCopiesGone } from "../../safety/rules.js";
+import { StopRequested, type ExecCtx } from "../context.js";
 import { failpoint } from "../failpoints.js";
 import { migrateAuth, pipelinedMigrateTimeoutMs } from "./migrate-slots.js";
 
@@ -35,10 +35,30 @@ async function moveOne(s: StrayStep, ctx: ExecCtx): Promise<void> {
     new ClusterChangedError(`the stray keys of slot ${s.slot} on ${s.from.addr} were not moved: ${why}. The cluster changed since the plan: check it with \`shardform check\`, then plan again`);
   if (owner.role !== "master" || !ownsSlot(owner, s.slot)) throw changed(`${s.to.addr} no longer owns the slot`);
   if (owner.migrating.some((m) => m.slot === s.slot) || owner.importing.some((m) => m.slot === s.slot)) throw changed(`the slot is open on ${s.to.addr}`);
-  if (me.role !== "master") throw changed(`${s.from.addr} is a replica now, holding its master's data`);
+  if (me.role !== "master") {
+    if (s.drop && staleCopiesGone(me, s.to.id)) {
+      ctx.emit({ type: "note", message: `slot ${s.slot}: ${s.from.addr} is a replica of ${s.to.addr} now, so it holds ${s.to.addr}'s data and no stale copy is left to delete` });
+      return;
+    }
+    throw changed(`${s.from.addr} is a replica now, holding its master's data`);
+  }
   if (ownsSlot(me, s.slot)) throw changed(`${s.from.addr} owns the slot now`);
   if (me.migrating.some((m) => m.slot === s.slot) || me.importing.some((m) => m.slot === s.slot && m.peerId !== s.to.id)) throw changed(`the slot is open on ${s.from.addr}`);
 
+  try {
+    await act(s, ctx, me.importing.some((m) => m.slot === s.slot), changed);
+  } catch (err) {
+    if (err instanceof StopRequested || transientCause(err)) throw err;
+    // The holder turned replica under the step (the cluster demoted it): a state that passes; run again,
+    // the step then finds what the holder is (see above).
+    const now = await ctx.reads.selfOf(s.from).catch(() => null);
+    if (now && now.role !== "master") throw new FailoverPendingError(`${s.from.addr} became a replica of ${now.masterId?.slice(0, 8) ?? "-"} during the step (${describe(err)})`);
+    throw err;
+  }
+}
+
+/** The step's actions, once the checks passed; `importing`: the holder has the slot open already (resume). */
+async function act(s: StrayStep, ctx: ExecCtx, importing: boolean, changed: (why: string) => ClusterChangedError): Promise<void> {
   const c = await ctx.conn(s.from.addr);
   const dst = await ctx.conn(s.to.addr);
   if (s.drop) {
@@ -46,7 +66,7 @@ async function moveOne(s: StrayStep, ctx: ExecCtx): Promise<void> {
     const [mine, theirs] = await Promise.all([c.call("info", "replication"), dst.call("info", "replication")]);
     if (!promotedFrom(replicationIds(parseInfo(String(mine))), replicationIds(parseInfo(String(theirs))))) throw changed(`${s.from.addr} is no longer a replica promoted from ${s.to.addr}'s data`);
   }
-  if (!me.importing.some((m) => m.slot === s.slot)) await c.call("cluster", "setslot", s.slot, "importing", s.to.id);
+  if (!importing) await c.call("cluster", "setslot", s.slot, "importing", s.to.id);
   if (s.drop) return dropStale(s, c, ctx);
   const at = (await ctx.reads.view(s.from.addr)).find((e) => e.id === s.to.id)?.addr ?? s.to.addr;
   const { host, port } = parseNodeAddr(at);
@@ -103,6 +123,7 @@ async function dropStale(s: StrayStep, c: NodeClient, ctx: ExecCtx): Promise<voi
     if (ctx.stop === "hard") return;
     const keys = (await c.callBuffer("cluster", "getkeysinslot", s.slot, ctx.options.pipeline)) as Buffer[];
     if (keys.length === 0) break;
+    await failpoint(ctx, "strays:drop");
     const res = await c.pipelineBuffer(keys.flatMap((k) => [["asking"], ["del", k]]));
     const err = res.find(([e]) => e)?.[0];
     if (err) throw new StepFailedError(s.id, s.kind, `deleting the stale keys of slot ${s.slot} on ${s.from.addr} failed: ${describe(err)}; run apply again`);
