@@ -11,7 +11,8 @@ import { specNodes } from "../spec/nodes.js";
 import { parsePlan, writePlan } from "../plan/file.js";
 import { renderHuman } from "../plan/render/human.js";
 import type { Plan } from "../plan/types.js";
-import { applyPlan, hasResumableCheckpoint, lockCluster } from "../executor/apply.js";
+import { applyPlan, hasResumableCheckpoint, lockCluster, observeUnderLocks } from "../executor/apply.js";
+import type { ObservedCluster } from "../observe/types.js";
 import { DEFAULT_EXEC_OPTIONS, type ExecCtx } from "../executor/context.js";
 import { InputError, LockedError } from "../errors.js";
 import type { Access } from "../redis/connect.js";
@@ -158,6 +159,9 @@ export class ApplyCommand extends ClusterCommand {
     // The lock is taken before the plan is shown and written, and held through the apply.
     const unlock = await lockCluster(observed, access, this.lockDir, `apply ${resolve(this.target)}`, { timeoutMs: this.lockTimeoutMs(), onWait: (m) => this.say(m) });
     try {
+      // With nobody to ask, apply's own look at the cluster under the locks runs while the plan is made.
+      const live = this.autoApprove ? observeUnderLocks(observed, access) : undefined;
+      live?.catch(() => undefined); // awaited by applyPlan; unused when there is nothing to apply
       const planFile = join(this.stateDir ? resolve(this.stateDir) : dirname(resolve(this.target)), `${basename(this.target).replace(/\.ya?ml$/, "")}.plan.json`);
       // The last plan of this spec explains keys its moves may have left behind (safety rule 9).
       const history = [...readHistory(this.history ?? []), ...this.lastPlanHistory(planFile)];
@@ -170,13 +174,13 @@ export class ApplyCommand extends ClusterCommand {
       if (this.jsonLog) this.status(saved);
       else this.say(saved);
       // A plan made from a spec just now supersedes any checkpoint of an earlier plan of that spec.
-      return await this.runPlan(plan, planFile, access, exec, true);
+      return await this.runPlan(plan, planFile, access, exec, true, live);
     } finally {
       await unlock();
     }
   }
 
-  private async runPlan(plan: Plan, planFile: string, access: Access, exec: typeof DEFAULT_EXEC_OPTIONS, fresh: boolean): Promise<number> {
+  private async runPlan(plan: Plan, planFile: string, access: Access, exec: typeof DEFAULT_EXEC_OPTIONS, fresh: boolean, live?: Promise<ObservedCluster>): Promise<number> {
     if (plan.steps.length === 0) {
       this.out("No changes. Nothing to apply.\n");
       return 0;
@@ -206,6 +210,7 @@ export class ApplyCommand extends ClusterCommand {
     try {
       const result = await applyPlan(plan, {
         planFile,
+        live,
         stateDir: this.stateDir,
         lockDir: this.lockDir,
         restart: this.restart || fresh,

@@ -37,6 +37,11 @@ const END_STATE_SETTLE_MS = 5000;
 
 export interface ApplyOptions {
   planFile: string;
+  /**
+   * The cluster as observed again under the locks, when the caller started that already (apply SPEC
+   * with --auto-approve: observeUnderLocks, while it planned); else applyPlan observes it.
+   */
+  live?: Promise<ObservedCluster> | undefined;
   stateDir?: string | undefined;
   lockDir?: string | undefined;
   restart: boolean;
@@ -61,8 +66,7 @@ export interface ApplyResult {
 export class ResumeMismatchError extends ShardformError {}
 
 /** The addresses apply reads the cluster through and probes, the same the plan was observed with. */
-function observeTargets(plan: Plan): { seeds: string[]; probe: string[] } {
-  const snap = plan.observed.snapshot;
+function observeTargets(snap: ObservedCluster): { seeds: string[]; probe: string[] } {
   const seeds = snap.nodes.filter((n) => n.reachable).map((n) => n.addr);
   const probe = [...snap.outsiders.map((o) => o.addr), ...(snap.aliases ?? []).map((a) => a.addr)];
   return { seeds: seeds.length ? seeds : probe, probe };
@@ -108,6 +112,15 @@ export async function lockCluster(
     wait.timeoutMs,
     wait.onWait,
   );
+}
+
+/**
+ * Observes the cluster again through the nodes `snapshot` was observed with: what apply compares with
+ * the plan before its first step (a stale plan is refused). Only while the cluster's locks are held
+ * (lockCluster), so that no other apply changes it between this and the first step.
+ */
+export function observeUnderLocks(snapshot: ObservedCluster, access: Access): Promise<ObservedCluster> {
+  return observeCluster({ ...observeTargets(snapshot), access, leases: false });
 }
 
 /** The smallest cluster-node-timeout of the masters (MIGRATE's timeout is kept well under it). */
@@ -171,9 +184,8 @@ export async function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyRe
     }
 
     await waitLock(() => locks.add(nodeIds(plan).map((id) => nodeLockFile(lockDir, id)), what));
-    const targets = observeTargets(plan);
-    const observe = () => observeCluster({ ...targets, access: opts.access, leases: false });
-    const live = await observe();
+    const observe = () => observeUnderLocks(plan.observed.snapshot, opts.access);
+    const live = await (opts.live ?? observe());
     locks.add(nodeIds(plan, live).map((id) => nodeLockFile(lockDir, id)), what);
     const reachable = [...live.nodes.filter((n) => n.reachable).map((n) => n.addr), ...live.outsiders.filter((o) => o.id).map((o) => o.addr)];
     // Before any change: every command the plan needs is permitted on every node apply talks to.
