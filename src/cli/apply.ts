@@ -28,8 +28,8 @@ export class ApplyCommand extends ClusterCommand {
       With a saved PLAN (from \`plan --out\`), carries it out. With a SPEC, plans first, prints the plan and asks for
       confirmation (or --auto-approve; without a terminal and without --auto-approve it refuses).
 
-      Before the first step the cluster is observed again: a plan made against another state is refused as stale, and a
-      plan file edited by hand is refused. Steps run as a graph: every step whose needs are done may start, up to the
+      Before the first step the cluster is observed again, under apply's locks (apply SPEC --auto-approve does it while
+      it plans): a plan made against another state is refused as stale, and a plan file edited by hand is refused. Steps run as a graph: every step whose needs are done may start, up to the
       number set by --parallelism at once. A unit of work is a window of slot moves between one source and one target
       (--window slots whose commands share pipelines; a pair's next window moves keys while the one before is handed
       over), or all ready steps of another kind together (they share one wait for the cluster to agree).
