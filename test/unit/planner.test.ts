@@ -368,6 +368,17 @@ describe("keys left on a node that does not own their slot (safety rule 9)", () 
     const move = steps.find((x) => x.kind === "migrate-slot" && x.slot === 100)!;
     expect(move.needs).toContain(stray.id);
   });
+  it("are moved before the move that takes the holder's last slot (Redis then makes the holder a replica, flushing them); its other moves need not wait", () => {
+    // 7003's shard is removed: its slots go to the two others, and it is forgotten.
+    const s = spec([{ master: A(7001), replicas: [A(7004)] }, { master: A(7002), replicas: [A(7005)] }]);
+    const { steps } = planSteps(s, left(), { history: earlier, allowMassRemoval: true });
+    const stray = steps.find((x) => x.kind === "move-stray-keys")!;
+    const out = steps.filter((x) => x.kind === "migrate-slot" && x.from.addr === A(7003));
+    expect(out.length).toBe(5460);
+    const last = out.filter((x) => x.needs.includes(stray.id));
+    expect(last.map((x) => x.kind === "migrate-slot" && x.slot)).toEqual([5460]);
+    simulate(left(), steps);
+  });
   it("are refused while their slot is open", () => {
     const o = left();
     o.nodes.find((n) => n.addr === A(7001))!.migrating = [{ slot: 100, peerId: idOf(A(7002)) }];
