@@ -104,11 +104,14 @@ export class JournalFile {
   readonly done = new Set<string>();
   readonly inFlight = new Set<string>();
   private readonly idByNumber: Map<number, string>;
+  /** The plan's steps by number, in order: the checkpoint's ranges are read off them (see rangesOf). */
+  private readonly ordered: { n: number; id: string }[];
 
   constructor(file: string, journal: Journal, stepIds: readonly string[]) {
     this.file = file;
     this.journal = journal;
     this.idByNumber = new Map(stepIds.map((id) => [stepNumber(id), id]));
+    this.ordered = [...this.idByNumber].map(([n, id]) => ({ n, id })).sort((a, b) => a.n - b.n);
     for (const n of rangesToNumbers(journal.done)) this.done.add(this.id(n));
     for (const n of rangesToNumbers(journal.inFlight)) this.inFlight.add(this.id(n));
   }
@@ -128,9 +131,31 @@ export class JournalFile {
   private inPlace = 0;
   private readonly writing = new Set<Promise<void>>();
 
+  /**
+   * The numbers of the steps in `set` as ranges (numbersToRanges), read off the plan's steps in order:
+   * written at every unit's start and end, this took a sort of every step done each time.
+   */
+  private rangesOf(set: ReadonlySet<string>): string {
+    if (set.size === 0) return "";
+    const parts: string[] = [];
+    let first = -1;
+    let last = -1;
+    for (const { n, id } of this.ordered) {
+      if (!set.has(id)) continue;
+      if (first >= 0 && n === last + 1) {
+        last = n;
+        continue;
+      }
+      if (first >= 0) parts.push(first === last ? `${first}` : `${first}-${last}`);
+      first = last = n;
+    }
+    if (first >= 0) parts.push(first === last ? `${first}` : `${first}-${last}`);
+    return parts.join(",");
+  }
+
   private text(): string {
-    this.journal.done = numbersToRanges([...this.done].map(stepNumber));
-    this.journal.inFlight = numbersToRanges([...this.inFlight].map(stepNumber));
+    this.journal.done = this.rangesOf(this.done);
+    this.journal.inFlight = this.rangesOf(this.inFlight);
     this.journal.updatedAt = new Date().toISOString();
     return JSON.stringify(this.journal, null, 2) + "\n";
   }

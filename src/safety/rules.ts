@@ -136,20 +136,29 @@ function promotedReplica(node: NodeRef, replicas: ReadonlySet<string>, views: re
  * by the master holding its data. `selves`: each reachable member's own line.
  */
 export function slotClaimants(slot: number, targetId: string, views: readonly NodeEntry[][], selves: ReadonlyMap<string, NodeEntry>): string[] {
-  const ids = new Set<string>();
+  return slotsClaimants([slot], targetId, views, selves).get(slot)!;
+}
+
+/** slotClaimants of each of `slots` (a window's), reading each view's open slots once. */
+export function slotsClaimants(slots: readonly number[], targetId: string, views: readonly NodeEntry[][], selves: ReadonlyMap<string, NodeEntry>): Map<number, string[]> {
+  const ids = new Map<number, Set<string>>(slots.map((s) => [s, new Set<string>()]));
   for (const v of views) {
     for (const e of v) {
-      if (e.role === "master" && ownsSlot(e, slot)) ids.add(e.id);
-      if (e.migrating.some((m) => m.slot === slot)) ids.add(e.id);
-      for (const m of e.importing) if (m.slot === slot) ids.add(m.peerId);
+      if (e.role === "master") for (const [slot, set] of ids) if (ownsSlot(e, slot)) set.add(e.id);
+      for (const m of e.migrating) ids.get(m.slot)?.add(e.id);
+      for (const m of e.importing) ids.get(m.slot)?.add(m.peerId);
     }
   }
-  const out = new Set<string>();
-  for (const id of ids) {
-    const holder = dataHolder(id, selves)?.id ?? id;
-    if (holder !== targetId) out.add(holder);
+  const out = new Map<number, string[]>();
+  for (const [slot, set] of ids) {
+    const holders = new Set<string>();
+    for (const id of set) {
+      const holder = dataHolder(id, selves)?.id ?? id;
+      if (holder !== targetId) holders.add(holder);
+    }
+    out.set(slot, [...holders]);
   }
-  return [...out];
+  return out;
 }
 
 /** A key count for rule 2: a number from a master, or why it cannot be taken as one. */

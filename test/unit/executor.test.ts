@@ -174,6 +174,22 @@ describe("journal", () => {
     expect(readdirSync(dir).filter((n) => n.includes(".tmp-"))).toEqual([]);
   });
 
+  it("writes the steps done and in flight as numbersToRanges would, whatever the order of the plan's ids", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "shardform-journal-"));
+    const f = join(dir, "p.checkpoint.json");
+    const ids = Array.from({ length: 300 }, (_, k) => `${k + 1}-migrate-slot`).reverse();
+    const j = new JournalFile(f, newJournal("sha256:x", join(dir, "p.json")), ids);
+    let seed = 7;
+    const pick = () => ids.filter(() => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) & 3) === 0);
+    const done = pick();
+    const flying = pick().filter((id) => !done.includes(id));
+    await j.begin(done);
+    await j.complete(done);
+    await j.begin(flying);
+    expect(readJournal(f)).toMatchObject({ done: numbersToRanges(done.map((id) => Number.parseInt(id, 10))), inFlight: numbersToRanges(flying.map((id) => Number.parseInt(id, 10))) });
+    expect(numbersToRanges(done.map((id) => Number.parseInt(id, 10)))).toMatch(/,/);
+  });
+
   it("writes step numbers as ranges and reads them back", () => {
     expect(numbersToRanges([5, 1, 2, 3, 9, 10])).toBe("1-3,5,9-10");
     expect(rangesToNumbers("1-3,5,9-10")).toEqual([1, 2, 3, 5, 9, 10]);

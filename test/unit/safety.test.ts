@@ -1,7 +1,7 @@
 /** The safety rules (src/safety/rules.ts) as pure functions over what nodes report. */
 import { describe, expect, it } from "vitest";
 import type { NodeEntry } from "../../src/redis/cluster-nodes.js";
-import { busyKeyWinner, entriesOf, keyCount, pastMoves, shardServer, shardSwaps, slotClaimants, staleCopies, staleCopiesGone, strayOrigin, withRenames, withSwaps } from "../../src/safety/rules.js";
+import { busyKeyWinner, entriesOf, keyCount, pastMoves, shardServer, shardSwaps, slotClaimants, slotsClaimants, staleCopies, staleCopiesGone, strayOrigin, withRenames, withSwaps } from "../../src/safety/rules.js";
 import type { ObservedCluster } from "../../src/observe/types.js";
 import type { Step } from "../../src/plan/types.js";
 
@@ -75,6 +75,20 @@ describe("slotClaimants: whose keys must be counted before a handover (rule 2)",
   it("a replica stands for its master (its keys are its master's copy), and a target's own shard is not counted", () => {
     expect(slotClaimants(5, T, [[e(R, { migrating: [{ slot: 5, peerId: T }] })]], selves)).toEqual([M]);
     expect(slotClaimants(5, M, [[e(R, { migrating: [{ slot: 5, peerId: T }] })]], selves)).toEqual([]);
+  });
+
+  it("for a window's slots at once (slotsClaimants), each slot's the same as alone", () => {
+    const views = [
+      [e(M, { slots: [[0, 99]], migrating: [{ slot: 5, peerId: T }, { slot: 6, peerId: T }] }), e(T, { importing: [{ slot: 5, peerId: M }, { slot: 150, peerId: X }] })],
+      [e(X, { slots: [[100, 200]] }), e(R, { migrating: [{ slot: 150, peerId: T }] })],
+      [e(X, { slots: [[0, 10]] })],
+    ];
+    const slots = [5, 6, 7, 50, 150, 300];
+    const all = slotsClaimants(slots, T, views, selves);
+    expect([...all.keys()]).toEqual(slots);
+    for (const s of slots) expect(all.get(s)!.sort()).toEqual(slotClaimants(s, T, views, selves).sort());
+    expect(all.get(150)!.sort()).toEqual([M, X].sort());
+    expect(all.get(300)).toEqual([]);
   });
 });
 

@@ -29,7 +29,7 @@ import { parseNodeAddr } from "../../redis/node-key.js";
 import { encodeCommands } from "../../redis/raw-pipeline.js";
 import { arrayFrame, commandWithRaw, frameError, frameValue } from "../../redis/raw-lane.js";
 import type { NodeRef, StepOf } from "../../plan/types.js";
-import { busyKeyWinner, keyCount, ownsSlot as owns, shardServer, slotClaimants, type ShardServer } from "../../safety/rules.js";
+import { busyKeyWinner, keyCount, ownsSlot as owns, shardServer, slotsClaimants, type ShardServer } from "../../safety/rules.js";
 import type { ExecCtx } from "../context.js";
 import { failpoint } from "../failpoints.js";
 import { MIGRATES_IN_FLIGHT } from "../latency.js";
@@ -279,13 +279,8 @@ async function keysElsewhere(steps: MigrateStep[], ctx: ExecCtx, src: NodeRef | 
   const read = await ctx.reads.readCluster();
   const views = [...read.views.values()];
   const selves = read.selves;
-  const bySlot = new Map<number, string[]>();
-  const holders = new Set<string>();
-  for (const st of steps) {
-    const ids = slotClaimants(st.slot, dst.id, views, selves);
-    bySlot.set(st.slot, ids);
-    for (const id of ids) holders.add(id);
-  }
+  const bySlot = slotsClaimants(steps.map((st) => st.slot), dst.id, views, selves);
+  const holders = new Set([...bySlot.values()].flat());
   const counts = new Map<string, Map<number, number>>();
   await Promise.all(
     [...holders].map(async (id) => {
