@@ -16,6 +16,7 @@
 import { Worker } from "node:worker_threads";
 import { tlsConnectOptions, type Access } from "../redis/connect.js";
 import { parseNodeAddr, type NodeAddr } from "../redis/node-key.js";
+import { encodeCommands, loginCommands } from "../redis/raw-pipeline.js";
 import type { KeyPacer } from "./pool.js";
 
 /** How keys move at a moment: keys per MIGRATE, MIGRATEs pipelined per source, keys per second (0: no limit). */
@@ -122,15 +123,10 @@ const PROBE_WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
 const net = require("node:net");
 const tls = require("node:tls");
-const { nodes, credentials, tlsOptions, everyMs } = workerData;
+const { nodes, login, ping, tlsOptions, everyMs } = workerData;
 let stopped = false;
 const batch = new Map();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function resp(args) {
-  const parts = [Buffer.from("*" + args.length + "\\r\\n")];
-  for (const a of args) { const b = Buffer.from(String(a)); parts.push(Buffer.from("$" + b.length + "\\r\\n"), b, Buffer.from("\\r\\n")); }
-  return Buffer.concat(parts);
-}
 function open(node) {
   return new Promise((resolve, reject) => {
     const opts = { host: node.host, port: node.port };
@@ -152,12 +148,11 @@ function request(s, data) {
   });
 }
 async function run(node) {
-  const ping = resp(["PING"]);
   while (!stopped) {
     let s;
     try {
       s = await open(node);
-      if (credentials && credentials.password !== undefined) await request(s, resp(credentials.user ? ["AUTH", credentials.user, credentials.password] : ["AUTH", credentials.password]));
+      if (login) await request(s, login);
       while (!stopped) {
         const t0 = performance.now();
         await request(s, ping);
@@ -208,8 +203,10 @@ export class LatencyGovernor {
     // The options apply's own connections use; a function cannot reach the worker: it puts back
     // checkServerIdentity itself when verification is off.
     const { checkServerIdentity: _, ...tlsOptions } = access.tls ? tlsConnectOptions(access.tls) : {};
-    const credentials = access.credentials?.password !== undefined ? { user: access.credentials.user, password: access.credentials.password } : null;
-    this.worker = new Worker(PROBE_WORKER, { eval: true, workerData: { nodes, credentials, tlsOptions: access.tls ? tlsOptions : null, everyMs: PROBE_EVERY_MS } });
+    // The commands as RESP bytes, encoded here as for every raw connection: AUTH (one reply) when there is a password, then PINGs.
+    const login = loginCommands(access.credentials, undefined);
+    const workerData = { nodes, login: login.length > 0 ? encodeCommands(login) : null, ping: encodeCommands([["PING"]]), tlsOptions: access.tls ? tlsOptions : null, everyMs: PROBE_EVERY_MS };
+    this.worker = new Worker(PROBE_WORKER, { eval: true, workerData });
     this.worker.unref();
     this.worker.on("message", (m: Record<string, number[]>) => this.tick(m));
     this.worker.on("error", () => {}); // a probe that fails leaves the pace where it is

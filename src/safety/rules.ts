@@ -131,15 +131,11 @@ function promotedReplica(node: NodeRef, replicas: ReadonlySet<string>, views: re
 }
 
 /**
- * The nodes whose keys of `slot` must be counted before the slot is handed to `targetId` (rule 2):
- * every node that owns it or has it open in any member's view, other than the target, each replaced
- * by the master holding its data. `selves`: each reachable member's own line.
+ * For each of `slots` (a window's), the nodes whose keys of it must be counted before it is handed to
+ * `targetId` (rule 2): every node that owns it or has it open in any member's view, other than the
+ * target, each replaced by the master holding its data. `selves`: each reachable member's own line.
+ * Each view's open slots are read once for the whole window.
  */
-export function slotClaimants(slot: number, targetId: string, views: readonly NodeEntry[][], selves: ReadonlyMap<string, NodeEntry>): string[] {
-  return slotsClaimants([slot], targetId, views, selves).get(slot)!;
-}
-
-/** slotClaimants of each of `slots` (a window's), reading each view's open slots once. */
 export function slotsClaimants(slots: readonly number[], targetId: string, views: readonly NodeEntry[][], selves: ReadonlyMap<string, NodeEntry>): Map<number, string[]> {
   const ids = new Map<number, Set<string>>(slots.map((s) => [s, new Set<string>()]));
   for (const v of views) {

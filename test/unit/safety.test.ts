@@ -1,7 +1,7 @@
 /** The safety rules (src/safety/rules.ts) as pure functions over what nodes report. */
 import { describe, expect, it } from "vitest";
 import type { NodeEntry } from "../../src/redis/cluster-nodes.js";
-import { busyKeyWinner, entriesOf, keyCount, pastMoves, shardServer, shardSwaps, slotClaimants, slotsClaimants, staleCopies, staleCopiesGone, strayOrigin, withRenames, withSwaps } from "../../src/safety/rules.js";
+import { busyKeyWinner, entriesOf, keyCount, pastMoves, shardServer, shardSwaps, slotsClaimants, staleCopies, staleCopiesGone, strayOrigin, withRenames, withSwaps } from "../../src/safety/rules.js";
 import type { ObservedCluster } from "../../src/observe/types.js";
 import type { Step } from "../../src/plan/types.js";
 
@@ -55,7 +55,8 @@ describe("shardServer: who serves a shard's data now (rule 3)", () => {
   });
 });
 
-describe("slotClaimants: whose keys must be counted before a handover (rule 2)", () => {
+describe("slotsClaimants: whose keys must be counted before a handover (rule 2)", () => {
+  const slotClaimants = (slot: number, target: string, views: NodeEntry[][], selves: ReadonlyMap<string, NodeEntry>): string[] => slotsClaimants([slot], target, views, selves).get(slot)!;
   const selves = new Map([
     [M, e(M, { slots: [[0, 99]] })],
     [R, e(R, { role: "replica", masterId: M })],
@@ -77,7 +78,7 @@ describe("slotClaimants: whose keys must be counted before a handover (rule 2)",
     expect(slotClaimants(5, M, [[e(R, { migrating: [{ slot: 5, peerId: T }] })]], selves)).toEqual([]);
   });
 
-  it("for a window's slots at once (slotsClaimants), each slot's the same as alone", () => {
+  it("for a window's slots at once, each slot's the same as alone", () => {
     const views = [
       [e(M, { slots: [[0, 99]], migrating: [{ slot: 5, peerId: T }, { slot: 6, peerId: T }] }), e(T, { importing: [{ slot: 5, peerId: M }, { slot: 150, peerId: X }] })],
       [e(X, { slots: [[100, 200]] }), e(R, { migrating: [{ slot: 150, peerId: T }] })],
